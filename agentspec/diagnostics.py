@@ -1,0 +1,218 @@
+"""Diagnostics and their renderers: a Diagnostic list in, human text, JSON or SARIF 2.1.0 out.
+
+A diagnostic is code + message + labelled span + help, in the style of STYLE.md point 6:
+messages start lowercase, have no final period and put user names in backticks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from agentspec import __version__
+from agentspec.codes import CODES
+from agentspec.model import Span
+
+Severity = Literal["error", "warning"]
+
+
+class Diagnostic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    message: str
+    span: Span
+    label: str = ""
+    help: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def error(code: str, span: Span, message: str, label: str = "", help: str | None = None) -> Diagnostic:
+    return Diagnostic(code=code, severity="error", message=message, span=span, label=label, help=help)
+
+
+def warning(
+    code: str, span: Span, message: str, label: str = "", help: str | None = None, notes: Iterable[str] = ()
+) -> Diagnostic:
+    return Diagnostic(
+        code=code, severity="warning", message=message, span=span, label=label, help=help, notes=tuple(notes)
+    )
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """The help line for a misspelled name, or None when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def sort_key(d: Diagnostic) -> tuple[str, int, int, str]:
+    return (d.span.file, d.span.start, d.span.end, d.code)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diagnostics)
+
+
+# ───────────────────────────── human ─────────────────────────────
+
+
+def render_human(diagnostics: Iterable[Diagnostic], sources: Mapping[str, str], color: bool = False) -> str:
+    """Render diagnostics like rustc/Cedar: header, location arrow, source line, caret, help.
+
+    `sources` maps a file path to its text, for the snippet; a missing file renders without one.
+    With `color`, rich styles the output for a terminal; otherwise it is plain text.
+    """
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        width=10_000,
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+        markup=False,
+    )
+    diagnostics = sorted(diagnostics, key=sort_key)
+    with console.capture() as capture:
+        for i, d in enumerate(diagnostics):
+            if i:
+                console.print()
+            console.print(_render_one(d, sources.get(d.span.file), Text))
+    return capture.get()
+
+
+def _render_one(d: Diagnostic, source: str | None, Text: type) -> object:
+    level_style = "bold red" if d.severity == "error" else "bold yellow"
+    out = Text()
+    out.append(f"{d.severity}[{d.code}]", style=level_style)
+    out.append(f": {d.message}\n", style="bold")
+    lines = source.splitlines() if source is not None else []
+    line_no = d.span.line
+    gutter = " " * len(str(line_no))
+    out.append(f"{gutter}--> ", style="bold blue")
+    out.append(f"{d.span.file}:{d.span.line}:{d.span.column}\n")
+    if 0 < line_no <= len(lines):
+        text = lines[line_no - 1].replace("\t", " ")
+        start = d.span.column - 1
+        if d.span.end_line == line_no:
+            width = max(1, d.span.end_column - d.span.column)
+        else:
+            width = max(1, len(text) - start)
+        out.append(f"{gutter} |\n", style="bold blue")
+        out.append(f"{line_no} | ", style="bold blue")
+        out.append(f"{text}\n")
+        out.append(f"{gutter} | ", style="bold blue")
+        out.append(" " * start + "^" * width, style=level_style)
+        if d.label:
+            out.append(f" {d.label}", style=level_style)
+        out.append("\n")
+    for note in d.notes:
+        out.append(f"{gutter} = ", style="bold blue")
+        out.append(f"note: {note}\n")
+    if d.help:
+        out.append(f"{gutter} = ", style="bold blue")
+        out.append(f"help: {d.help}\n")
+    out.rstrip()
+    return out
+
+
+def summary(diagnostics: list[Diagnostic], files: int) -> str:
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    if not diagnostics:
+        return f"checked {files} file{'s' if files != 1 else ''}: no problems"
+    parts = []
+    if errors:
+        parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    if warnings:
+        parts.append(f"{warnings} warning{'s' if warnings != 1 else ''}")
+    return f"checked {files} file{'s' if files != 1 else ''}: " + ", ".join(parts)
+
+
+# ───────────────────────────── machine formats ─────────────────────────────
+
+
+def to_json(diagnostics: Iterable[Diagnostic]) -> str:
+    items = [
+        {
+            "code": d.code,
+            "severity": d.severity,
+            "message": d.message,
+            "file": d.span.file,
+            "line": d.span.line,
+            "column": d.span.column,
+            "end_line": d.span.end_line,
+            "end_column": d.span.end_column,
+            "label": d.label,
+            "help": d.help,
+            "notes": list(d.notes),
+        }
+        for d in sorted(diagnostics, key=sort_key)
+    ]
+    return json.dumps({"diagnostics": items}, indent=2, ensure_ascii=False)
+
+
+def to_sarif(diagnostics: Iterable[Diagnostic]) -> str:
+    """SARIF 2.1.0, the format code-review tools read to show findings inline."""
+    diagnostics = sorted(diagnostics, key=sort_key)
+    used = sorted({d.code for d in diagnostics})
+    rules = [
+        {
+            "id": code,
+            "name": CODES[code].title if code in CODES else code,
+            "shortDescription": {"text": CODES[code].title if code in CODES else code},
+            "fullDescription": {"text": CODES[code].explanation if code in CODES else code},
+            "helpUri": f"https://agentspec.dev/docs/diagnostics#{code.lower()}",
+        }
+        for code in used
+    ]
+    results = []
+    for d in diagnostics:
+        text = d.message + (f"\nhelp: {d.help}" if d.help else "")
+        results.append(
+            {
+                "ruleId": d.code,
+                "ruleIndex": used.index(d.code),
+                "level": d.severity,
+                "message": {"text": text},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": d.span.file},
+                            "region": {
+                                "startLine": d.span.line,
+                                "startColumn": d.span.column,
+                                "endLine": d.span.end_line,
+                                "endColumn": d.span.end_column,
+                            },
+                        }
+                    }
+                ],
+            }
+        )
+    log = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "agentspec",
+                        "version": __version__,
+                        "informationUri": "https://agentspec.dev",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False)

@@ -1,0 +1,382 @@
+"""The syntax model: what `parse` produces from a spec file, before any name is resolved.
+
+Every node is a frozen pydantic model carrying the `Span` it came from, so a check that
+runs late can still point at the source. Blocks (tiers, tools, workflows, steps, SLOs)
+keep their clauses in source order: the formatter prints them back in that order, and
+the checker reads them through the convenience properties below.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+RiskLevel = Literal["low", "medium", "high"]
+RISK_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
+QuantityKind = Literal["duration", "percent", "money", "size", "number"]
+
+
+class Span(BaseModel):
+    """A region of one source file: 1-based lines and columns, 0-based offsets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    span: Span
+
+
+class Name(Node):
+    """An identifier, at the place it is written (a declaration or a reference)."""
+
+    value: str
+
+
+class Str(Node):
+    """A string literal, already unescaped."""
+
+    value: str
+
+
+class Quantity(Node):
+    """A number with its unit. `value` is normalised: ms, percent, dollars, bytes."""
+
+    kind: QuantityKind
+    value: float
+    text: str
+
+
+class Word(Node):
+    """A keyword chosen from a fixed set (a risk level, a policy mode, an HTTP method...)."""
+
+    value: str
+
+
+# ───────────────────────────── agent header ─────────────────────────────
+
+
+class Import(Node):
+    path: Str
+
+
+class Owner(Node):
+    value: Str
+
+
+class Auth(Node):
+    tokens_secret: Name
+    admin_secret: Name | None = None
+
+
+class Tenant(Node):
+    header: Str
+
+
+class Store(Node):
+    kind: Word
+    name: Name
+
+
+# ───────────────────────────── model tiers ─────────────────────────────
+
+
+class Primary(Node):
+    model: Str
+
+
+class Fallback(Node):
+    models: tuple[Str, ...]
+
+
+class Price(Node):
+    input: Quantity
+    output: Quantity
+
+
+class Clears(Node):
+    risk: Word
+
+
+class Timeout(Node):
+    duration: Quantity
+
+
+TierClause = Primary | Fallback | Price | Timeout | Clears
+
+C = TypeVar("C")
+
+
+class Block(Node):
+    """A declaration whose body is a list of clauses; helpers find clauses by type."""
+
+    def clauses_of(self, kind: type[C]) -> list[C]:
+        return [c for c in getattr(self, "clauses") if isinstance(c, kind)]
+
+    def first(self, kind: type[C]) -> C | None:
+        found = self.clauses_of(kind)
+        return found[0] if found else None
+
+
+class Tier(Block):
+    name: Name
+    clauses: tuple[TierClause, ...]
+
+
+# ───────────────────────────── identities ─────────────────────────────
+
+
+class Identity(Node):
+    name: Name
+    secrets: tuple[Name, ...]
+
+
+# ───────────────────────────── tools ─────────────────────────────
+
+
+class Field(Node):
+    name: Name
+    optional: bool
+    type: Word
+
+
+class Endpoint(Node):
+    method: Word
+    url: Str
+
+
+class Risk(Node):
+    level: Word
+
+
+class ReadOnly(Node):
+    pass
+
+
+class Idempotency(Node):
+    key: Str
+
+
+class Compensate(Node):
+    tool: Name
+
+
+class RunAs(Node):
+    identity: Name
+
+
+class Args(Node):
+    fields: tuple[Field, ...]
+
+
+class Returns(Node):
+    fields: tuple[Field, ...]
+
+
+class Header(Node):
+    name: Str
+    value: Str
+
+
+class Headers(Node):
+    headers: tuple[Header, ...]
+
+
+class MaxResponse(Node):
+    size: Quantity
+
+
+ToolClause = (
+    Endpoint | Risk | ReadOnly | Idempotency | Timeout | Compensate | RunAs | Args | Returns | Headers | MaxResponse
+)
+
+
+class Tool(Block):
+    name: Name
+    clauses: tuple[ToolClause, ...]
+
+
+# ───────────────────────────── workflows ─────────────────────────────
+
+
+class Route(Node):
+    risk: Word
+    tier: Name
+
+
+class ToolsAllow(Node):
+    tools: tuple[Name, ...]
+
+
+class OutboundAllow(Node):
+    hosts: tuple[Str, ...]
+
+
+class Policy(Node):
+    mode: Word
+
+
+class Affinity(Node):
+    header: Str
+    ttl: Quantity | None = None
+
+
+class Checkpoint(Node):
+    every: Quantity
+    tier: Name
+    store: Name | None = None
+
+
+class PiiMask(Node):
+    classes: tuple[Name, ...]
+
+
+class PiiPattern(Node):
+    name: Name
+    regex: Str
+
+
+class StepArg(Node):
+    name: Name
+    template: Str
+
+
+class Call(Node):
+    tool: Name
+    args: tuple[StepArg, ...] | None = None
+
+
+class Infer(Node):
+    tier: Name
+    prompt: Str
+
+
+class Sleep(Node):
+    duration: Quantity
+
+
+class WaitEvent(Node):
+    event: Str
+
+
+class Retry(Node):
+    count: Quantity
+
+
+class Backoff(Node):
+    strategy: Word
+    delay: Quantity | None = None
+
+
+StepAction = Call | Infer | Sleep | WaitEvent
+StepOption = Retry | Backoff | Timeout
+
+
+class Step(Block):
+    name: Name
+    action: StepAction
+    clauses: tuple[StepOption, ...]
+
+
+class Latency(Node):
+    percentile: Word
+    comparator: Word
+    bound: Quantity
+
+
+class Ttft(Node):
+    percentile: Word
+    comparator: Word
+    bound: Quantity
+
+
+class Success(Node):
+    comparator: Word
+    bound: Quantity
+
+
+class Cost(Node):
+    comparator: Word
+    bound: Quantity
+
+
+class CacheHit(Node):
+    comparator: Word
+    bound: Quantity
+    alert_drop: Quantity | None = None
+
+
+class Denied(Node):
+    comparator: Word
+    bound: Quantity
+
+
+class Tokens(Node):
+    input: Quantity
+    output: Quantity
+
+
+class Webhook(Node):
+    url: Str
+
+
+SloClause = Latency | Ttft | Success | Cost | CacheHit | Denied | Tokens | Webhook
+
+
+class Slo(Block):
+    clauses: tuple[SloClause, ...]
+
+
+WorkflowClause = (
+    Route | ToolsAllow | OutboundAllow | Policy | Affinity | Checkpoint | PiiMask | PiiPattern | Step | Slo
+)
+
+
+class Workflow(Block):
+    name: Name
+    klass: Name
+    clauses: tuple[WorkflowClause, ...]
+
+
+# ───────────────────────────── files ─────────────────────────────
+
+AgentItem = Owner | Auth | Tenant | Store | Tier | Identity | Tool | Workflow
+LibraryItem = Tier | Identity | Tool
+
+
+class Agent(Node):
+    name: Name
+    version: Quantity
+    items: tuple[AgentItem, ...]
+
+    def of(self, kind: type[C]) -> list[C]:
+        return [i for i in self.items if isinstance(i, kind)]
+
+
+class Library(Node):
+    name: Name
+    items: tuple[LibraryItem, ...]
+
+    def of(self, kind: type[C]) -> list[C]:
+        return [i for i in self.items if isinstance(i, kind)]
+
+
+class SpecFile(Node):
+    """One parsed `.agent` file: its imports and either an agent or a library."""
+
+    path: str
+    imports: tuple[Import, ...]
+    body: Agent | Library

@@ -1,0 +1,138 @@
+// PII masking before anything is persisted: text (or a JSON value) and a workflow's `pii` rules in,
+// the same text with each email, phone number, payment card and custom-pattern match replaced by
+// `[email]`, `[phone]`, `[card]` or `[<pattern name>]` out.
+
+import { PolicyError } from "./errors";
+
+export interface PiiRules {
+  /** Built-in classes to mask: any of "email", "phone", "card". */
+  classes: readonly string[];
+  /** Custom classes: name -> regular expression source (the subset JavaScript and Python agree on). */
+  patterns: Readonly<Record<string, string>>;
+}
+
+export const BUILTIN_CLASSES = ["email", "phone", "card"] as const;
+
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}/g;
+
+// A run of 13+ digits, optionally separated by single spaces or dashes; which part of it is a card is
+// decided afterwards (Luhn), so "order 12 4111 1111 1111 1111" still finds the card.
+const CARD_RUN = /(?<!\d)\d(?:[ -]?\d){12,}(?!\d)/g;
+
+// International (+CC ...) or national numbers with at least one separator or parentheses;
+// 7 to 15 digits (E.164's maximum) is checked afterwards. Never part of a longer digit run.
+const PHONE = new RegExp(
+  String.raw`(?<![\w+])(?:` +
+    String.raw`\+\d{1,4}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,4}){1,6}` +
+    String.raw`|(?:\(\d{2,5}\)[ .-]?|\d{2,5}[ .-])\d{2,4}(?:[ .-]\d{2,4}){0,3}` +
+    String.raw`)(?![\w]|[ .-]\d)`,
+  "g",
+);
+
+const NOT_A_PHONE = [
+  /^\d{4}[-./]\d{1,2}[-./]\d{1,2}$/, // ISO-ish dates
+  /^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$/, // dd/mm/yyyy, mm-dd-yy
+  /^\d{1,3}(?:\.\d{1,3}){3}$/, // IPv4 addresses
+];
+
+/** Luhn checksum over a string of digits. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return digits.length > 0 && sum % 10 === 0;
+}
+
+/** Mask the longest Luhn-valid 13-19 digit span (on group boundaries) inside a digit run; repeat on the rest. */
+function maskCardsInRun(run: string): string {
+  const groups = run.split(/([ -])/); // digits, sep, digits, ...
+  const digitGroups: number[] = [];
+  for (let i = 0; i < groups.length; i += 2) digitGroups.push(i);
+  let best: { from: number; to: number; len: number } | null = null;
+  for (let a = 0; a < digitGroups.length; a++) {
+    let digits = "";
+    for (let b = a; b < digitGroups.length; b++) {
+      digits += groups[digitGroups[b]!]!;
+      if (digits.length > 19) break;
+      if (digits.length >= 13 && luhnValid(digits) && (best === null || digits.length > best.len)) {
+        best = { from: digitGroups[a]!, to: digitGroups[b]!, len: digits.length };
+      }
+    }
+  }
+  if (best === null) return run;
+  // Text around the card keeps its separators and may hold another card (two cards in one run).
+  const before = groups.slice(0, best.from).join("");
+  const after = groups.slice(best.to + 1).join("");
+  const lead = before.endsWith(" ") || before.endsWith("-") ? before.slice(-1) : "";
+  const trail = after.startsWith(" ") || after.startsWith("-") ? after.slice(0, 1) : "";
+  const head = before.slice(0, before.length - lead.length);
+  const tail = after.slice(trail.length);
+  return (head === "" ? "" : maskCardsInRun(head)) + lead + "[card]" + trail + (tail === "" ? "" : maskCardsInRun(tail));
+}
+
+function maskPhones(text: string): string {
+  return text.replace(PHONE, (m) => {
+    const digits = m.replace(/\D/g, "").length;
+    if (digits < 7 || digits > 15) return m;
+    if (NOT_A_PHONE.some((re) => re.test(m))) return m;
+    return "[phone]";
+  });
+}
+
+const patternCache = new Map<string, RegExp>();
+
+function customPattern(name: string, source: string): RegExp {
+  let re = patternCache.get(source);
+  if (re === undefined) {
+    try {
+      re = new RegExp(source, "g");
+    } catch (e) {
+      throw new PolicyError(`pii pattern \`${name}\` is not a valid regular expression: ${String(e)}`);
+    }
+    if (re.test("")) throw new PolicyError(`pii pattern \`${name}\` matches the empty string`);
+    patternCache.set(source, re);
+  }
+  re.lastIndex = 0;
+  return re;
+}
+
+/**
+ * Mask PII in `text`. Custom patterns run first (they are the most specific), then email, card, phone.
+ * Unknown class names throw PolicyError rather than silently masking less than the spec asked for.
+ */
+export function maskPII(text: string, rules: PiiRules): string {
+  for (const c of rules.classes) {
+    if (!(BUILTIN_CLASSES as readonly string[]).includes(c)) throw new PolicyError(`unknown pii class \`${c}\``);
+  }
+  let out = text;
+  for (const [name, source] of Object.entries(rules.patterns)) {
+    out = out.replace(customPattern(name, source), `[${name}]`);
+  }
+  if (rules.classes.includes("email")) out = out.replace(EMAIL, "[email]");
+  if (rules.classes.includes("card")) out = out.replace(CARD_RUN, (run) => maskCardsInRun(run));
+  if (rules.classes.includes("phone")) out = maskPhones(out);
+  return out;
+}
+
+/** maskPII applied to every string inside a JSON value (object keys are left alone); returns a new value. */
+export function maskDeep<T>(value: T, rules: PiiRules): T {
+  const walk = (v: unknown): unknown => {
+    if (typeof v === "string") return maskPII(v, rules);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === "object") {
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) out[k] = walk(x);
+      return out;
+    }
+    return v;
+  };
+  return walk(value) as T;
+}
