@@ -124,7 +124,7 @@ class Block(Node):
     """A declaration whose body is a list of clauses; helpers find clauses by type."""
 
     def clauses_of(self, kind: type[C]) -> list[C]:
-        return [c for c in getattr(self, "clauses") if isinstance(c, kind)]
+        return [c for c in self.clauses if isinstance(c, kind)]
 
     def first(self, kind: type[C]) -> C | None:
         found = self.clauses_of(kind)
@@ -340,9 +340,7 @@ class Slo(Block):
     clauses: tuple[SloClause, ...]
 
 
-WorkflowClause = (
-    Route | ToolsAllow | OutboundAllow | Policy | Affinity | Checkpoint | PiiMask | PiiPattern | Step | Slo
-)
+WorkflowClause = Route | ToolsAllow | OutboundAllow | Policy | Affinity | Checkpoint | PiiMask | PiiPattern | Step | Slo
 
 
 class Workflow(Block):
@@ -380,3 +378,120 @@ class SpecFile(Node):
     path: str
     imports: tuple[Import, ...]
     body: Agent | Library
+
+
+# ───────────────────────────── the resolved model ─────────────────────────────
+# What `check` returns when a spec is valid: every reference resolved, every default
+# applied, every quantity in its base unit. No spans: two specs that mean the same
+# thing resolve to equal models, which is how the formatter proves it kept the meaning.
+
+
+class Resolved(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RTier(Resolved):
+    name: str
+    models: tuple[str, ...]
+    timeout_ms: int
+    clearance: RiskLevel
+    price_in: float | None
+    price_out: float | None
+
+
+class RField(Resolved):
+    name: str
+    type: str
+    optional: bool
+
+
+class RTool(Resolved):
+    name: str
+    method: str
+    url: str
+    host: str
+    risk: RiskLevel
+    read_only: bool
+    idempotency_key: str | None
+    timeout_ms: int
+    identity: str | None
+    secrets: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+    compensate: str | None
+    args: tuple[RField, ...]
+    returns: tuple[RField, ...] | None
+    max_response_bytes: int
+
+
+class RStep(Resolved):
+    name: str
+    kind: Literal["call", "infer", "sleep", "wait"]
+    tool: str | None = None
+    args: tuple[tuple[str, str], ...] | None = None
+    tier: str | None = None
+    prompt: str | None = None
+    event: str | None = None
+    duration_ms: int | None = None
+    retries: int
+    backoff: Literal["constant", "linear", "exponential"]
+    delay_ms: int
+    timeout_ms: int
+
+
+class RSlo(Resolved):
+    latency_percentile: str | None = None
+    latency_ms: int | None = None
+    ttft_percentile: str | None = None
+    ttft_ms: int | None = None
+    success_pct: float | None = None
+    cost_usd: float | None = None
+    cache_hit_pct: float | None = None
+    cache_drop_pct: float | None = None
+    denied_pct: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    webhook: str | None = None
+
+
+class RWorkflow(Resolved):
+    name: str
+    klass: str
+    mode: Literal["enforce", "shadow"]
+    routes: tuple[tuple[RiskLevel, str], ...]
+    turn_risk: RiskLevel
+    turn_tier: str
+    tools: tuple[str, ...]
+    outbound: tuple[str, ...]
+    affinity_header: str
+    ttl_ms: int
+    checkpoint_every: int | None
+    checkpoint_tier: str | None
+    checkpoint_store: str | None
+    pii_classes: tuple[str, ...]
+    pii_patterns: tuple[tuple[str, str], ...]
+    steps: tuple[RStep, ...]
+    slo: RSlo
+
+
+class RSpec(Resolved):
+    """A checked agent (or library): the input of policy tables and code generation."""
+
+    kind: Literal["agent", "library"]
+    name: str
+    version: int | None
+    owner: str | None
+    tokens_secret: str | None
+    admin_secret: str | None
+    tenant_header: str | None
+    stores: tuple[tuple[str, Literal["kv", "r2"]], ...]
+    tiers: tuple[RTier, ...]
+    identities: tuple[tuple[str, tuple[str, ...]], ...]
+    tools: tuple[RTool, ...]
+    workflows: tuple[RWorkflow, ...]
+    files: tuple[str, ...]
+
+    def tool(self, name: str) -> RTool:
+        return next(t for t in self.tools if t.name == name)
+
+    def tier(self, name: str) -> RTier:
+        return next(t for t in self.tiers if t.name == name)

@@ -298,16 +298,16 @@ class ToModel(Transformer):
     @v_args(meta=True)
     def field(self, meta, children):
         name, optional, kind = children
-        return m.Field(span=self._span(meta), name=self._name(name), optional=optional is not None, type=self._word(kind))
+        return m.Field(
+            span=self._span(meta), name=self._name(name), optional=optional is not None, type=self._word(kind)
+        )
 
     # workflows --------------------------------------------------------------
 
     @v_args(meta=True)
     def workflow(self, meta, children):
         name, klass, *clauses = children
-        return m.Workflow(
-            span=self._span(meta), name=self._name(name), klass=self._name(klass), clauses=tuple(clauses)
-        )
+        return m.Workflow(span=self._span(meta), name=self._name(name), klass=self._name(klass), clauses=tuple(clauses))
 
     @v_args(meta=True)
     def route(self, meta, children):
@@ -468,7 +468,7 @@ class ToModel(Transformer):
 # How a terminal reads in a message. Keywords read as themselves, in backticks.
 _PHRASES = {
     "NAME": "a name",
-    "STRING": 'a string in double quotes',
+    "STRING": "a string in double quotes",
     "RISK": "a risk level (`low`, `medium` or `high`)",
     "HTTP_METHOD": "an HTTP method (`GET`, `POST`, `PUT`, `PATCH` or `DELETE`)",
     "STORE_KIND": "a store kind (`kv` or `r2`)",
@@ -485,8 +485,10 @@ _VALUE_TERMINALS = {"DURATION", "PERCENT", "MONEY", "SIZE", "NUMBER"}
 # Which kind of value the keyword just before it asks for, to say "expected a duration
 # such as `30s`" rather than listing five token kinds.
 _VALUE_AFTER = [
-    (re.compile(r"\b(timeout|ttl|sleep|backoff\s+\w+|latency\s+p[\d.]+\s*[<>]=?|ttft\s+p[\d.]+\s*[<>]=?)\s*$"),
-     "a duration such as `30s`"),
+    (
+        re.compile(r"\b(timeout|ttl|sleep|backoff\s+\w+|latency\s+p[\d.]+\s*[<>]=?|ttft\s+p[\d.]+\s*[<>]=?)\s*$"),
+        "a duration such as `30s`",
+    ),
     (re.compile(r"\b(success\s*[<>]=?|hit\s*[<>]=?|drop|denied\s*[<>]=?)\s*$"), "a percentage such as `99.5%`"),
     (re.compile(r"\btask\s*[<>]=?\s*$"), "an amount of money such as `$0.02`"),
     (re.compile(r"\bresponse\s*$"), "a size such as `512KiB`"),
@@ -521,7 +523,7 @@ def _describe_expected(expected: set[str], before: str) -> str:
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END" or isinstance(exc, UnexpectedEOF):
+    if (isinstance(exc, UnexpectedToken) and exc.token.type == "$END") or isinstance(exc, UnexpectedEOF):
         pos = len(text)
         line = text.count("\n") + 1
         column = pos - (text.rfind("\n") + 1) + 1
@@ -566,7 +568,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     rest = text[pos:].split("\n", 1)[0]
     if char == '"':
         length = len(rest)
-        message, label, help = "unterminated string", "string starts here", "close the string with `\"` on the same line"
+        message, label, help = "unterminated string", "string starts here", 'close the string with `"` on the same line'
     elif char.isdigit() or char in "-$":
         token = re.match(r"[-$]?[0-9.]+[A-Za-z_%]*", rest)
         word = token.group() if token else char

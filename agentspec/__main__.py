@@ -1,0 +1,5 @@
+"""`python -m agentspec` runs the CLI."""
+
+from agentspec.cli import run
+
+run()

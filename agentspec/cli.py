@@ -1,0 +1,154 @@
+"""The `agentspec` command line: argv in, an exit code out, over the library's stages.
+
+    agentspec check FILE... [--format human|json|sarif]   0 clean (warnings allowed), 1 errors, 2 usage
+    agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
+    agentspec explain CODE                                the long explanation of a diagnostic code
+
+Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
+a clean `check` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from agentspec import __version__
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"agentspec: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="agentspec", description="Compile and check agentspec agent specs.")
+    parser.add_argument("--version", action="version", version=f"agentspec {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    check = commands.add_parser("check", help="check spec files and report every problem")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--format", choices=["human", "json", "sarif"], default="human")
+    check.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+    fmt = commands.add_parser("fmt", help="format spec files canonically, keeping comments")
+    fmt.add_argument("files", nargs="+", metavar="FILE")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
+
+    explain = commands.add_parser("explain", help="explain a diagnostic code")
+    explain.add_argument("code", metavar="CODE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help/--version (0) and usage errors (2)
+        return int(exc.code or 0)
+    if args.command == "check":
+        return _check(args.files, args.format, args.color)
+    if args.command == "fmt":
+        return _fmt(args.files, args.check)
+    if args.command == "explain":
+        return _explain(args.code)
+    return EXIT_USAGE  # pragma: no cover - argparse requires a command
+
+
+def _use_color(choice: str, stream) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def _check(files: list[str], fmt: str, color: str) -> int:
+    from agentspec.check import check
+    from agentspec.diagnostics import has_errors, summary, to_json, to_sarif
+    from agentspec.load import load
+
+    diagnostics = []
+    sources: dict[str, str] = {}
+    for path in files:
+        loaded = load(path)
+        sources.update(loaded.sources)
+        diagnostics.extend(check(loaded).diagnostics)
+    diagnostics = list(dict.fromkeys(diagnostics))  # a library imported twice reports once
+    if fmt == "json":
+        print(to_json(diagnostics))
+    elif fmt == "sarif":
+        print(to_sarif(diagnostics))
+    else:
+        if diagnostics:
+            from agentspec.diagnostics import render_human
+
+            sys.stdout.write(render_human(diagnostics, sources, color=_use_color(color, sys.stdout)))
+            print()
+        print(summary(diagnostics, len(files)))
+    return EXIT_ERRORS if has_errors(diagnostics) else EXIT_OK
+
+
+def _fmt(files: list[str], check_only: bool) -> int:
+    from agentspec.diagnostics import render_human
+    from agentspec.fmt import format_text
+    from agentspec.load import read_text
+    from agentspec.parse import parse
+
+    status = EXIT_OK
+    for path in files:
+        text, problem = read_text(path)
+        if problem is not None or text is None:
+            sys.stderr.write(render_human([problem], {}) if problem else "")
+            status = EXIT_ERRORS
+            continue
+        formatted = format_text(text, path)
+        if formatted is None:
+            sys.stderr.write(render_human(parse(text, path).diagnostics, {path: text}))
+            status = EXIT_ERRORS
+            continue
+        if formatted == text:
+            continue
+        if check_only:
+            print(f"would reformat {path}")
+            status = EXIT_ERRORS
+        else:
+            tmp = f"{path}.agentspec-fmt.tmp"
+            with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+                out.write(formatted)
+            os.replace(tmp, path)  # atomic: an interrupted fmt never leaves half a file
+            print(f"formatted {path}")
+    return status
+
+
+def _explain(code: str) -> int:
+    from agentspec.codes import CODES
+    from agentspec.diagnostics import did_you_mean
+
+    entry = CODES.get(code.upper())
+    if entry is None:
+        hint = did_you_mean(code.upper(), CODES)
+        sys.stderr.write(f"agentspec: unknown diagnostic code `{code}`" + (f"; {hint}" if hint else "") + "\n")
+        return EXIT_USAGE
+    print(f"{entry.code}: {entry.title}\n\n{entry.explanation}")
+    return EXIT_OK
+
+
+def run() -> None:
+    """Console-script entry point."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = EXIT_OK
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()
