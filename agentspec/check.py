@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from agentspec import model as m
@@ -96,7 +97,7 @@ class _Checker:
 
     # quantities --------------------------------------------------------------
 
-    _EXAMPLES = {
+    _EXAMPLES: ClassVar[dict[str, str]] = {
         "duration": "a duration such as `30s`",
         "percent": "a percentage such as `99.5%`",
         "money": "an amount of money such as `$0.02`",

@@ -3,6 +3,7 @@
     agentspec check FILE... [--format human|json|sarif]   0 clean (warnings allowed), 1 errors, 2 usage
     agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
     agentspec explain CODE                                the long explanation of a diagnostic code
+    agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     fmt.add_argument("files", nargs="+", metavar="FILE")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
 
+    compile_ = commands.add_parser("compile", help="compile a spec into a Cloudflare Workers project")
+    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    compile_.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR agentspec did not create")
+    compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
     explain = commands.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code", metavar="CODE")
     return parser
@@ -57,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fmt(args.files, args.check)
     if args.command == "explain":
         return _explain(args.code)
+    if args.command == "compile":
+        return _compile(args.spec, args.out, args.force, args.color)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
@@ -124,6 +133,46 @@ def _fmt(files: list[str], check_only: bool) -> int:
             os.replace(tmp, path)  # atomic: an interrupted fmt never leaves half a file
             print(f"formatted {path}")
     return status
+
+
+def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
+    from agentspec.check import check
+    from agentspec.diagnostics import has_errors, render_human, summary
+    from agentspec.emit import OutputRefused, emit, write
+    from agentspec.load import load
+
+    loaded = load(spec_path)
+    result = check(loaded)
+    if result.diagnostics:
+        sys.stderr.write(render_human(result.diagnostics, loaded.sources, color=_use_color(color, sys.stderr)))
+        sys.stderr.write("\n")
+    if has_errors(result.diagnostics) or result.spec is None:
+        sys.stderr.write(summary(result.diagnostics, 1) + "; nothing written\n")
+        return EXIT_ERRORS
+    if result.spec.kind != "agent":
+        sys.stderr.write(f"agentspec: `{spec_path}` is a library; compile the agent that imports it\n")
+        return EXIT_ERRORS
+    files = emit(result.spec)
+    try:
+        write(files, outdir, force=force)
+    except OutputRefused as exc:
+        sys.stderr.write(f"agentspec: refused: {exc}\n")
+        return EXIT_ERRORS
+    except OSError as exc:
+        sys.stderr.write(f"agentspec: cannot write `{outdir}`: {exc.strerror or exc}; nothing written\n")
+        return EXIT_ERRORS
+    workflows = [w.name for w in result.spec.workflows]
+    print(f"compiled `{result.spec.name}` v{result.spec.version} -> {outdir}/ ({len(files)} files)")
+    print(f"  workflows: {', '.join(workflows)}")
+    print(f"  spec hash: {files_hash(files)}")
+    print("  run it:    cd " + outdir + " && npm install && cp .dev.vars.example .dev.vars && npm run dev")
+    return EXIT_OK
+
+
+def files_hash(files: dict[str, str]) -> str:
+    import json
+
+    return json.loads(files[".agentspec-manifest.json"])["spec_hash"]
 
 
 def _explain(code: str) -> int:

@@ -1,4 +1,4 @@
-"""The catalogue of diagnostic codes: a stable code, a one-line title and the long explanation `agentspec explain` prints.
+"""The catalogue of diagnostic codes: code, one-line title, and the long text `agentspec explain` prints.
 
 Codes never change meaning once published; a retired code stays here, marked retired.
 E = error (the spec is not compiled), W = warning (compiled, but look at it).

@@ -102,10 +102,8 @@ def _render_one(d: Diagnostic, source: str | None, Text: type) -> object:
     if 0 < line_no <= len(lines):
         text = lines[line_no - 1].replace("\t", " ")
         start = d.span.column - 1
-        if d.span.end_line == line_no:
-            width = max(1, d.span.end_column - d.span.column)
-        else:
-            width = max(1, len(text) - start)
+        same_line = d.span.end_line == line_no
+        width = max(1, (d.span.end_column - d.span.column) if same_line else (len(text) - start))
         out.append(f"{gutter} |\n", style="bold blue")
         out.append(f"{line_no} | ", style="bold blue")
         out.append(f"{text}\n")

@@ -515,7 +515,7 @@ def _describe_expected(expected: set[str], before: str) -> str:
             keywords.append(f"`{patterns[name]}`")
     if keywords:
         if len(keywords) > 10:
-            keywords = keywords[:10] + ["..."]
+            keywords = [*keywords[:10], "..."]
         parts.append(("one of " if len(keywords) > 1 else "") + ", ".join(keywords))
     if not parts:
         return "something else"

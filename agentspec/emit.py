@@ -1,0 +1,324 @@
+"""Emit a Cloudflare project: the resolved model in, a mapping of relative path to file text out.
+
+`emit` is pure and deterministic (same spec, same compiler, same bytes); `write` puts the
+files in place atomically. Everything spec-specific is lowered here into plain values and
+TypeScript/JSON literals, so the templates under codegen/cloudflare/templates only loop
+and branch. Every spec string reaching TypeScript or JSON crosses one boundary: `lit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from agentspec import __version__
+from agentspec import model as m
+from agentspec.policy import binding_name, tables, workflow_binding
+
+CODEGEN = Path(__file__).resolve().parent.parent / "codegen" / "cloudflare"
+if not CODEGEN.exists():  # installed as a wheel: codegen ships inside the package
+    CODEGEN = Path(__file__).resolve().parent / "codegen" / "cloudflare"
+
+MANIFEST = ".agentspec-manifest.json"
+
+# The compatibility date every generated Worker pins: the newest the pinned workerd supports.
+# https://developers.cloudflare.com/workers/configuration/compatibility-dates/
+COMPATIBILITY_DATE = "2026-11-01"
+
+
+def lit(value: Any) -> str:
+    """The one escaping boundary: a value as a TypeScript/JSON literal.
+
+    JSON is valid TypeScript; `</` and the two JavaScript line terminators are escaped as
+    well, so a spec string can never close a comment, a template or a script tag, nor
+    break a line.
+    """
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def json_file(value: Any, sort_keys: bool = True) -> str:
+    """A JSON file. Config files keep the order they are built in, which reads better."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=sort_keys, indent=2)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+
+
+def worker_name(agent: str) -> str:
+    """Worker names are lowercase letters, digits and dashes, at most 63 characters."""
+    return re.sub(r"[^a-z0-9-]", "-", agent.lower().replace("_", "-")).strip("-")[:63] or "agent"
+
+
+def class_name(workflow: str) -> str:
+    pascal = "".join(part[:1].upper() + part[1:] for part in re.split(r"_+", workflow) if part)
+    return f"{pascal or 'Task'}Workflow"
+
+
+@cache
+def toolchain() -> dict[str, str]:
+    """The pinned toolchain of every generated project: the versions codegen/cloudflare pins."""
+    package = json.loads((CODEGEN / "package.json").read_text())
+    return dict(sorted(package["devDependencies"].items()))
+
+
+@cache
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(CODEGEN / "templates")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - TypeScript and Markdown, not HTML; `lit` escapes
+    )
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def _runtime_files() -> dict[str, str]:
+    runtime = CODEGEN / "runtime"
+    return {
+        f"src/runtime/{p.relative_to(runtime).as_posix()}": p.read_text(encoding="utf-8")
+        for p in sorted(runtime.rglob("*.ts"))
+        if "test" not in p.relative_to(runtime).parts
+    }
+
+
+# ───────────────────────────── lowering ─────────────────────────────
+
+
+def _secrets(spec: m.RSpec) -> list[str]:
+    names = [s for s in (spec.tokens_secret, spec.admin_secret) if s]
+    for _, secrets in spec.identities:
+        names.extend(secrets)
+    return sorted(set(names))
+
+
+def _step_view(step: m.RStep, spec: m.RSpec) -> dict[str, Any]:
+    view: dict[str, Any] = {"kind": step.kind, "name_lit": lit(step.name), "rollback_lit": None}
+    config = {
+        "retries": {"limit": step.retries, "delay": step.delay_ms, "backoff": step.backoff},
+        "timeout": step.timeout_ms,
+    }
+    view["config_lit"] = lit(config)
+    if step.kind == "call" and step.tool:
+        tool = spec.tool(step.tool)
+        if tool.compensate:
+            comp = spec.tool(tool.compensate)
+            view["rollback_lit"] = lit(
+                {"retries": {"limit": 3, "delay": 1000, "backoff": "exponential"}, "timeout": comp.timeout_ms}
+            )
+    if step.kind == "sleep":
+        view["duration_ms"] = step.duration_ms
+    if step.kind == "wait":
+        view["wait_lit"] = lit({"type": step.event, "timeout": step.timeout_ms})
+    return view
+
+
+def _context(spec: m.RSpec, policy: dict[str, Any]) -> dict[str, Any]:
+    task_workflows = [w for w in spec.workflows if w.steps]
+    identities = {secret: name for name, secrets in spec.identities for secret in secrets}
+    return {
+        "compiler": __version__,
+        "agent": spec.name,
+        "version": spec.version,
+        "spec_hash": policy["spec_hash"],
+        "tenant_header": spec.tenant_header,
+        "tokens_secret": spec.tokens_secret,
+        "admin_secret": spec.admin_secret,
+        "first_workflow": spec.workflows[0].name if spec.workflows else "",
+        "secrets": _secrets(spec),
+        "tool_secrets": [{"name": s, "identity": identities[s]} for s in sorted(identities)],
+        "stores": [
+            {"binding": binding_name(name), "type": "KVNamespace" if kind == "kv" else "R2Bucket"}
+            for name, kind in spec.stores
+        ],
+        "workflows": [
+            {
+                "name": w.name,
+                "name_lit": lit(w.name),
+                "class_name": class_name(w.name),
+                "binding": workflow_binding(w.name),
+                "steps": [_step_view(s, spec) for s in w.steps],
+            }
+            for w in task_workflows
+        ],
+    }
+
+
+def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
+    name = worker_name(spec.name)
+
+    def bindings(local: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "durable_objects": {"bindings": [{"name": "SESSION", "class_name": "SessionDO"}]},
+            "workflows": [
+                {"name": f"{name}-{w['name'].replace('_', '-').lower()}", "binding": w["binding"],
+                 "class_name": w["class_name"]}
+                for w in context["workflows"]
+            ],
+            # No namespace id: `wrangler deploy` provisions the namespace on first deploy.
+            # https://developers.cloudflare.com/workers/wrangler/configuration/#automatic-provisioning
+            "kv_namespaces": [{"binding": binding_name(s)} for s, k in spec.stores if k == "kv"],
+            "r2_buckets": [
+                {"binding": binding_name(s), "bucket_name": f"{name}-{s.replace('_', '-').lower()}"[:63]}
+                for s, k in spec.stores
+                if k == "r2"
+            ],
+            "vars": {"AGENTSPEC_SPEC_HASH": context["spec_hash"]},
+        }
+        if local:
+            out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
+        return out
+
+    config = {
+        "$schema": "node_modules/wrangler/config-schema.json",
+        "name": name,
+        "main": "src/index.ts",
+        "compatibility_date": COMPATIBILITY_DATE,
+        "compatibility_flags": ["nodejs_compat"],
+        "send_metrics": False,
+        "observability": {"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
+        # Production inference. Workers AI has no local simulator, so the `local` environment
+        # below leaves it out and names an OpenAI-compatible endpoint instead.
+        "ai": {"binding": "AI"},
+        **bindings(local=False),
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["SessionDO"]}],
+        "secrets": {"required": context["secrets"]},
+        "env": {"local": bindings(local=True)},
+    }
+    header = (
+        f"// Generated by agentspec {__version__} from agent `{spec.name}` ({context['spec_hash']}).\n"
+        "// Do not edit: change the spec and compile again.\n"
+        "// `npm run deploy` uses the top level (Workers AI); `npm run dev` uses env.local (offline).\n"
+    )
+    return header + json_file(config, sort_keys=False)
+
+
+def _package(spec: m.RSpec) -> str:
+    return json_file(
+        {
+            "name": worker_name(spec.name),
+            "version": f"{spec.version}.0.0",
+            "private": True,
+            "type": "module",
+            "scripts": {
+                "dev": "wrangler dev --env local --ip 127.0.0.1",
+                "start": "wrangler dev --env local --ip 127.0.0.1",
+                "test": "vitest run",
+                "typecheck": "tsc --noEmit",
+                "deploy": "wrangler deploy",
+            },
+            "devDependencies": toolchain(),
+        },
+        sort_keys=False,
+    )
+
+
+def _tsconfig() -> str:
+    return json_file(
+        {
+            "compilerOptions": {
+                "target": "es2024",
+                "module": "esnext",
+                "moduleResolution": "bundler",
+                "lib": ["es2024"],
+                "types": ["@cloudflare/workers-types"],
+                "resolveJsonModule": True,
+                "strict": True,
+                "noUncheckedIndexedAccess": True,
+                "noImplicitOverride": True,
+                "noFallthroughCasesInSwitch": True,
+                "isolatedModules": True,
+                "verbatimModuleSyntax": True,
+                "skipLibCheck": True,
+                "noEmit": True,
+            },
+            "include": ["src/**/*.ts", "test/**/*.ts"],
+        },
+        sort_keys=False,
+    )
+
+
+def emit(spec: m.RSpec) -> dict[str, str]:
+    """Every file of the generated project, by relative path, sorted."""
+    policy = tables(spec)
+    context = _context(spec, policy)
+    files: dict[str, str] = {
+        "README.md": _render("README.md.j2", **context),
+        "package.json": _package(spec),
+        "tsconfig.json": _tsconfig(),
+        "wrangler.jsonc": _wrangler(spec, context),
+        ".dev.vars.example": _render("dev.vars.example.j2", **context),
+        ".gitignore": "node_modules/\n.wrangler/\n.dev.vars\ndist/\n",
+        "policy/policy.json": json_file(policy),
+        "src/index.ts": _render("index.ts.j2", **context),
+        "src/env.ts": _render("env.ts.j2", **context),
+        "src/policy.ts": _render("policy.ts.j2", **context),
+        **_runtime_files(),
+    }
+    if context["workflows"]:
+        files["src/workflows.ts"] = _render("workflows.ts.j2", **context)
+    manifest = {
+        "compiler": f"agentspec {__version__}",
+        "agent": spec.name,
+        "spec_hash": policy["spec_hash"],
+        "files": {path: hashlib.sha256(text.encode()).hexdigest() for path, text in sorted(files.items())},
+    }
+    files[MANIFEST] = json_file(manifest)
+    return dict(sorted(files.items()))
+
+
+# ───────────────────────────── writing ─────────────────────────────
+
+
+class OutputRefused(Exception):
+    """OUTDIR exists, is not empty, and agentspec did not create it (no --force)."""
+
+
+def write(files: dict[str, str], outdir: str, force: bool = False) -> None:
+    """Write the project into OUTDIR atomically: all files or none.
+
+    The files go to a temporary directory beside OUTDIR, which then replaces it in one
+    rename; a failure at any point leaves OUTDIR as it was. A non-empty OUTDIR that holds
+    no agentspec manifest is refused unless `force`. A `node_modules` already in OUTDIR is
+    carried over, so recompiling does not cost a new `npm install`.
+    """
+    target = Path(outdir)
+    if target.exists() and not target.is_dir():
+        raise OutputRefused(f"`{outdir}` exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).exists() and not force:
+        raise OutputRefused(f"`{outdir}` is not empty and was not created by agentspec; pass --force to replace it")
+    parent = target.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        for path, text in files.items():
+            dest = staging / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text, encoding="utf-8", newline="\n")
+        keep = target / "node_modules"
+        if keep.is_symlink() or keep.is_dir():
+            os.rename(keep, staging / "node_modules")
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
+            os.rename(target, old / "out")
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        if (staging / "node_modules").exists() and not (target / "node_modules").exists() and target.exists():
+            os.rename(staging / "node_modules", target / "node_modules")
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,157 @@
+"""Policy tables: the resolved model in, the JSON tables every allow/deny decision reads out.
+
+The same tables are read by the generated runtime (`src/runtime/policy.ts`) and by the
+Python evaluator below (the simulator and the tests), so the two can be compared
+decision for decision. The tables are stamped with the spec hash: a hash of the resolved
+model, so reformatting a spec or moving its files does not change it, while any change
+of meaning does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal, TypedDict
+from urllib.parse import urlsplit
+
+from agentspec import __version__
+from agentspec import model as m
+
+FORMAT = 1
+
+# The runtime's request limits (DESIGN.md, "Bad input"): a body over this is a 413.
+MAX_BODY_BYTES = 64 * 1024
+MAX_SESSION_ID = 128
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8: the form every hash in agentspec is taken over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: m.RSpec) -> str:
+    meaning = spec.model_dump(mode="json", exclude={"files"})
+    return "sha256:" + hashlib.sha256(canonical_json(meaning).encode()).hexdigest()
+
+
+def tables(spec: m.RSpec) -> dict[str, Any]:
+    """The policy tables of a checked agent, in the shape `src/runtime/policy.ts` types."""
+    return {
+        "format": FORMAT,
+        "spec_hash": spec_hash(spec),
+        "compiler": f"agentspec {__version__}",
+        "agent": {"name": spec.name, "version": spec.version, "owner": spec.owner},
+        "auth": {
+            "scheme": "bearer",
+            "tokens_secret": spec.tokens_secret,
+            "admin_secret": spec.admin_secret,
+            "tenant_header": spec.tenant_header,
+        },
+        "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_session_id": MAX_SESSION_ID},
+        "stores": {name: {"kind": kind, "binding": binding_name(name)} for name, kind in spec.stores},
+        "tiers": {
+            t.name: {
+                "models": list(t.models),
+                "timeout_ms": t.timeout_ms,
+                "clearance": t.clearance,
+                "price": (
+                    {"input_per_mtok": t.price_in, "output_per_mtok": t.price_out}
+                    if t.price_in is not None and t.price_out is not None
+                    else None
+                ),
+            }
+            for t in spec.tiers
+        },
+        "identities": {name: {"secrets": list(secrets)} for name, secrets in spec.identities},
+        "tools": {t.name: _tool(t) for t in spec.tools},
+        "workflows": {w.name: _workflow(w) for w in spec.workflows},
+    }
+
+
+def _tool(t: m.RTool) -> dict[str, Any]:
+    return {
+        "method": t.method,
+        "url": t.url,
+        "host": t.host,
+        "risk": t.risk,
+        "read_only": t.read_only,
+        "idempotency_key": t.idempotency_key,
+        "timeout_ms": t.timeout_ms,
+        "identity": t.identity,
+        "secrets": list(t.secrets),
+        "headers": dict(t.headers),
+        "compensate": t.compensate,
+        "args": {f.name: f.type + ("?" if f.optional else "") for f in t.args},
+        "returns": {f.name: f.type + ("?" if f.optional else "") for f in t.returns} if t.returns is not None else None,
+        "max_response_bytes": t.max_response_bytes,
+    }
+
+
+def _workflow(w: m.RWorkflow) -> dict[str, Any]:
+    slo = w.slo.model_dump(exclude_none=True)
+    return {
+        "class": w.klass,
+        "mode": w.mode,
+        "turn_risk": w.turn_risk,
+        "turn_tier": w.turn_tier,
+        "routes": dict(w.routes),
+        "tools": list(w.tools),
+        "outbound": list(w.outbound),
+        "affinity": {"header": w.affinity_header, "ttl_ms": w.ttl_ms},
+        "checkpoint": (
+            {"every": w.checkpoint_every, "tier": w.checkpoint_tier, "store": binding_name(w.checkpoint_store)}
+            if w.checkpoint_every is not None and w.checkpoint_tier and w.checkpoint_store
+            else None
+        ),
+        "pii": {"classes": list(w.pii_classes), "patterns": dict(w.pii_patterns)},
+        "steps": [s.model_dump(exclude_none=True) for s in w.steps],
+        "task_binding": workflow_binding(w.name) if w.steps else None,
+        "slo": slo,
+    }
+
+
+def binding_name(name: str) -> str:
+    """A store's binding in `env`: upper snake case, as Cloudflare's examples write them."""
+    return name.upper()
+
+
+def workflow_binding(name: str) -> str:
+    return "WF_" + name.upper()
+
+
+# ───────────────────────────── the Python evaluator ─────────────────────────────
+
+Decision = Literal["allow", "deny", "shadow_deny"]
+
+
+class Verdict(TypedDict):
+    decision: Decision
+    rule: str
+    reason: str
+
+
+def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: str | None = None) -> Verdict:
+    """Decide a tool call exactly as `evaluateToolCall` in the runtime does."""
+    wf = policy["workflows"].get(workflow)
+    if wf is None:
+        return {"decision": "deny", "rule": "workflow.unknown", "reason": f"workflow `{workflow}` is not declared"}
+    shadow = wf["mode"] == "shadow"
+    denied: Decision = "shadow_deny" if shadow else "deny"
+    if tool not in policy["tools"]:
+        return {"decision": "deny", "rule": "tools.unknown", "reason": f"tool `{tool}` is not declared"}
+    if tool not in wf["tools"]:
+        return {"decision": denied, "rule": "tools.allowlist", "reason": f"tool `{tool}` is not allowed"}
+    host = _host(url) if url else policy["tools"][tool]["host"]
+    if not _host_allowed(host, wf["outbound"]):
+        return {"decision": denied, "rule": "outbound.allowlist", "reason": f"host `{host}` is not allowed"}
+    return {"decision": "allow", "rule": "tools.allow", "reason": f"tool `{tool}` is allowed"}
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _host_allowed(host: str, allowed: list[str]) -> bool:
+    return host in allowed or host.split(":")[0] in allowed
