@@ -64,5 +64,5 @@ export async function guardedFetch(
   fetcher: FetchLike = (i, r) => fetch(i, r),
 ): Promise<Response> {
   const url = checkOutbound(allowedHosts, input);
-  return fetcher(url.toString(), { ...init });
+  return fetcher(url.toString(), { ...init, redirect: "manual" });
 }

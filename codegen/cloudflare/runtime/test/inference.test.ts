@@ -2,7 +2,7 @@
 // Workers AI binding path with a stand-in binding.
 import { describe, expect, it } from "vitest";
 import { AllModelsFailedError, PolicyError } from "../errors";
-import { runInference, type ChatMessage, type ChatTool } from "../inference";
+import { runInference, type ChatMessage, type ChatTool, type InferenceEnv } from "../inference";
 import { hang, json, makePolicy, stubServer } from "./fixtures";
 
 const policy = makePolicy();
@@ -136,6 +136,16 @@ describe("runInference over an OpenAI-compatible endpoint", () => {
 });
 
 describe("runInference over the Workers AI binding", () => {
+  it("accepts a generated Env holding the real Workers AI binding type (checked by tsc)", () => {
+    interface GeneratedEnv {
+      AI: Ai;
+      SESSION: DurableObjectNamespace;
+      INFERENCE_URL?: string;
+    }
+    const fits: (e: GeneratedEnv) => InferenceEnv = (e) => e;
+    expect(typeof fits).toBe("function");
+  });
+
   function fakeAi(answer: (model: string, n: number) => unknown) {
     const calls: { model: string; inputs: unknown; options: unknown }[] = [];
     return {
