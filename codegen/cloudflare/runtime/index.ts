@@ -1,5 +1,6 @@
 // The agentspec Cloudflare runtime library, copied unchanged into every generated project: policy evaluation,
-// guarded outbound fetch, PII masking, the hash-chained decision log, inference with fallback, tool calls, errors.
+// guarded outbound fetch, PII masking, the hash-chained decision log, inference with fallback, tool calls, errors,
+// and the parts every generated Worker shares: the HTTP front door, the session Durable Object, workflow steps.
 export * from "./errors";
 export * from "./policy";
 export * from "./guard";
@@ -7,3 +8,8 @@ export * from "./pii";
 export * from "./chain";
 export * from "./inference";
 export * from "./tools";
+export * from "./http";
+export * from "./load";
+export * from "./session";
+export * from "./task";
+export * from "./worker";

@@ -45,7 +45,9 @@ export interface ToolSpec {
   headers: Record<string, string>;
   compensate?: string | null;
   args: Record<string, FieldSpec>;
-  returns: Record<string, FieldSpec>;
+  /** The declared result shape; null when the tool declares none (its JSON object is passed on whole). */
+  returns: Record<string, FieldSpec> | null;
+  max_response_bytes?: number;
 }
 
 export type Backoff = "constant" | "linear" | "exponential";
@@ -54,6 +56,8 @@ export interface Step {
   name: string;
   kind: "call" | "infer" | (string & {});
   tool?: string | null;
+  /** Argument templates, `[name, template]`, over `{params.NAME}` and `{STEP.FIELD}`; null: the task's params. */
+  args?: [string, string][] | null;
   tier?: string | null;
   prompt?: string | null;
   retries?: number;
@@ -75,15 +79,18 @@ export interface Workflow {
   checkpoint?: { every: number; tier: string; store: string } | null;
   pii: { classes: string[]; patterns: Record<string, string> };
   steps: Step[];
-  slo?: Record<string, number> | null;
+  /** The Workflow binding in `env` that runs this workflow's steps; null when it has none. */
+  task_binding?: string | null;
+  slo?: Record<string, number | string> | null;
 }
 
 export interface Policy {
   format: 1;
   spec_hash: string;
   compiler: string;
-  agent: { name: string; version: number; owner: string };
-  auth: { scheme: "bearer"; tokens_secret: string; admin_secret: string; tenant_header: string };
+  agent: { name: string; version: number; owner: string | null };
+  auth: { scheme: "bearer"; tokens_secret: string; admin_secret: string | null; tenant_header: string };
+  stores?: Record<string, { kind: "kv" | "r2"; binding: string }>;
   limits: { max_body_bytes: number; max_session_id: number };
   tiers: Record<string, Tier>;
   identities: Record<string, Identity>;

@@ -190,5 +190,11 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
       throw new ToolError(toolName, res.status, "answer is not JSON", text.slice(0, 1024));
     }
   }
-  return { result: projectReturns(toolName, tool.returns, parsed, res.status), status: res.status, idempotencyKey, ms: Date.now() - started };
+  // A tool that declares no `returns` shape passes its JSON object on whole.
+  const result = tool.returns
+    ? projectReturns(toolName, tool.returns, parsed, res.status)
+    : parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : { value: parsed };
+  return { result, status: res.status, idempotencyKey, ms: Date.now() - started };
 }

@@ -1,0 +1,65 @@
+// HTTP plumbing of the generated Worker: request limits and JSON bodies in, typed values or an
+// HttpError out; and the one place a thrown error becomes a `{"error": {"code", "message"}}` response.
+// Never a stack trace: an unexpected error answers 500 `internal` and is logged, not echoed.
+
+import { jsonError } from "./errors";
+
+/** An error with the HTTP status and stable code the client sees. */
+export class HttpError extends Error {
+  override readonly name = "HttpError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function errorResponse(error: unknown): Response {
+  if (error instanceof HttpError) return jsonError(error.status, error.code, error.message);
+  console.error("agentspec: unexpected error", error instanceof Error ? error.message : String(error));
+  return jsonError(500, "internal", "the agent runtime failed; the incident is logged");
+}
+
+/** Read a JSON object body no larger than `limit` bytes (413 above it, 400 if it is not a JSON object). */
+export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) throw new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`);
+  const type = request.headers.get("content-type") ?? "";
+  if (type && !type.toLowerCase().includes("json")) {
+    throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
+  }
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > limit) throw new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "invalid_body", "the body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+export function stringField(body: Record<string, unknown>, name: string, maxLength: number): string {
+  const value = body[name];
+  if (typeof value !== "string" || value.length === 0) {
+    throw new HttpError(400, "invalid_field", `\`${name}\` must be a non-empty string`);
+  }
+  if (value.length > maxLength) {
+    throw new HttpError(400, "invalid_field", `\`${name}\` is longer than ${maxLength} characters`);
+  }
+  return value;
+}
+
+/** Constant-time string comparison, so token checks leak nothing through timing. */
+export function sameSecret(a: string, b: string): boolean {
+  const x = new TextEncoder().encode(a);
+  const y = new TextEncoder().encode(b);
+  let diff = x.length ^ y.length;
+  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
+  return diff === 0;
+}

@@ -1,0 +1,161 @@
+// The generated Worker's front door: a request in, a JSON response out. Authentication (bearer tokens
+// mapped to tenants, the admin token), tenant resolution, input validation and limits, then routing to the
+// session Durable Object or a Workflow. The routes and error shapes are the runtime contract in DESIGN.md.
+
+import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
+import type { Policy } from "./policy";
+import type { AgentEnv } from "./session";
+
+const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+const MAX_INPUT = 32_000;
+
+interface Caller {
+  tenant: string;
+  admin: boolean;
+}
+
+function secretOf(env: AgentEnv, name: string | null | undefined): string | undefined {
+  if (!name) return undefined;
+  const value = (env as unknown as Record<string, unknown>)[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Who is calling: 401 without a valid token, 403 when the tenant header names another tenant. */
+function authenticate(request: Request, env: AgentEnv, policy: Policy, adminOnly: boolean): Caller {
+  const header = request.headers.get("authorization") ?? "";
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new HttpError(401, "unauthorized", "send `Authorization: Bearer <token>`");
+  const token = match[1]!;
+  const claimed = request.headers.get(policy.auth.tenant_header);
+  const admin = secretOf(env, policy.auth.admin_secret);
+  if (admin && sameSecret(token, admin)) {
+    if (!claimed) throw new HttpError(400, "missing_tenant", `send the \`${policy.auth.tenant_header}\` header`);
+    return { tenant: claimed, admin: true };
+  }
+  if (adminOnly) throw new HttpError(401, "unauthorized", "this route needs the admin token");
+  let tokens: Record<string, unknown> = {};
+  try {
+    tokens = JSON.parse(secretOf(env, policy.auth.tokens_secret) ?? "{}") as Record<string, unknown>;
+  } catch {
+    throw new HttpError(500, "misconfigured", `secret \`${policy.auth.tokens_secret}\` is not a JSON object`);
+  }
+  let tenant: string | undefined;
+  for (const [known, owner] of Object.entries(tokens)) {
+    if (sameSecret(token, known) && typeof owner === "string") tenant = owner;
+  }
+  if (tenant === undefined) throw new HttpError(401, "unauthorized", "the token is not valid");
+  if (claimed !== null && claimed !== tenant) {
+    throw new HttpError(403, "forbidden_tenant", "the token does not belong to that tenant");
+  }
+  return { tenant, admin: false };
+}
+
+function workflowOf(policy: Policy, name: string) {
+  const wf = Object.prototype.hasOwnProperty.call(policy.workflows, name) ? policy.workflows[name] : undefined;
+  if (!wf) throw new HttpError(404, "unknown_workflow", `workflow \`${name}\` is not declared`);
+  return wf;
+}
+
+function sessionStub(env: AgentEnv, tenant: string, session: string) {
+  // Keyed by tenant and session: two tenants using the same session id never share an object.
+  return env.SESSION.getByName(JSON.stringify([tenant, session]));
+}
+
+function checkSessionId(policy: Policy, id: string): string {
+  const decoded = decodeURIComponent(id);
+  if (decoded.length > policy.limits.max_session_id || !SESSION_ID.test(decoded)) {
+    throw new HttpError(400, "invalid_session_id",
+      `a session id is 1 to ${policy.limits.max_session_id} letters, digits, \`.\`, \`_\`, \`:\` or \`-\``);
+  }
+  return decoded;
+}
+
+function taskBinding(env: AgentEnv, binding: string): Workflow {
+  const value = (env as unknown as Record<string, unknown>)[binding];
+  if (!value) throw new HttpError(500, "misconfigured", `binding \`${binding}\` is missing`);
+  return value as Workflow;
+}
+
+async function route(request: Request, env: AgentEnv, policy: Policy): Promise<Response> {
+  const url = new URL(request.url);
+  const path = url.pathname;
+  const method = request.method;
+  if (path === "/healthz" && method === "GET") {
+    return Response.json({ ok: true, agent: policy.agent.name, version: policy.agent.version,
+      spec_hash: policy.spec_hash });
+  }
+  if (path === "/v1/policy" && method === "GET") {
+    authenticate(request, env, policy, false);
+    return Response.json(policy);
+  }
+  const turn = /^\/v1\/sessions\/([^/]+)\/turns$/.exec(path);
+  if (turn && method === "POST") {
+    const caller = authenticate(request, env, policy, false);
+    const session = checkSessionId(policy, turn[1]!);
+    const body = await readJsonObject(request, policy.limits.max_body_bytes);
+    const workflow = stringField(body, "workflow", 64);
+    const input = stringField(body, "input", MAX_INPUT);
+    const wf = workflowOf(policy, workflow);
+    const affinity = request.headers.get(wf.affinity.header) ?? session;
+    const cf = (request as { cf?: { colo?: unknown } }).cf;
+    const outcome = await sessionStub(env, caller.tenant, session).turn({
+      tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
+      colo: typeof cf?.colo === "string" ? cf.colo : "local",
+    });
+    if (!outcome.ok) {
+      return Response.json({ error: { code: outcome.code, message: outcome.message }, decisions: outcome.decisions },
+        { status: outcome.status });
+    }
+    const { ok: _ok, ...answer } = outcome;
+    return Response.json(answer);
+  }
+  if (path === "/v1/tasks" && method === "POST") {
+    const caller = authenticate(request, env, policy, false);
+    const body = await readJsonObject(request, policy.limits.max_body_bytes);
+    const workflow = stringField(body, "workflow", 64);
+    const wf = workflowOf(policy, workflow);
+    const params = body["params"] ?? {};
+    if (typeof params !== "object" || params === null || Array.isArray(params)) {
+      throw new HttpError(400, "invalid_field", "`params` must be a JSON object");
+    }
+    if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
+    const id = `${workflow}-${crypto.randomUUID()}`;
+    await sessionStub(env, caller.tenant, "tasks").registerTask(id, workflow);
+    await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params } });
+    return Response.json({ task_id: id }, { status: 202 });
+  }
+  const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+  if (task && method === "GET") {
+    const caller = authenticate(request, env, policy, false);
+    const id = task[1]!;
+    const registry = sessionStub(env, caller.tenant, "tasks");
+    const name = Object.keys(policy.workflows).find((w) => id.startsWith(`${w}-`));
+    if (!name || !(await registry.ownsTask(id))) throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
+    const status = await (await taskBinding(env, policy.workflows[name]!.task_binding!).get(id)).status();
+    return Response.json({ task_id: id, status: status.status, output: status.output ?? null,
+      error: status.error ?? null, steps: await registry.taskSteps(id) });
+  }
+  if (path === "/v1/traces" && method === "GET") {
+    const caller = authenticate(request, env, policy, true);
+    const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
+    const since = Number(url.searchParams.get("since") ?? "0");
+    if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
+    return Response.json(await sessionStub(env, caller.tenant, session).traces(since));
+  }
+  if (["/healthz", "/v1/policy", "/v1/tasks", "/v1/traces"].includes(path) || turn || task) {
+    throw new HttpError(405, "method_not_allowed", `${method} is not allowed on ${path}`);
+  }
+  throw new HttpError(404, "not_found", `no route for ${path}`);
+}
+
+export function createWorker<E extends AgentEnv>(policy: Policy): ExportedHandler<E> {
+  return {
+    async fetch(request, env) {
+      try {
+        return await route(request, env, policy);
+      } catch (error) {
+        return errorResponse(error);
+      }
+    },
+  };
+}
