@@ -65,6 +65,9 @@ def _placeholders(text: str) -> list[str]:
 
 def _ms(value: float) -> str:
     """A millisecond figure as a reader would write it, for the arithmetic in warnings."""
+    for unit, size in (("h", 3_600_000), ("m", 60_000)):
+        if value >= size and value % size == 0:
+            return f"{value / size:g}{unit}"
     if value >= 1000 and value % 1000 == 0:
         return f"{value / 1000:g}s"
     if value >= 1000:
@@ -450,6 +453,7 @@ class _Checker:
         headers = tool.first(m.Headers)
         secrets_read: list[str] = []
         for header in headers.headers if headers else ():
+            self.header_name(header.name)
             for placeholder in _placeholders(header.value.value):
                 if not placeholder.startswith("secret."):
                     self.err(
@@ -473,13 +477,17 @@ class _Checker:
                     continue
                 held = {s.value for s in identity.secrets} if identity else set()
                 if secret not in held:
-                    who = f"its identity `{identity.name.value}`" if identity else "it runs as no identity, so it"
+                    holders = [i.name.value for i in self.identities.values() if secret in {x.value for x in i.secrets}]
                     self.err(
                         "E0305",
                         header.value.span,
-                        f"{where} reads secret `{secret}` but {who} does not hold it",
+                        f"{where} reads secret `{secret}` but its identity `{identity.name.value}` does not hold it"
+                        if identity
+                        else f"{where} reads secret `{secret}` but runs as no identity",
                         "secret not held",
-                        help=f"run the tool `as` an identity that holds `{secret}`",
+                        help=f"run it `as {holders[0]}`, which holds `{secret}`"
+                        if holders
+                        else f"run the tool `as` an identity that holds `{secret}`",
                     )
                     continue
                 secrets_read.append(secret)
@@ -516,6 +524,16 @@ class _Checker:
             else None,
             max_response_bytes=max_bytes,
         )
+
+    def header_name(self, name: m.Str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.value):
+            self.err(
+                "E0604",
+                name.span,
+                f"`{name.value}` is not an HTTP header name",
+                "not a header name",
+                help="header names are letters, digits and `-`, such as `x-session-affinity`",
+            )
 
     def fields(self, fields: tuple[m.Field, ...], where: str) -> set[str]:
         names: set[str] = set()
@@ -567,7 +585,7 @@ class _Checker:
                     self.err(
                         "E0604",
                         url.span,
-                        f"{what} of {where} uses `{{{placeholder}}}`, not among its args",
+                        f"the URL of {where} uses `{{{placeholder}}}`, which is not among its `args`",
                         "undeclared placeholder",
                         help=did_you_mean(placeholder, arg_names) or f"declare it: `args {{ {placeholder}: string }}`",
                     )
@@ -575,25 +593,30 @@ class _Checker:
         return f"{host}:{port}" if port else host
 
     def check_compensation(self) -> None:
+        cycles: set[frozenset[str]] = set()
         for name, tool in self.tools.items():
             compensate = tool.first(m.Compensate)
             if compensate is None or compensate.tool.value not in self.tools:
                 continue
             target = self.tools[compensate.tool.value]
             if target.first(m.Idempotency) is None:
+                # Reported here, and not again as E0201 when a workflow reaches the tool.
+                self.__dict__.setdefault("_reported_idempotency", set()).add(target.name.value)
                 self.err(
                     "E0202",
                     compensate.tool.span,
                     f"compensating tool `{target.name.value}` has no idempotency key",
                     "not idempotent",
-                    help='a rollback can be retried: give it `idempotency key "..."`',
+                    help="a rollback can be retried: give it a key such as "
+                    '`idempotency key "{session}:{args.refund_id}"`',
                 )
             # Follow the chain; a cycle is reported once, at the tool where it closes.
             chain = [name]
             current = target
             while True:
                 if current.name.value in chain:
-                    if current.name.value == name:
+                    if current.name.value == name and frozenset(chain) not in cycles:
+                        cycles.add(frozenset(chain))
                         self.err(
                             "E0203",
                             compensate.span,
@@ -732,11 +755,13 @@ class _Checker:
                     span,
                     f"tool `{tool_name}` calls `{tool.host}`, which is not in the outbound allowlist of {where}",
                     "host not allowed",
-                    help=f'add "{tool.host}" to `outbound allow`, or remove the tool',
+                    help=f'add `"{tool.host}"` to `outbound allow`, or remove the tool',
                 )
 
         # sessions, checkpoints, PII
         affinity = wf.first(m.Affinity)
+        if affinity:
+            self.header_name(affinity.header)
         ttl = self.duration(affinity.ttl if affinity else None, "a session ttl", DEFAULT_TTL_MS) or DEFAULT_TTL_MS
         checkpoint = wf.first(m.Checkpoint)
         every = tier_name = store = None
@@ -777,7 +802,10 @@ class _Checker:
         for level in reversed(_RISKS[: _RISKS.index(risk) + 1]):  # type: ignore[arg-type]
             if level in routes:
                 return routes[level]
-        return next(iter(self.tiers), None)
+        # Unrouted: the first tier the agent itself declares, so an imported library's tier never
+        # becomes the default by accident; a library checked alone falls back to its own first tier.
+        own = [i.name.value for i in self.root.body.items if isinstance(i, m.Tier) and i.name.value in self.tiers]
+        return own[0] if own else next(iter(self.tiers), None)
 
     def reachable_tools(self, wf: m.Workflow, allowed: list[str]) -> list[str]:
         """Allowed tools, tools that steps call, and everything their compensations reach."""
@@ -806,7 +834,8 @@ class _Checker:
             tool.name.span,
             f"tool `{tool_name}` changes state and is reachable from {where}, but has no idempotency key",
             "retries would repeat its side effect",
-            help='add `idempotency key "{session}:{args.ID}"` with an argument that identifies the '
+            help="add a key built from an argument that identifies the change, such as "
+            '`idempotency key "{session}:{args.order_id}"`, '
             "change, or mark it `read_only` if it changes nothing",
         )
 
@@ -821,10 +850,10 @@ class _Checker:
                 self.err(
                     "E0403",
                     checkpoint.store.span,
-                    f"store `{store.name.value}` is {store.kind.value}, but checkpoint summaries go to a KV namespace",
+                    f"store `{store.name.value}` is an R2 bucket, but checkpoint summaries go to a KV namespace",
                     "not a KV store",
                     help=did_you_mean(checkpoint.store.value, [s.name.value for s in kv])
-                    or "declare one with `store kv summaries`",
+                    or "declare `store kv summaries` and checkpoint `into summaries`",
                 )
                 return None
             return store.name.value
@@ -850,6 +879,7 @@ class _Checker:
 
     def resolve_pii(self, wf: m.Workflow, where: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
         patterns: dict[str, str] = {}
+        invalid: set[str] = set()
         for pattern in wf.clauses_of(m.PiiPattern):
             if pattern.name.value in patterns or pattern.name.value in BUILTIN_PII:
                 self.err(
@@ -861,6 +891,7 @@ class _Checker:
                 continue
             problem = _regex_problem(pattern.regex.value)
             if problem:
+                invalid.add(pattern.name.value)
                 self.err(
                     "E0405",
                     pattern.regex.span,
@@ -883,6 +914,8 @@ class _Checker:
         classes: list[str] = []
         known = [*BUILTIN_PII, *patterns]
         for cls in mask.classes:
+            if cls.value in invalid:
+                continue  # its pattern is reported as E0405 already
             if cls.value not in known:
                 self.err(
                     "E0404",
@@ -951,11 +984,10 @@ class _Checker:
                         self.err(
                             "E0603",
                             action.tool.span,
-                            f"{where} returns the result of `{tool_name}`, up to "
-                            f"{tool.max_response_bytes} bytes, above the 1 MiB a Workflow step result may be",
+                            f"{where} returns the result of `{tool_name}`, up to `{decl.size.text if decl else '?'}`, "
+                            "above the 1 MiB limit of a Workflow step result",
                             "result too large",
-                            help=f"lower `max response` of `{tool_name}` (declared at "
-                            f"{decl.span if decl else '?'}) to 1MiB or less",
+                            help=f"lower `max response` of `{tool_name}` to `1MiB` or less",
                         )
                 args = None
                 if action.args is not None:
@@ -1067,8 +1099,7 @@ class _Checker:
                 template.span,
                 f"{where} uses `{{{placeholder}}}`, which names no parameter or earlier step",
                 "unknown placeholder",
-                help=(did_you_mean(head, list(earlier)) and f"did you mean `{did_you_mean(head, list(earlier))}`")
-                or f"use one of {', '.join(f'`{{{k}}}`' for k in known)}",
+                help=did_you_mean(head, list(earlier)) or f"use one of {', '.join(f'`{{{k}}}`' for k in known)}",
             )
 
     # service levels ----------------------------------------------------------
@@ -1085,6 +1116,27 @@ class _Checker:
             f"the `slo` of {where}",
         )
         values: dict = {}
+        # An SLO bounds latency, cost and denials from above and success and cache hits from below;
+        # the feasibility arithmetic relies on it.
+        for clause, upper in (
+            (slo.first(m.Latency), True),
+            (slo.first(m.Ttft), True),
+            (slo.first(m.Cost), True),
+            (slo.first(m.Denied), True),
+            (slo.first(m.Success), False),
+            (slo.first(m.CacheHit), False),
+        ):
+            if clause is None:
+                continue
+            if (clause.comparator.value in ("<", "<=")) != upper:
+                right = "`<` or `<=`" if upper else "`>` or `>=`"
+                self.err(
+                    "E0602",
+                    clause.comparator.span,
+                    f"this bound points the wrong way: use {right}",
+                    "wrong direction",
+                    help="latency, ttft, cost and denied are ceilings; success and cache hit are floors",
+                )
         latency = slo.first(m.Latency)
         if latency:
             values["latency_percentile"] = self.percentile(latency.percentile)
@@ -1122,7 +1174,7 @@ class _Checker:
                     webhook.url.span,
                     f"alert webhook host `{host}` is not in the outbound allowlist of {where}",
                     "host not allowed",
-                    help=f'add "{host}" to `outbound allow`',
+                    help=f'add `"{host}"` to `outbound allow`',
                 )
             values["webhook"] = webhook.url.value
         resolved = m.RSlo(**{k: v for k, v in values.items() if v is not None})
@@ -1263,7 +1315,9 @@ def _regex_problem(pattern: str) -> str | None:
     if not pattern:
         return "is empty"
     for construct, why in (
-        ("(?<", "uses a look-behind or named group, which not every runtime accepts"),
+        ("(?<=", "uses a look-behind, which not every JavaScript runtime accepts"),
+        ("(?<!", "uses a negative look-behind, which not every JavaScript runtime accepts"),
+        ("(?<", "uses a named group `(?<name>`, which Python does not accept"),
         ("(?P", "uses Python-only named-group syntax"),
         ("(?#", "uses an inline comment"),
         ("\\A", "uses `\\A`, which JavaScript does not know"),

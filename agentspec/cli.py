@@ -181,7 +181,7 @@ def _explain(code: str) -> int:
 
     entry = CODES.get(code.upper())
     if entry is None:
-        hint = did_you_mean(code.upper(), CODES)
+        hint = did_you_mean(code.upper(), CODES) or f"known codes are {', '.join(CODES)}"
         sys.stderr.write(f"agentspec: unknown diagnostic code `{code}`" + (f"; {hint}" if hint else "") + "\n")
         return EXIT_USAGE
     print(f"{entry.code}: {entry.title}\n\n{entry.explanation}")

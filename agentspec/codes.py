@@ -224,7 +224,8 @@ negative or zero duration, a fractional retry count, a negative price.""",
         """Cloudflare would refuse the generated project: a workflow or step name that
 cannot become a Workflow binding or instance-id prefix (64 characters, letters,
 digits, `-` and `_`), a tool response larger than a Workflow step result may be
-(1 MiB), a step retry limit above what is useful, a sleep longer than 365 days.""",
+(1 MiB), a duration in fractions of a millisecond, a sleep longer than 365 days, an event
+type Workflows do not accept.""",
     ),
     Code(
         "E0604",

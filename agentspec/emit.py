@@ -77,7 +77,7 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # noqa: S701 - TypeScript and Markdown, not HTML; `lit` escapes
+        autoescape=False,  # TypeScript and Markdown, not HTML: `lit` is the escaping boundary
     )
 
 
@@ -163,8 +163,11 @@ def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
         out: dict[str, Any] = {
             "durable_objects": {"bindings": [{"name": "SESSION", "class_name": "SessionDO"}]},
             "workflows": [
-                {"name": f"{name}-{w['name'].replace('_', '-').lower()}", "binding": w["binding"],
-                 "class_name": w["class_name"]}
+                {
+                    "name": f"{name}-{w['name'].replace('_', '-').lower()}",
+                    "binding": w["binding"],
+                    "class_name": w["class_name"],
+                }
                 for w in context["workflows"]
             ],
             # No namespace id: `wrangler deploy` provisions the namespace on first deploy.

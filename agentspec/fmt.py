@@ -260,8 +260,9 @@ def _merge(lines: list[_Line], comments: list[Comment]) -> str:
     """Weave the comments and the source's blank lines into the printed lines.
 
     A trailing comment joins the last output line starting at or before its source line: the construct it followed
-    (several on one output line are joined: nothing is dropped). Own-line comments and blank lines come out before the first output
-    line that starts after them, in source order; a comment inside a clause printed on one line goes above it.
+    (several on one output line are joined: nothing is dropped). Own-line comments and blank lines come out before
+    the first output line that starts after them, in source order; a comment inside a clause printed on one line
+    goes above it.
     """
     starts = [line.start for line in lines]
     trailing: dict[int, list[str]] = {}
