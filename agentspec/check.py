@@ -835,8 +835,7 @@ class _Checker:
             f"tool `{tool_name}` changes state and is reachable from {where}, but has no idempotency key",
             "retries would repeat its side effect",
             help="add a key built from an argument that identifies the change, such as "
-            '`idempotency key "{session}:{args.order_id}"`, '
-            "change, or mark it `read_only` if it changes nothing",
+            '`idempotency key "{session}:{args.order_id}"`, or mark it `read_only` if it changes nothing',
         )
 
     def checkpoint_store(self, checkpoint: m.Checkpoint, where: str) -> str | None:
