@@ -1,15 +1,23 @@
 # The two commands a newcomer needs:
-#   make demo   set up, then check and compile the example spec and show the result
-#   make test   set up, then run every test (Python, the TypeScript runtime in workerd, generated projects)
+#   make demo   set up, check every example spec, compile the support desk agent and show the result
+#   make test   set up, then run every test: Python, the TypeScript runtime in workerd, generated projects
 #
 # Everything installs from the project's own files: pyproject.toml for Python,
-# codegen/cloudflare/package.json + package-lock.json for the Node toolchain.
+# codegen/cloudflare/package.json + package-lock.json for the Node toolchain (Node 22 from npm,
+# wrangler, workerd, TypeScript, the Workers vitest plugin), shared by every generated project.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+NODE_DIR := codegen/cloudflare
+DEMO_OUT := out/support_desk
 
-.PHONY: setup demo test lint clean
+# Keep wrangler quiet and offline: no metrics, no Cloudflare requests, no banner.
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export WRANGLER_HIDE_BANNER := true
+
+.PHONY: setup node-setup demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -18,13 +26,27 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
+node-setup: $(NODE_DIR)/node_modules/.installed
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm --prefix $(NODE_DIR) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: setup
 	$(BIN)/agentspec check specs/*.agent
+	$(BIN)/agentspec compile specs/support_desk.agent -o $(DEMO_OUT)
+	@echo
+	@echo "Generated project ($(DEMO_OUT)):"
+	@cd $(DEMO_OUT) && find . -type f -not -path './node_modules/*' | sort | sed 's|^\./|  |'
 
-test: setup
+lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+test: setup node-setup lint
+	npm --prefix $(NODE_DIR) run --silent typecheck:runtime
+	npm --prefix $(NODE_DIR) run --silent test:runtime
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(NODE_DIR)/node_modules out .pytest_cache .ruff_cache .hypothesis

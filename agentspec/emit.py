@@ -68,6 +68,12 @@ def toolchain() -> dict[str, str]:
 
 
 @cache
+def allowed_scripts() -> dict[str, bool]:
+    package = json.loads((CODEGEN / "package.json").read_text())
+    return dict(sorted(package.get("allowScripts", {}).items()))
+
+
+@cache
 def _environment():
     import jinja2
 
@@ -223,6 +229,9 @@ def _package(spec: m.RSpec) -> str:
                 "deploy": "wrangler deploy",
             },
             "devDependencies": toolchain(),
+            # npm 11 runs dependency install scripts only where allowed: `node` links its
+            # binary, esbuild and workerd fetch their platform package from the registry.
+            "allowScripts": allowed_scripts(),
         },
         sort_keys=False,
     )
