@@ -11,5 +11,6 @@ export * from "./tools";
 export * from "./http";
 export * from "./load";
 export * from "./session";
+export * from "./slo";
 export * from "./task";
 export * from "./worker";

@@ -11,6 +11,7 @@ import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
 import { evaluateToolCall, type Decision, type Policy, type Workflow } from "./policy";
+import { observe, type Alert, type SliSample } from "./slo";
 import { invokeTool } from "./tools";
 
 /** What the Worker needs of every generated Env. */
@@ -222,6 +223,14 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       decisions: decisions.map((d) => d.seq),
     };
     this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(trace));
+    const sample: SliSample = { ok: true, latency_ms: trace.latency_ms, ttft_ms: trace.ttft_ms, cost_usd: cost,
+      input_tokens: usage.input, cached_tokens: usage.cached,
+      denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
+    const monitor = this.env.SESSION.getByName(JSON.stringify(["slo", req.workflow]));
+    for (const alert of await monitor.observe(req.workflow, sample)) {
+      decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
+        { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));
+    }
     if (wf.checkpoint && turn % wf.checkpoint.every === 0) await this.checkpoint(req, wf, decisions, intent);
     return { ok: true, session_id: req.session, turn, output, model, decisions, trace_id: req.traceId };
   }
@@ -269,6 +278,12 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     this.sql.exec("DELETE FROM messages");
     decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
       { decision: "allow", rule: "checkpoint.every" }));
+  }
+
+  // ── RPC: the workflow's SLO monitor (this object named ["slo", workflow]) ──
+
+  async observe(workflow: string, sample: SliSample): Promise<Alert[]> {
+    return observe(this.sql, this.env, this.policy, workflow, sample);
   }
 
   // ── RPC: reads ───────────────────────────────────────────────────────────

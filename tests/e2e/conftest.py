@@ -1,0 +1,205 @@
+"""End-to-end fixtures: a compiled agent running in workerd (`wrangler dev`) on loopback.
+
+One runtime per spec, shared by every test that needs it (session scope), with the shared
+Node toolchain symlinked in. Only the model and the tools' endpoints are stubbed, by the
+loopback servers in stubs.py; the runtime reaches them through its local variables
+(INFERENCE_URL, TOOL_ORIGINS), exactly as `npm run dev` with a `.dev.vars` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentspec.check import check
+from agentspec.emit import emit, write
+from agentspec.load import load
+
+from .stubs import ModelStub, ToolStub
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLCHAIN = ROOT / "codegen" / "cloudflare" / "node_modules"
+SPECS = Path(__file__).resolve().parent / "specs"
+
+TOKENS = {"token-acme": "acme", "token-globex": "globex"}
+ADMIN = "admin-secret-token"
+
+QUIET = {
+    "WRANGLER_SEND_METRICS": "false",
+    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
+    "WRANGLER_HIDE_BANNER": "true",
+    "NO_COLOR": "1",
+    "CI": "true",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Runtime:
+    """A compiled spec served by `wrangler dev --env local`, with state persisted on disk."""
+
+    def __init__(self, spec_path: Path, workdir: Path, model: ModelStub, tools: ToolStub) -> None:
+        if not (TOOLCHAIN / ".bin" / "node").exists():
+            pytest.fail("the Node toolchain is missing: run `npm --prefix codegen/cloudflare ci` (make test does)")
+        loaded = load(str(spec_path))
+        result = check(loaded)
+        assert result.spec is not None, [d.message for d in result.diagnostics]
+        self.spec = result.spec
+        self.project = workdir / self.spec.name
+        write(emit(self.spec), str(self.project))
+        (self.project / "node_modules").symlink_to(TOOLCHAIN)
+        self.state = workdir / f"{self.spec.name}-state"
+        self.model = model
+        self.tools = tools
+        secrets = {self.spec.tokens_secret: json.dumps(TOKENS)}
+        if self.spec.admin_secret:
+            secrets[self.spec.admin_secret] = ADMIN
+        for _, held in self.spec.identities:
+            for secret in held:
+                secrets[secret] = f"value-of-{secret}"
+        origins = {t.host: tools.origin for t in self.spec.tools}
+        for wf in self.spec.workflows:
+            if wf.slo.webhook:
+                origins[httpx.URL(wf.slo.webhook).host] = tools.origin
+        lines = [f"INFERENCE_URL={model.url}", f"TOOL_ORIGINS={json.dumps(origins)}"]
+        lines += [f"{k}={v}" for k, v in secrets.items()]
+        (self.project / ".dev.vars").write_text("\n".join(lines) + "\n")
+        self.secrets = secrets
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        self.log = workdir / f"{self.spec.name}-wrangler.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.port = free_port()
+        env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
+        log = open(self.log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
+        self.process = subprocess.Popen(
+            [str(TOOLCHAIN / ".bin" / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1",
+             "--port", str(self.port), "--inspector-port", str(free_port()), "--persist-to", str(self.state),
+             "--log-level", "warn"],
+            cwd=self.project, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"wrangler dev exited early:\n{self.log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"wrangler dev did not answer within {timeout}s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=5)
+        self.process = None
+
+    # ── client helpers ────────────────────────────────────────────────────
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def headers(self, tenant: str = "acme", token: str | None = None) -> dict[str, str]:
+        token = token or next(t for t, owner in TOKENS.items() if owner == tenant)
+        return {"authorization": f"Bearer {token}", self.spec.tenant_header or "x-tenant-id": tenant}
+
+    def admin_headers(self, tenant: str = "acme") -> dict[str, str]:
+        return {"authorization": f"Bearer {ADMIN}", self.spec.tenant_header or "x-tenant-id": tenant}
+
+    def turn(self, session: str, workflow: str, text: str, tenant: str = "acme", **kw) -> httpx.Response:
+        with self.client() as c:
+            return c.post(f"/v1/sessions/{session}/turns", json={"workflow": workflow, "input": text},
+                          headers={**self.headers(tenant), **kw.pop("headers", {})}, **kw)
+
+    def traces(self, session: str, tenant: str = "acme", since: int = 0) -> dict:
+        with self.client() as c:
+            r = c.get("/v1/traces", params={"session": session, "since": since}, headers=self.admin_headers(tenant))
+            assert r.status_code == 200, r.text
+            return r.json()
+
+    def wait_task(self, task_id: str, tenant: str = "acme", timeout: float = 60.0,
+                  until: tuple[str, ...] = ("complete", "errored", "terminated")) -> dict:
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        with self.client() as c:
+            while time.monotonic() < deadline:
+                r = c.get(f"/v1/tasks/{task_id}", headers=self.headers(tenant))
+                assert r.status_code == 200, r.text
+                body = r.json()
+                if body["status"] in until:
+                    return body
+                time.sleep(0.25)
+        raise AssertionError(f"task {task_id} still {body.get('status')} after {timeout}s: {body}")
+
+
+@pytest.fixture(scope="session")
+def model_stub() -> Iterator[ModelStub]:
+    stub = ModelStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture(scope="session")
+def tool_stub() -> Iterator[ToolStub]:
+    stub = ToolStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stubs(model_stub: ModelStub, tool_stub: ToolStub) -> None:
+    model_stub.reset()
+    tool_stub.reset()
+
+
+def _runtime(spec: Path, tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    runtime = Runtime(spec, tmp_path_factory.mktemp("e2e"), model_stub, tool_stub)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        shutil.rmtree(runtime.project / ".wrangler", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def support(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    """specs/support_desk.agent, running."""
+    yield from _runtime(ROOT / "specs" / "support_desk.agent", tmp_path_factory, model_stub, tool_stub)
+
+
+@pytest.fixture(scope="session")
+def playground(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    """tests/e2e/specs/playground.agent: small cadences and shadow mode, for the cases the examples lack."""
+    yield from _runtime(SPECS / "playground.agent", tmp_path_factory, model_stub, tool_stub)
