@@ -10,7 +10,7 @@ import { AllModelsFailedError, OutboundBlockedError, ToolError } from "./errors"
 import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
-import { evaluateToolCall, type Decision, type Policy, type Workflow } from "./policy";
+import { evaluateToolCall, type Policy, type Workflow } from "./policy";
 import { observe, type Alert, type SliSample } from "./slo";
 import { invokeTool } from "./tools";
 
@@ -117,7 +117,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     return rows[0] ? (JSON.parse(rows[0].body) as ChainRecord) : null;
   }
 
-  private async record(req: TurnRequest, intent: string, action: string, d: Pick<Decision, "decision" | "rule">):
+  private async record(req: TurnRequest, intent: string, action: string, d: { decision: string; rule: string }):
     Promise<DecisionView> {
     const rec = await appendRecord(this.lastRecord(), {
       tenant: req.tenant, session: req.session, workflow: req.workflow, intent, action,
