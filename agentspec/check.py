@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, did_you_mean, error, has_errors, warning
+from agentspec.gcpause import paused
 from agentspec.load import Loaded
 
 # ───────────────────────────── defaults and platform facts ─────────────────────────────
@@ -50,7 +51,8 @@ def check(loaded: Loaded) -> CheckResult:
     if loaded.root_file is None:
         return CheckResult(None, list(loaded.diagnostics))
     checker = _Checker(loaded.root_file, [f for f in loaded.files if f.path != loaded.root])
-    spec = checker.run()
+    with paused():
+        spec = checker.run()
     diagnostics = [*loaded.diagnostics, *checker.diagnostics]
     return CheckResult(spec if not has_errors(diagnostics) else None, diagnostics)
 

@@ -4,6 +4,9 @@
     agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
     agentspec explain CODE                                the long explanation of a diagnostic code
     agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
+    agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
+                                                          a running runtime's /v1/traces, as JSON
+    agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -50,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code", metavar="CODE")
+
+    trace = commands.add_parser("trace", help="pull a running runtime's traces and verify their decision chain")
+    trace_commands = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
+    pull = trace_commands.add_parser("pull", help="fetch GET /v1/traces for one session and write it as JSON")
+    pull.add_argument("--url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:8787")
+    pull.add_argument("--session", required=True)
+    pull.add_argument("--tenant", required=True)
+    pull.add_argument("--admin-token", default=None, help="default: $AGENTSPEC_ADMIN_TOKEN")
+    pull.add_argument("--tenant-header", default="x-tenant-id")
+    pull.add_argument("--since", type=int, default=0, help="only records after this seq")
+    pull.add_argument("-o", "--out", default=None, metavar="FILE", help="default: standard output")
+    verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
+    verify.add_argument("file", metavar="FILE")
+    verify.add_argument("--format", choices=["human", "json"], default="human")
     return parser
 
 
@@ -66,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args.code)
     if args.command == "compile":
         return _compile(args.spec, args.out, args.force, args.color)
+    if args.command == "trace":
+        return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
@@ -186,6 +205,58 @@ def _explain(code: str) -> int:
         return EXIT_USAGE
     print(f"{entry.code}: {entry.title}\n\n{entry.explanation}")
     return EXIT_OK
+
+
+def _trace_pull(args: argparse.Namespace) -> int:
+    import json
+
+    from agentspec.trace import TraceError, pull
+
+    token = args.admin_token or os.environ.get("AGENTSPEC_ADMIN_TOKEN")
+    if not token:
+        sys.stderr.write("agentspec: no admin token; pass `--admin-token` or set AGENTSPEC_ADMIN_TOKEN\n")
+        return EXIT_USAGE
+    try:
+        traces = pull(args.url, args.session, args.tenant, token, since=args.since, tenant_header=args.tenant_header)
+    except TraceError as exc:
+        sys.stderr.write(f"agentspec: {exc}\n")
+        return EXIT_ERRORS
+    text = json.dumps(traces, indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        sys.stderr.write(f"agentspec: cannot write `{args.out}`: {exc.strerror or exc}\n")
+        return EXIT_ERRORS
+    print(f"pulled {len(traces['records'])} records and {len(traces['turns'])} turns of session "
+          f"`{args.session}` -> {args.out}")
+    return EXIT_OK
+
+
+def _trace_verify(path: str, fmt: str) -> int:
+    import json
+
+    from agentspec.trace import load, render, verify
+    from agentspec.trace.schema import SchemaError
+
+    try:
+        traces = load(path)
+    except OSError as exc:
+        sys.stderr.write(f"agentspec: cannot read `{path}`: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    except SchemaError as exc:
+        sys.stderr.write(f"agentspec: `{path}` is not a traces file: {exc}\n")
+        return EXIT_USAGE
+    problems = verify(traces)
+    if fmt == "json":
+        print(json.dumps({"ok": not any(p.severity == "error" for p in problems),
+                          "records": len(traces["records"]), "problems": [p.as_json() for p in problems]}, indent=2))
+    else:
+        sys.stdout.write(render(problems, path, traces["records"]))
+    return EXIT_ERRORS if any(p.severity == "error" for p in problems) else EXIT_OK
 
 
 def run() -> None:

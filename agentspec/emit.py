@@ -120,9 +120,16 @@ def _step_view(step: m.RStep, spec: m.RSpec) -> dict[str, Any]:
     if step.kind == "call" and step.tool:
         tool = spec.tool(step.tool)
         if tool.compensate:
+            # The compensation retries with the step's own delay and backoff (the spec's word on how
+            # patient to be with that service), at least 3 times: giving up leaves the saga half undone,
+            # and Workflows stops the remaining rollbacks at the first one that fails. Its timeout covers
+            # the compensating call and the registry update after it.
             comp = spec.tool(tool.compensate)
             view["rollback_lit"] = lit(
-                {"retries": {"limit": 3, "delay": 1000, "backoff": "exponential"}, "timeout": comp.timeout_ms}
+                {
+                    "retries": {"limit": max(step.retries, 3), "delay": step.delay_ms, "backoff": step.backoff},
+                    "timeout": max(step.timeout_ms, comp.timeout_ms + 1000),
+                }
             )
     if step.kind == "sleep":
         view["duration_ms"] = step.duration_ms

@@ -7,18 +7,18 @@ escapes) and the comments, which the formatter puts back.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, error
+from agentspec.gcpause import paused
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "agentspec.lark"
 if not GRAMMAR.exists():  # installed as a wheel: the grammar ships inside the package
@@ -38,7 +38,7 @@ def parser() -> Lark:
         str(GRAMMAR),
         parser="lalr",
         strict=True,
-        propagate_positions=True,
+        keep_all_tokens=True,  # spans from tokens; see ToModel
         maybe_placeholders=True,
         cache=cache_path,
     )
@@ -62,11 +62,7 @@ class ParseResult:
 def parse(text: str, path: str = "<input>") -> ParseResult:
     """Parse one file's text. Never raises on bad input: problems come back as diagnostics."""
     lark = parser()
-    # Parsing allocates hundreds of thousands of objects that all stay alive; the cyclic
-    # garbage collector would rescan them again and again (4x slower on a 50,000-line spec).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():
         try:
             tree = lark.parse(text)
         except UnexpectedInput as exc:
@@ -77,9 +73,6 @@ def parse(text: str, path: str = "<input>") -> ParseResult:
         except VisitError as exc:  # pragma: no cover - a transformer bug, not bad input
             raise exc.orig_exc from exc
         return ParseResult(spec, transformer.diagnostics, _comments(text))
-    finally:
-        if collecting:
-            gc.enable()
 
 
 _COMMENT_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|//[^\n]*')
@@ -131,6 +124,44 @@ _DURATION_RE = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 _SIZE_RE = re.compile(r"([0-9]+)(KiB|MiB|GiB|B)")
 
 
+# Terminals that carry content. The parser keeps every token (keep_all_tokens) so that a
+# node's span can run from its first keyword to its last brace without Lark's
+# propagate_positions, which costs more than the whole parse; keywords and punctuation
+# are then dropped here, before a rule method sees its children.
+_CONTENT = frozenset(
+    {
+        "NAME", "STRING", "NUMBER", "DURATION", "PERCENT", "MONEY", "SIZE", "PERCENTILE", "COMPARATOR",
+        "OPTIONAL", "HTTP_METHOD", "RISK", "STORE_KIND", "POLICY_MODE", "BACKOFF", "FIELD_TYPE",
+    }
+)  # fmt: skip
+
+
+class _Seq(tuple):
+    """A bracketed list: a tuple that also knows where its brackets are, for its parent's span."""
+
+    span: m.Span
+
+
+def _seq(items, span: m.Span) -> tuple:
+    seq = _Seq(items)
+    seq.span = span
+    return seq
+
+
+def _rule(method):
+    """Give a rule method its span and its content children (keywords and Nones dropped)."""
+
+    def wrapper(self: ToModel, children: list):
+        first = next((c for c in children if c is not None), None)
+        last = next((c for c in reversed(children) if c is not None), None)
+        kids = [c for c in children if c is not None and not (type(c) is Token and c.type not in _CONTENT)]
+        return method(self, self._between(first, last), kids)
+
+    wrapper.__name__ = method.__name__
+    wrapper.__doc__ = method.__doc__
+    return wrapper
+
+
 class ToModel(Transformer):
     """One method per grammar rule, each returning one node of agentspec.model."""
 
@@ -141,18 +172,20 @@ class ToModel(Transformer):
 
     # helpers ----------------------------------------------------------------
 
-    def _span(self, meta) -> m.Span:
-        if meta.empty:
+    def _between(self, first, last) -> m.Span:
+        if first is None or last is None:
             return _node(m.Span, file=self.path, line=1, column=1, end_line=1, end_column=1, start=0, end=0)
+        a = first.span if not isinstance(first, Token) else None
+        b = last.span if not isinstance(last, Token) else None
         return _node(
             m.Span,
             file=self.path,
-            line=meta.line,
-            column=meta.column,
-            end_line=meta.end_line,
-            end_column=meta.end_column,
-            start=meta.start_pos,
-            end=meta.end_pos,
+            line=a.line if a else first.line,
+            column=a.column if a else first.column,
+            end_line=b.end_line if b else last.end_line,
+            end_column=b.end_column if b else last.end_column,
+            start=a.start if a else first.start_pos,
+            end=b.end if b else last.end_pos,
         )
 
     def _tspan(self, token: Token) -> m.Span:
@@ -194,295 +227,303 @@ class ToModel(Transformer):
 
     # files ------------------------------------------------------------------
 
-    @v_args(meta=True)
-    def start(self, meta, children):
-        *imports, body = children
-        return _node(m.SpecFile, span=self._span(meta), path=self.path, imports=tuple(imports), body=body)
+    @_rule
+    def start(self, span, kids):
+        *imports, body = kids
+        return _node(m.SpecFile, span=span, path=self.path, imports=tuple(imports), body=body)
 
-    @v_args(meta=True)
-    def import_decl(self, meta, children):
-        return _node(m.Import, span=self._span(meta), path=self._str(children[0]))
+    @_rule
+    def import_decl(self, span, kids):
+        return _node(m.Import, span=span, path=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def agent(self, meta, children):
-        name, version, *items = children
-        return _node(m.Agent, span=self._span(meta), name=self._name(name), version=version, items=tuple(items))
+    @_rule
+    def agent(self, span, kids):
+        name, version, *items = kids
+        return _node(m.Agent, span=span, name=self._name(name), version=version, items=tuple(items))
 
-    @v_args(meta=True)
-    def library(self, meta, children):
-        name, *items = children
-        return _node(m.Library, span=self._span(meta), name=self._name(name), items=tuple(items))
+    @_rule
+    def library(self, span, kids):
+        name, *items = kids
+        return _node(m.Library, span=span, name=self._name(name), items=tuple(items))
 
     # agent header -----------------------------------------------------------
 
-    @v_args(meta=True)
-    def owner(self, meta, children):
-        return _node(m.Owner, span=self._span(meta), value=self._str(children[0]))
+    @_rule
+    def owner(self, span, kids):
+        return _node(m.Owner, span=span, value=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def auth(self, meta, children):
-        tokens, admin = children
+    @_rule
+    def auth(self, span, kids):
+        tokens, *admin = kids
         return _node(
             m.Auth,
-            span=self._span(meta),
+            span=span,
             tokens_secret=self._name(tokens),
-            admin_secret=self._name(admin) if admin is not None else None,
+            admin_secret=self._name(admin[0]) if admin else None,
         )
 
-    @v_args(meta=True)
-    def tenant(self, meta, children):
-        return _node(m.Tenant, span=self._span(meta), header=self._str(children[0]))
+    @_rule
+    def tenant(self, span, kids):
+        return _node(m.Tenant, span=span, header=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def store(self, meta, children):
-        kind, name = children
-        return _node(m.Store, span=self._span(meta), kind=self._word(kind), name=self._name(name))
+    @_rule
+    def store(self, span, kids):
+        kind, name = kids
+        return _node(m.Store, span=span, kind=self._word(kind), name=self._name(name))
 
     # tiers ------------------------------------------------------------------
 
-    @v_args(meta=True)
-    def tier(self, meta, children):
-        name, *clauses = children
-        return _node(m.Tier, span=self._span(meta), name=self._name(name), clauses=tuple(clauses))
+    @_rule
+    def tier(self, span, kids):
+        name, *clauses = kids
+        return _node(m.Tier, span=span, name=self._name(name), clauses=tuple(clauses))
 
-    @v_args(meta=True)
-    def primary(self, meta, children):
-        return _node(m.Primary, span=self._span(meta), model=self._str(children[0]))
+    @_rule
+    def primary(self, span, kids):
+        return _node(m.Primary, span=span, model=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def fallback(self, meta, children):
-        return _node(m.Fallback, span=self._span(meta), models=tuple(self._str(c) for c in children))
+    @_rule
+    def fallback(self, span, kids):
+        return _node(m.Fallback, span=span, models=tuple(self._str(c) for c in kids))
 
-    @v_args(meta=True)
-    def price(self, meta, children):
-        return _node(m.Price, span=self._span(meta), input=children[0], output=children[1])
+    @_rule
+    def price(self, span, kids):
+        return _node(m.Price, span=span, input=kids[0], output=kids[1])
 
-    @v_args(meta=True)
-    def clears(self, meta, children):
-        return _node(m.Clears, span=self._span(meta), risk=self._word(children[0]))
+    @_rule
+    def clears(self, span, kids):
+        return _node(m.Clears, span=span, risk=self._word(kids[0]))
 
     # identities -------------------------------------------------------------
 
-    @v_args(meta=True)
-    def identity(self, meta, children):
-        name, secrets = children
-        return _node(m.Identity, span=self._span(meta), name=self._name(name), secrets=secrets)
+    @_rule
+    def identity(self, span, kids):
+        name, secrets = kids
+        return _node(m.Identity, span=span, name=self._name(name), secrets=secrets)
 
     # tools ------------------------------------------------------------------
 
-    @v_args(meta=True)
-    def tool(self, meta, children):
-        name, *clauses = children
-        return _node(m.Tool, span=self._span(meta), name=self._name(name), clauses=tuple(clauses))
+    @_rule
+    def tool(self, span, kids):
+        name, *clauses = kids
+        return _node(m.Tool, span=span, name=self._name(name), clauses=tuple(clauses))
 
-    @v_args(meta=True)
-    def endpoint(self, meta, children):
-        method, url = children
-        return _node(m.Endpoint, span=self._span(meta), method=self._word(method), url=self._str(url))
+    @_rule
+    def endpoint(self, span, kids):
+        method, url = kids
+        return _node(m.Endpoint, span=span, method=self._word(method), url=self._str(url))
 
-    @v_args(meta=True)
-    def risk(self, meta, children):
-        return _node(m.Risk, span=self._span(meta), level=self._word(children[0]))
+    @_rule
+    def risk(self, span, kids):
+        return _node(m.Risk, span=span, level=self._word(kids[0]))
 
-    @v_args(meta=True)
-    def read_only(self, meta, children):
-        return _node(m.ReadOnly, span=self._span(meta))
+    @_rule
+    def read_only(self, span, kids):
+        return _node(m.ReadOnly, span=span)
 
-    @v_args(meta=True)
-    def idempotency(self, meta, children):
-        return _node(m.Idempotency, span=self._span(meta), key=self._str(children[0]))
+    @_rule
+    def idempotency(self, span, kids):
+        return _node(m.Idempotency, span=span, key=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def compensate(self, meta, children):
-        return _node(m.Compensate, span=self._span(meta), tool=self._name(children[0]))
+    @_rule
+    def compensate(self, span, kids):
+        return _node(m.Compensate, span=span, tool=self._name(kids[0]))
 
-    @v_args(meta=True)
-    def run_as(self, meta, children):
-        return _node(m.RunAs, span=self._span(meta), identity=self._name(children[0]))
+    @_rule
+    def run_as(self, span, kids):
+        return _node(m.RunAs, span=span, identity=self._name(kids[0]))
 
-    @v_args(meta=True)
-    def args(self, meta, children):
-        return _node(m.Args, span=self._span(meta), fields=children[0])
+    @_rule
+    def args(self, span, kids):
+        return _node(m.Args, span=span, fields=kids[0])
 
-    @v_args(meta=True)
-    def returns(self, meta, children):
-        return _node(m.Returns, span=self._span(meta), fields=children[0])
+    @_rule
+    def returns(self, span, kids):
+        return _node(m.Returns, span=span, fields=kids[0])
 
-    @v_args(meta=True)
-    def headers(self, meta, children):
-        return _node(m.Headers, span=self._span(meta), headers=tuple(c for c in children if c is not None))
+    @_rule
+    def headers(self, span, kids):
+        return _node(m.Headers, span=span, headers=tuple(kids))
 
-    @v_args(meta=True)
-    def header(self, meta, children):
-        name, value = children
-        return _node(m.Header, span=self._span(meta), name=self._str(name), value=self._str(value))
+    @_rule
+    def header(self, span, kids):
+        name, value = kids
+        return _node(m.Header, span=span, name=self._str(name), value=self._str(value))
 
-    @v_args(meta=True)
-    def max_response(self, meta, children):
-        return _node(m.MaxResponse, span=self._span(meta), size=children[0])
+    @_rule
+    def max_response(self, span, kids):
+        return _node(m.MaxResponse, span=span, size=kids[0])
 
-    def shape(self, children):
-        return tuple(c for c in children if c is not None)
+    @_rule
+    def shape(self, span, kids):
+        return _seq(kids, span)
 
-    @v_args(meta=True)
-    def field(self, meta, children):
-        name, optional, kind = children
-        return _node(
-            m.Field, span=self._span(meta), name=self._name(name), optional=optional is not None, type=self._word(kind)
-        )
+    @_rule
+    def field(self, span, kids):
+        name, *rest = kids
+        return _node(m.Field, span=span, name=self._name(name), optional=len(rest) == 2, type=self._word(rest[-1]))
 
     # workflows --------------------------------------------------------------
 
-    @v_args(meta=True)
-    def workflow(self, meta, children):
-        name, klass, *clauses = children
-        return _node(
-            m.Workflow, span=self._span(meta), name=self._name(name), klass=self._name(klass), clauses=tuple(clauses)
-        )
+    @_rule
+    def workflow(self, span, kids):
+        name, klass, *clauses = kids
+        return _node(m.Workflow, span=span, name=self._name(name), klass=self._name(klass), clauses=tuple(clauses))
 
-    @v_args(meta=True)
-    def route(self, meta, children):
-        risk, tier = children
-        return _node(m.Route, span=self._span(meta), risk=self._word(risk), tier=self._name(tier))
+    @_rule
+    def route(self, span, kids):
+        risk, tier = kids
+        return _node(m.Route, span=span, risk=self._word(risk), tier=self._name(tier))
 
-    @v_args(meta=True)
-    def tools_allow(self, meta, children):
-        return _node(m.ToolsAllow, span=self._span(meta), tools=children[0])
+    @_rule
+    def tools_allow(self, span, kids):
+        return _node(m.ToolsAllow, span=span, tools=kids[0])
 
-    @v_args(meta=True)
-    def outbound_allow(self, meta, children):
-        return _node(m.OutboundAllow, span=self._span(meta), hosts=children[0])
+    @_rule
+    def outbound_allow(self, span, kids):
+        return _node(m.OutboundAllow, span=span, hosts=kids[0])
 
-    @v_args(meta=True)
-    def policy(self, meta, children):
-        return _node(m.Policy, span=self._span(meta), mode=self._word(children[0]))
+    @_rule
+    def policy(self, span, kids):
+        return _node(m.Policy, span=span, mode=self._word(kids[0]))
 
-    @v_args(meta=True)
-    def affinity(self, meta, children):
-        header, ttl = children
-        return _node(m.Affinity, span=self._span(meta), header=self._str(header), ttl=ttl)
+    @_rule
+    def affinity(self, span, kids):
+        header, *ttl = kids
+        return _node(m.Affinity, span=span, header=self._str(header), ttl=ttl[0] if ttl else None)
 
-    @v_args(meta=True)
-    def checkpoint(self, meta, children):
-        every, tier, store = children
+    @_rule
+    def checkpoint(self, span, kids):
+        every, tier, *store = kids
         return _node(
             m.Checkpoint,
-            span=self._span(meta),
+            span=span,
             every=every,
             tier=self._name(tier),
-            store=self._name(store) if store is not None else None,
+            store=self._name(store[0]) if store else None,
         )
 
-    @v_args(meta=True)
-    def pii_mask(self, meta, children):
-        return _node(m.PiiMask, span=self._span(meta), classes=children[0])
+    @_rule
+    def pii_mask(self, span, kids):
+        return _node(m.PiiMask, span=span, classes=kids[0])
 
-    @v_args(meta=True)
-    def pii_pattern(self, meta, children):
-        name, regex = children
-        return _node(m.PiiPattern, span=self._span(meta), name=self._name(name), regex=self._str(regex))
+    @_rule
+    def pii_pattern(self, span, kids):
+        name, regex = kids
+        return _node(m.PiiPattern, span=span, name=self._name(name), regex=self._str(regex))
 
-    @v_args(meta=True)
-    def step(self, meta, children):
-        name, action, *options = children
-        return _node(m.Step, span=self._span(meta), name=self._name(name), action=action, clauses=tuple(options))
+    @_rule
+    def step(self, span, kids):
+        name, action, *options = kids
+        return _node(m.Step, span=span, name=self._name(name), action=action, clauses=tuple(options))
 
-    @v_args(meta=True)
-    def call(self, meta, children):
-        tool, *args = children
-        # `call t` has no children after the name; `call t with {}` has one placeholder.
-        parsed = tuple(a for a in args if a is not None) if args else None
-        return _node(m.Call, span=self._span(meta), tool=self._name(tool), args=parsed)
+    def call(self, children):
+        # `call t` ends at the name; `call t with { ... }` goes on to a closing brace.
+        with_args = len(children) > 2
+        return self._call(children, with_args)
 
-    @v_args(meta=True)
-    def step_arg(self, meta, children):
-        name, template = children
-        return _node(m.StepArg, span=self._span(meta), name=self._name(name), template=self._str(template))
+    def _call(self, children, with_args):
+        first, last = children[0], children[-1]
+        kids = [c for c in children if c is not None and not (type(c) is Token and c.type not in _CONTENT)]
+        tool, *args = kids
+        return _node(
+            m.Call,
+            span=self._between(first, last),
+            tool=self._name(tool),
+            args=tuple(args) if with_args else None,
+        )
 
-    @v_args(meta=True)
-    def infer(self, meta, children):
-        tier, prompt = children
-        return _node(m.Infer, span=self._span(meta), tier=self._name(tier), prompt=self._str(prompt))
+    @_rule
+    def step_arg(self, span, kids):
+        name, template = kids
+        return _node(m.StepArg, span=span, name=self._name(name), template=self._str(template))
 
-    @v_args(meta=True)
-    def sleep(self, meta, children):
-        return _node(m.Sleep, span=self._span(meta), duration=children[0])
+    @_rule
+    def infer(self, span, kids):
+        tier, prompt = kids
+        return _node(m.Infer, span=span, tier=self._name(tier), prompt=self._str(prompt))
 
-    @v_args(meta=True)
-    def wait_event(self, meta, children):
-        return _node(m.WaitEvent, span=self._span(meta), event=self._str(children[0]))
+    @_rule
+    def sleep(self, span, kids):
+        return _node(m.Sleep, span=span, duration=kids[0])
 
-    @v_args(meta=True)
-    def retry(self, meta, children):
-        return _node(m.Retry, span=self._span(meta), count=children[0])
+    @_rule
+    def wait_event(self, span, kids):
+        return _node(m.WaitEvent, span=span, event=self._str(kids[0]))
 
-    @v_args(meta=True)
-    def backoff(self, meta, children):
-        strategy, delay = children
-        return _node(m.Backoff, span=self._span(meta), strategy=self._word(strategy), delay=delay)
+    @_rule
+    def retry(self, span, kids):
+        return _node(m.Retry, span=span, count=kids[0])
 
-    @v_args(meta=True)
-    def timeout(self, meta, children):
-        return _node(m.Timeout, span=self._span(meta), duration=children[0])
+    @_rule
+    def backoff(self, span, kids):
+        strategy, *delay = kids
+        return _node(m.Backoff, span=span, strategy=self._word(strategy), delay=delay[0] if delay else None)
+
+    @_rule
+    def timeout(self, span, kids):
+        return _node(m.Timeout, span=span, duration=kids[0])
 
     # service levels ---------------------------------------------------------
 
-    @v_args(meta=True)
-    def slo(self, meta, children):
-        return _node(m.Slo, span=self._span(meta), clauses=tuple(children))
+    @_rule
+    def slo(self, span, kids):
+        return _node(m.Slo, span=span, clauses=tuple(kids))
 
-    @v_args(meta=True)
-    def latency(self, meta, children):
-        pct, cmp, bound = children
+    @_rule
+    def latency(self, span, kids):
+        pct, cmp, bound = kids
+        return _node(m.Latency, span=span, percentile=self._word(pct), comparator=self._word(cmp), bound=bound)
+
+    @_rule
+    def ttft(self, span, kids):
+        pct, cmp, bound = kids
+        return _node(m.Ttft, span=span, percentile=self._word(pct), comparator=self._word(cmp), bound=bound)
+
+    @_rule
+    def success(self, span, kids):
+        cmp, bound = kids
+        return _node(m.Success, span=span, comparator=self._word(cmp), bound=bound)
+
+    @_rule
+    def cost(self, span, kids):
+        cmp, bound = kids
+        return _node(m.Cost, span=span, comparator=self._word(cmp), bound=bound)
+
+    @_rule
+    def cache_hit(self, span, kids):
+        cmp, bound, *drop = kids
         return _node(
-            m.Latency, span=self._span(meta), percentile=self._word(pct), comparator=self._word(cmp), bound=bound
+            m.CacheHit, span=span, comparator=self._word(cmp), bound=bound, alert_drop=drop[0] if drop else None
         )
 
-    @v_args(meta=True)
-    def ttft(self, meta, children):
-        pct, cmp, bound = children
-        return _node(m.Ttft, span=self._span(meta), percentile=self._word(pct), comparator=self._word(cmp), bound=bound)
+    @_rule
+    def denied(self, span, kids):
+        cmp, bound = kids
+        return _node(m.Denied, span=span, comparator=self._word(cmp), bound=bound)
 
-    @v_args(meta=True)
-    def success(self, meta, children):
-        cmp, bound = children
-        return _node(m.Success, span=self._span(meta), comparator=self._word(cmp), bound=bound)
+    @_rule
+    def tokens(self, span, kids):
+        return _node(m.Tokens, span=span, input=kids[0], output=kids[1])
 
-    @v_args(meta=True)
-    def cost(self, meta, children):
-        cmp, bound = children
-        return _node(m.Cost, span=self._span(meta), comparator=self._word(cmp), bound=bound)
-
-    @v_args(meta=True)
-    def cache_hit(self, meta, children):
-        cmp, bound, drop = children
-        return _node(m.CacheHit, span=self._span(meta), comparator=self._word(cmp), bound=bound, alert_drop=drop)
-
-    @v_args(meta=True)
-    def denied(self, meta, children):
-        cmp, bound = children
-        return _node(m.Denied, span=self._span(meta), comparator=self._word(cmp), bound=bound)
-
-    @v_args(meta=True)
-    def tokens(self, meta, children):
-        return _node(m.Tokens, span=self._span(meta), input=children[0], output=children[1])
-
-    @v_args(meta=True)
-    def webhook(self, meta, children):
-        return _node(m.Webhook, span=self._span(meta), url=self._str(children[0]))
+    @_rule
+    def webhook(self, span, kids):
+        return _node(m.Webhook, span=span, url=self._str(kids[0]))
 
     # shared pieces ----------------------------------------------------------
 
-    def name_list(self, children):
-        return tuple(self._name(c) for c in children if c is not None)
+    @_rule
+    def name_list(self, span, kids):
+        return _seq((self._name(c) for c in kids), span)
 
-    def string_list(self, children):
-        return tuple(self._str(c) for c in children if c is not None)
+    @_rule
+    def string_list(self, span, kids):
+        return _seq((self._str(c) for c in kids), span)
 
-    def value(self, children):
-        token: Token = children[0]
+    @_rule
+    def value(self, span, kids):
+        token: Token = kids[0]
         text = str(token)
-        span = self._tspan(token)
         kind = token.type
         if kind == "DURATION":
             number, unit = _DURATION_RE.fullmatch(text).groups()  # type: ignore[union-attr]

@@ -1,0 +1,55 @@
+"""An httpx client for a running runtime's `GET /v1/traces`: base URL, session, tenant and admin token in,
+the traces (records oldest first, turn traces) out, stamped with where they came from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from agentspec.trace.schema import SchemaError, Traces, parse
+
+
+class TraceError(RuntimeError):
+    """The runtime did not answer with traces (network error, bad token, unknown session)."""
+
+
+def pull(
+    url: str,
+    session: str,
+    tenant: str,
+    admin_token: str,
+    *,
+    since: int = 0,
+    tenant_header: str = "x-tenant-id",
+    timeout: float = 30.0,
+    transport: httpx.BaseTransport | None = None,
+) -> Traces:
+    headers = {"authorization": f"Bearer {admin_token}", tenant_header: tenant}
+    params: dict[str, Any] = {"session": session, "since": since}
+    try:
+        with httpx.Client(base_url=url, timeout=timeout, transport=transport) as client:
+            response = client.get("/v1/traces", params=params, headers=headers)
+    except httpx.HTTPError as exc:
+        raise TraceError(f"cannot reach `{url}`: {exc}") from exc
+    if response.status_code != 200:
+        try:
+            error = response.json()["error"]
+            detail = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:200]
+        raise TraceError(f"`GET /v1/traces` answered {response.status_code} ({detail})")
+    try:
+        traces = parse(response.text)
+    except SchemaError as exc:
+        raise TraceError(f"`GET /v1/traces` answered something else: {exc}") from exc
+    traces["source"] = {
+        "url": url,
+        "session": session,
+        "tenant": tenant,
+        "since": since,
+        "pulled_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return traces
