@@ -231,8 +231,10 @@ def _trace_pull(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"agentspec: cannot write `{args.out}`: {exc.strerror or exc}\n")
         return EXIT_ERRORS
-    print(f"pulled {len(traces['records'])} records and {len(traces['turns'])} turns of session "
-          f"`{args.session}` -> {args.out}")
+    print(
+        f"pulled {len(traces['records'])} records and {len(traces['turns'])} turns of session "
+        f"`{args.session}` -> {args.out}"
+    )
     return EXIT_OK
 
 
@@ -252,8 +254,16 @@ def _trace_verify(path: str, fmt: str) -> int:
         return EXIT_USAGE
     problems = verify(traces)
     if fmt == "json":
-        print(json.dumps({"ok": not any(p.severity == "error" for p in problems),
-                          "records": len(traces["records"]), "problems": [p.as_json() for p in problems]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "ok": not any(p.severity == "error" for p in problems),
+                    "records": len(traces["records"]),
+                    "problems": [p.as_json() for p in problems],
+                },
+                indent=2,
+            )
+        )
     else:
         sys.stdout.write(render(problems, path, traces["records"]))
     return EXIT_ERRORS if any(p.severity == "error" for p in problems) else EXIT_OK

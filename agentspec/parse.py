@@ -19,6 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, error
 from agentspec.gcpause import paused
+from agentspec.lex import SpecLexer
 
 GRAMMAR = Path(__file__).resolve().parent.parent / "grammar" / "agentspec.lark"
 if not GRAMMAR.exists():  # installed as a wheel: the grammar ships inside the package
@@ -40,6 +41,7 @@ def parser() -> Lark:
         strict=True,
         keep_all_tokens=True,  # spans from tokens; see ToModel
         maybe_placeholders=True,
+        lexer=SpecLexer,
         cache=cache_path,
     )
 

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from agentspec.trace.schema import GENESIS_HASH, STRING_FIELDS
@@ -36,8 +37,15 @@ class Problem:
     severity: str = "error"
 
     def as_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "message": self.message, "seq": self.seq, "index": self.index,
-                "field": self.field, "notes": list(self.notes), "help": self.help}
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "seq": self.seq,
+            "index": self.index,
+            "field": self.field,
+            "notes": list(self.notes),
+            "help": self.help,
+        }
 
 
 def canonical_json(value: Any) -> str:
@@ -111,8 +119,13 @@ def _suspects(entry: _Entry, ctx: _Context, before: _Entry | None, after: _Entry
     for turn, view in ctx.views.get(entry.seq, []):
         for name in ("action", "decision", "rule"):
             if name in view and view[name] != r[name]:
-                found.append((name, f"field `{name}` is `{r[name]}`, but turn {turn}'s trace recorded "
-                                    f"`{view[name]}` for seq {entry.seq}"))
+                found.append(
+                    (
+                        name,
+                        f"field `{name}` is `{r[name]}`, but turn {turn}'s trace recorded "
+                        f"`{view[name]}` for seq {entry.seq}",
+                    )
+                )
     if r["rule"] in _DENYING_RULES and r["decision"] == "allow":
         found.append(("decision", f"field `decision` is `allow`, but rule `{r['rule']}` never allows"))
     if r["rule"] in _ALLOWING_RULES and r["decision"] in {"deny", "shadow_deny"}:
@@ -156,15 +169,28 @@ def verify(
     start = after[0] + 1 if after is not None else since + 1
 
     # Order: the file must list records by increasing seq, each seq once.
-    for prev, cur in zip(entries, entries[1:], strict=False):
+    for prev, cur in pairwise(entries):
         if cur.seq == prev.seq:
-            problems.append(Problem(f"record seq {cur.seq} appears twice", seq=cur.seq, index=cur.index, field="seq",
-                                    notes=(f"at records[{prev.index}] and records[{cur.index}]",)))
+            problems.append(
+                Problem(
+                    f"record seq {cur.seq} appears twice",
+                    seq=cur.seq,
+                    index=cur.index,
+                    field="seq",
+                    notes=(f"at records[{prev.index}] and records[{cur.index}]",),
+                )
+            )
         elif cur.seq < prev.seq:
-            problems.append(Problem(
-                f"records seq {prev.seq} and seq {cur.seq} are out of order", seq=cur.seq, index=cur.index,
-                field="seq", notes=(f"records[{prev.index}] is seq {prev.seq}, records[{cur.index}] is seq {cur.seq}",),
-                help="records are listed oldest first; a reordered pair means the log was rewritten"))
+            problems.append(
+                Problem(
+                    f"records seq {prev.seq} and seq {cur.seq} are out of order",
+                    seq=cur.seq,
+                    index=cur.index,
+                    field="seq",
+                    notes=(f"records[{prev.index}] is seq {prev.seq}, records[{cur.index}] is seq {cur.seq}",),
+                    help="records are listed oldest first; a reordered pair means the log was rewritten",
+                )
+            )
 
     # Loss: every seq from the start to the highest seen (in the chain or in a turn trace) must be present.
     by_seq: dict[int, _Entry] = {}
@@ -175,15 +201,26 @@ def verify(
     for s in missing:
         lower = max((k for k in by_seq if k < s), default=None)
         upper = min((k for k in by_seq if k > s), default=None)
-        where = (f"between seq {lower} and seq {upper}" if lower is not None and upper is not None
-                 else f"after seq {lower}, the last record" if lower is not None else f"before seq {upper}")
+        where = (
+            f"between seq {lower} and seq {upper}"
+            if lower is not None and upper is not None
+            else f"after seq {lower}, the last record"
+            if lower is not None
+            else f"before seq {upper}"
+        )
         notes = [where]
         if upper is None:
             turns_naming = sorted({t for t, _ in ctx.views.get(s, [])})
             notes.append(f"turn {turns_naming[0]}'s trace refers to it" if turns_naming else "")
-        problems.append(Problem(f"record seq {s} is missing", seq=s, field="seq",
-                                notes=tuple(n for n in notes if n),
-                                help="a removed record breaks the chain; pull the traces again and compare"))
+        problems.append(
+            Problem(
+                f"record seq {s} is missing",
+                seq=s,
+                field="seq",
+                notes=tuple(n for n in notes if n),
+                help="a removed record breaks the chain; pull the traces again and compare",
+            )
+        )
 
     # Contents and links, in seq order.
     rewritten_hash: set[int] = set()
@@ -203,32 +240,53 @@ def verify(
             rewritten_hash.add(prev.seq)  # the previous record's contents are intact: only its `hash` was changed
         elif not e.intact:
             link_notes.setdefault(s, []).append(
-                f"its `prev_hash` {_short(e.record['prev_hash'])} is not the hash of the record before it")
+                f"its `prev_hash` {_short(e.record['prev_hash'])} is not the hash of the record before it"
+            )
         else:
             what = "genesis (64 zeros)" if expected == GENESIS_HASH else f"seq {s - 1}'s hash {_short(expected)}"
-            problems.append(Problem(
-                f"record seq {s} does not link to the record before it", seq=s, index=e.index, field="prev_hash",
-                notes=(f"its `prev_hash` is {_short(e.record['prev_hash'])}, expected {what}",),
-                help="a record was forged or replaced with a recomputed hash"))
+            problems.append(
+                Problem(
+                    f"record seq {s} does not link to the record before it",
+                    seq=s,
+                    index=e.index,
+                    field="prev_hash",
+                    notes=(f"its `prev_hash` is {_short(e.record['prev_hash'])}, expected {what}",),
+                    help="a record was forged or replaced with a recomputed hash",
+                )
+            )
 
     for s in sorted(by_seq):
         e = by_seq[s]
         if e.intact:
             continue
         if s in rewritten_hash:
-            problems.append(Problem(
-                f"record seq {s} carries a rewritten hash", seq=s, index=e.index, field="hash",
-                notes=(f"its contents hash to {_short(e.computed)}, which seq {s + 1} links to, "
-                       f"but its `hash` is {_short(e.record['hash'])}",)))
+            problems.append(
+                Problem(
+                    f"record seq {s} carries a rewritten hash",
+                    seq=s,
+                    index=e.index,
+                    field="hash",
+                    notes=(
+                        f"its contents hash to {_short(e.computed)}, which seq {s + 1} links to, "
+                        f"but its `hash` is {_short(e.record['hash'])}",
+                    ),
+                )
+            )
             continue
         suspects = _suspects(e, ctx, by_seq.get(s - 1), by_seq.get(s + 1))
         notes = [why for _, why in suspects]
         notes += link_notes.get(s, [])
         notes.append(f"its contents hash to {_short(e.computed)}, but its `hash` is {_short(e.record['hash'])}")
-        problems.append(Problem(
-            f"record seq {s} was altered after it was written", seq=s, index=e.index,
-            field=suspects[0][0] if suspects else "hash", notes=tuple(notes),
-            help=f"nothing in this record can be trusted; compare seq {s} with another copy of the traces"))
+        problems.append(
+            Problem(
+                f"record seq {s} was altered after it was written",
+                seq=s,
+                index=e.index,
+                field=suspects[0][0] if suspects else "hash",
+                notes=tuple(notes),
+                help=f"nothing in this record can be trusted; compare seq {s} with another copy of the traces",
+            )
+        )
 
     # The turn traces are not hashed: one that disagrees with an intact record was edited.
     for s, views in sorted(ctx.views.items()):
@@ -238,10 +296,17 @@ def verify(
         for turn, view in views:
             for name in ("action", "decision", "rule"):
                 if name in view and view[name] != e.record[name]:
-                    problems.append(Problem(
-                        f"turn {turn}'s trace disagrees with record seq {s}", seq=s, index=e.index, field=name,
-                        notes=(f"the record says `{e.record[name]}`, the turn trace says `{view[name]}`",),
-                        help="the record is hash-checked and intact; the turn trace was edited", severity="warning"))
+                    problems.append(
+                        Problem(
+                            f"turn {turn}'s trace disagrees with record seq {s}",
+                            seq=s,
+                            index=e.index,
+                            field=name,
+                            notes=(f"the record says `{e.record[name]}`, the turn trace says `{view[name]}`",),
+                            help="the record is hash-checked and intact; the turn trace was edited",
+                            severity="warning",
+                        )
+                    )
     problems.sort(key=lambda p: (p.seq if p.seq is not None else -1, p.index if p.index is not None else -1))
     return problems
 
@@ -250,9 +315,11 @@ def render(problems: Sequence[Problem], path: str, records: Sequence[Any]) -> st
     """Human-readable, in the compiler's diagnostic style, with a one-line summary at the end."""
     out: list[str] = []
     for p in problems:
-        where = [f"records[{p.index}]" if p.index is not None else None,
-                 f"seq {p.seq}" if p.seq is not None else None,
-                 f"field `{p.field}`" if p.field else None]
+        where = [
+            f"records[{p.index}]" if p.index is not None else None,
+            f"seq {p.seq}" if p.seq is not None else None,
+            f"field `{p.field}`" if p.field else None,
+        ]
         out.append(f"{p.severity}: {p.message}")
         out.append(f"  --> {path}: " + ", ".join(w for w in where if w))
         out.extend(f"   = note: {n}" for n in p.notes)
@@ -269,8 +336,10 @@ def render(problems: Sequence[Problem], path: str, records: Sequence[Any]) -> st
         if warnings:
             line += f"; {warnings} warning{'s' if warnings != 1 else ''}"
     else:
-        line = (f"chain broken: {errors} error{'s' if errors != 1 else ''}"
-                + (f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else "")
-                + f" in {len(records)} records")
+        line = (
+            f"chain broken: {errors} error{'s' if errors != 1 else ''}"
+            + (f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else "")
+            + f" in {len(records)} records"
+        )
     out.append(line)
     return "\n".join(out) + "\n"
