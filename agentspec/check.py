@@ -8,6 +8,7 @@ only when there is no error.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ def _placeholders(text: str) -> list[str]:
 
 def _ms(value: float) -> str:
     """A millisecond figure as a reader would write it, for the arithmetic in warnings."""
+    if not math.isfinite(value):
+        return "unbounded"
     for unit, size in (("h", 3_600_000), ("m", 60_000)):
         if value >= size and value % size == 0:
             return f"{value / size:g}{unit}"
@@ -120,6 +123,10 @@ class _Checker:
                 f"expected {kinds[0]}",
                 help=self._unit_help(q, kinds[0]),
             )
+            return None
+        if not math.isfinite(q.value):
+            text = q.text if len(q.text) <= 20 else q.text[:17] + "..."
+            self.err("E0602", q.span, f"{what} `{text}` is too large", "out of range")
             return None
         return q.value
 
@@ -1296,19 +1303,29 @@ class _Checker:
 
 
 def _worst_case(step: m.RStep) -> tuple[float, str]:
-    """A step's worst-case duration and the formula that gives it, for W0501's notes."""
+    """A step's worst-case duration and the formula that gives it, for W0501's notes.
+
+    Closed forms, so `retry 100000` costs nothing to evaluate; the formula names at most
+    four backoff delays.
+    """
     if step.kind == "sleep":
         return float(step.duration_ms or 0), f"sleep {_ms(step.duration_ms or 0)}"
-    attempts = step.retries + 1
-    delays = []
-    for attempt in range(1, step.retries + 1):
-        factor = {"constant": 1, "linear": attempt, "exponential": 2 ** (attempt - 1)}[step.backoff]
-        delays.append(step.delay_ms * factor)
-    total = attempts * step.timeout_ms + sum(delays)
+    n, delay = step.retries, float(step.delay_ms)
+    attempts = n + 1
+    if step.backoff == "constant":
+        backoff = delay * n
+    elif step.backoff == "linear":
+        backoff = delay * n * (n + 1) / 2
+    else:
+        backoff = delay * (2.0**n - 1) if n < 1024 else math.inf
+    total = attempts * step.timeout_ms + backoff
     formula = f"{attempts} x {_ms(step.timeout_ms)}"
-    if delays:
-        formula += f" + backoff {' + '.join(_ms(d) for d in delays)}"
-    return float(total), formula
+    if n:
+        factor = {"constant": lambda a: 1.0, "linear": float, "exponential": lambda a: 2.0 ** (a - 1)}[step.backoff]
+        formula += " + backoff " + " + ".join(_ms(delay * factor(a)) for a in range(1, min(n, 4) + 1))
+        if n > 4:
+            formula += f" + ... ({n} delays)"
+    return total, formula
 
 
 def _regex_problem(pattern: str) -> str | None:

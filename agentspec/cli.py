@@ -158,10 +158,12 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     from agentspec.check import check
     from agentspec.diagnostics import has_errors, render_human, summary
     from agentspec.emit import OutputRefused, emit, write
+    from agentspec.gcpause import paused
     from agentspec.load import load
 
-    loaded = load(spec_path)
-    result = check(loaded)
+    with paused():  # a large spec is a million live objects; see agentspec/gcpause.py
+        loaded = load(spec_path)
+        result = check(loaded)
     if result.diagnostics:
         sys.stderr.write(render_human(result.diagnostics, loaded.sources, color=_use_color(color, sys.stderr)))
         sys.stderr.write("\n")
@@ -171,7 +173,8 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     if result.spec.kind != "agent":
         sys.stderr.write(f"agentspec: `{spec_path}` is a library; compile the agent that imports it\n")
         return EXIT_ERRORS
-    files = emit(result.spec)
+    with paused():
+        files = emit(result.spec)
     try:
         write(files, outdir, force=force)
     except OutputRefused as exc:

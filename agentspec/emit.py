@@ -110,6 +110,14 @@ def _secrets(spec: m.RSpec) -> list[str]:
     return sorted(set(names))
 
 
+def _test_secrets(spec: m.RSpec) -> dict[str, str]:
+    """Placeholder secret values for the generated smoke tests; one token maps to one tenant."""
+    values = {name: f"test-{name.lower()}" for name in _secrets(spec)}
+    if spec.tokens_secret:
+        values[spec.tokens_secret] = json.dumps({"test-token": "test-tenant"})
+    return values
+
+
 def _step_view(step: m.RStep, spec: m.RSpec) -> dict[str, Any]:
     view: dict[str, Any] = {"kind": step.kind, "name_lit": lit(step.name), "rollback_lit": None}
     config = {
@@ -150,6 +158,11 @@ def _context(spec: m.RSpec, policy: dict[str, Any]) -> dict[str, Any]:
         "tokens_secret": spec.tokens_secret,
         "admin_secret": spec.admin_secret,
         "first_workflow": spec.workflows[0].name if spec.workflows else "",
+        "first_workflow_lit": lit(spec.workflows[0].name if spec.workflows else ""),
+        "agent_lit": lit(spec.name),
+        "spec_hash_lit": lit(policy["spec_hash"]),
+        "test_secrets_lit": lit(_test_secrets(spec)),
+        "tool_origins_example": lit({spec.tools[0].host: "http://127.0.0.1:9001"} if spec.tools else {}),
         "secrets": _secrets(spec),
         "tool_secrets": [{"name": s, "identity": identities[s]} for s in sorted(identities)],
         "stores": [
@@ -192,6 +205,8 @@ def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
                 if k == "r2"
             ],
             "vars": {"AGENTSPEC_SPEC_HASH": context["spec_hash"]},
+            # Not inherited by named environments (wrangler's config schema, `secrets`).
+            "secrets": {"required": context["secrets"]},
         }
         if local:
             out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
@@ -210,7 +225,6 @@ def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
         "ai": {"binding": "AI"},
         **bindings(local=False),
         "migrations": [{"tag": "v1", "new_sqlite_classes": ["SessionDO"]}],
-        "secrets": {"required": context["secrets"]},
         "env": {"local": bindings(local=True)},
     }
     header = (
@@ -284,6 +298,8 @@ def emit(spec: m.RSpec) -> dict[str, str]:
         "src/index.ts": _render("index.ts.j2", **context),
         "src/env.ts": _render("env.ts.j2", **context),
         "src/policy.ts": _render("policy.ts.j2", **context),
+        "vitest.config.mts": _render("vitest.config.mts.j2", **context),
+        "test/index.test.ts": _render("index.test.ts.j2", **context),
         **_runtime_files(),
     }
     if context["workflows"]:

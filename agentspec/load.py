@@ -44,6 +44,9 @@ def read_text(path: str) -> tuple[str | None, Diagnostic | None]:
         return None, error("E0003", _whole_file(path), f"file `{path}` does not exist")
     except OSError as exc:
         return None, error("E0003", _whole_file(path), f"file `{path}` cannot be read: {exc.strerror or exc}")
+    except ValueError:  # a NUL byte in the path: an import string can hold one
+        shown = path.replace("\x00", "\\0")
+        return None, error("E0003", _whole_file(path), f"`{shown}` is not a usable file name: it contains a NUL byte")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

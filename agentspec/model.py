@@ -8,6 +8,7 @@ the checker reads them through the convenience properties below.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -490,8 +491,12 @@ class RSpec(Resolved):
     workflows: tuple[RWorkflow, ...]
     files: tuple[str, ...]
 
+    @cached_property
+    def _tools_by_name(self) -> dict[str, RTool]:
+        return {t.name: t for t in self.tools}
+
     def tool(self, name: str) -> RTool:
-        return next(t for t in self.tools if t.name == name)
+        return self._tools_by_name[name]
 
     def tier(self, name: str) -> RTier:
         return next(t for t in self.tiers if t.name == name)

@@ -536,7 +536,7 @@ class ToModel(Transformer):
             return _node(m.Quantity, span=span, kind="money", value=float(text[1:]), text=text)
         if kind == "SIZE":
             number, unit = _SIZE_RE.fullmatch(text).groups()  # type: ignore[union-attr]
-            return _node(m.Quantity, span=span, kind="size", value=float(int(number) * _SIZE_BYTES[unit]), text=text)
+            return _node(m.Quantity, span=span, kind="size", value=float(number) * _SIZE_BYTES[unit], text=text)
         return _node(m.Quantity, span=span, kind="number", value=float(text), text=text)
 
 

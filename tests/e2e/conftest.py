@@ -203,3 +203,22 @@ def support(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Ite
 def playground(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
     """tests/e2e/specs/playground.agent: small cadences and shadow mode, for the cases the examples lack."""
     yield from _runtime(SPECS / "playground.agent", tmp_path_factory, model_stub, tool_stub)
+
+
+@pytest.fixture(scope="session")
+def tasks(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    """tests/e2e/specs/tasks.agent: a saga with two compensable steps and 100 ms retry delays."""
+    yield from _runtime(SPECS / "tasks.agent", tmp_path_factory, model_stub, tool_stub)
+
+
+@pytest.fixture(scope="session")
+def slo_watch(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    """tests/e2e/specs/slo.agent: one workflow per SLO scenario, each with its own monitor window."""
+    yield from _runtime(SPECS / "slo.agent", tmp_path_factory, model_stub, tool_stub)
+
+
+@pytest.fixture(scope="module")
+def restartable(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Iterator[Runtime]:
+    """tests/e2e/specs/playground.agent in a runtime of its own (own state directory), for tests that stop and
+    start it: restarting it never disturbs the shared `playground`."""
+    yield from _runtime(SPECS / "playground.agent", tmp_path_factory, model_stub, tool_stub)

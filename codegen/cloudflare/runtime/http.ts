@@ -11,27 +11,66 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Extra response headers, e.g. `Allow` on a 405. */
+    readonly headers?: Record<string, string>,
   ) {
     super(message);
   }
 }
 
 export function errorResponse(error: unknown): Response {
-  if (error instanceof HttpError) return jsonError(error.status, error.code, error.message);
+  if (error instanceof HttpError) return jsonError(error.status, error.code, error.message, error.headers);
+  // Durable Object infrastructure errors say what they are: `overloaded` (retrying adds load) or `retryable`
+  // (transient, e.g. the object was restarting). https://developers.cloudflare.com/durable-objects/best-practices/error-handling/
+  const flags = error !== null && typeof error === "object" ? (error as { overloaded?: unknown; retryable?: unknown }) : {};
+  if (flags.overloaded === true) return jsonError(503, "overloaded", "the session is overloaded; slow down");
+  if (flags.retryable === true) {
+    return jsonError(503, "unavailable", "the session is restarting; retry shortly", { "retry-after": "1" });
+  }
   console.error("agentspec: unexpected error", error instanceof Error ? error.message : String(error));
   return jsonError(500, "internal", "the agent runtime failed; the incident is logged");
 }
 
+const tooLarge = (limit: number) => new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`);
+
+/**
+ * The body's bytes, never more than `limit`: a declared Content-Length above it is refused before reading, and a
+ * body without one (chunked) or lying about it is read as a stream and refused as soon as it passes the limit, so
+ * an oversize body is never buffered whole.
+ */
+export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+  const header = request.headers.get("content-length");
+  if (header !== null && /^\d+$/.test(header.trim()) && Number(header.trim()) > limit) throw tooLarge(limit);
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return bytes;
+}
+
 /** Read a JSON object body no larger than `limit` bytes (413 above it, 400 if it is not a JSON object). */
 export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) throw new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`);
   const type = request.headers.get("content-type") ?? "";
   if (type && !type.toLowerCase().includes("json")) {
     throw new HttpError(415, "unsupported_media_type", "send the body as application/json");
   }
-  const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.byteLength > limit) throw new HttpError(413, "body_too_large", `the body exceeds ${limit} bytes`);
+  const bytes = await readLimited(request, limit);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

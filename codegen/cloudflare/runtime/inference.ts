@@ -138,6 +138,16 @@ function parseAnswer(body: unknown): { text: string; toolCalls: ToolCallRequest[
   throw new AttemptFailure("answer has neither choices nor response", true);
 }
 
+/**
+ * Whether a model's HTTP status lets the chain move on to the next model: 429 (busy, rate-limited; Workers AI's
+ * `rejectIfBusy`), 408 (the model server gave up waiting) and every 5xx are about that model, not the request.
+ * Any other 4xx says the request itself is wrong (bad messages, tools, or credentials), which every model of the
+ * tier would refuse as well, so the chain stops and the turn answers 503 `models_unavailable` at once.
+ */
+export function retryableStatus(status: number): boolean {
+  return status === 429 || status === 408 || status >= 500;
+}
+
 function describe(e: unknown): string {
   if (e instanceof Error) return e.name === "TimeoutError" || e.name === "AbortError" ? "timeout" : e.message || e.name;
   return String(e);
@@ -161,8 +171,7 @@ async function viaHttp(req: InferenceRequest, baseUrl: string, model: string, si
   }
   if (!res.ok) {
     await res.body?.cancel();
-    const retryable = res.status === 429 || res.status >= 500;
-    throw new AttemptFailure(`HTTP ${res.status}`, retryable, res.status);
+    throw new AttemptFailure(`HTTP ${res.status}`, retryableStatus(res.status), res.status);
   }
   try {
     return await res.json();
@@ -188,9 +197,10 @@ async function viaBinding(req: InferenceRequest, ai: AiBinding, model: string, s
 }
 
 /**
- * Run one model call on `tier`: each model in `tier.models` in order, until one answers. 429, 5xx, timeouts,
- * network errors and malformed answers move on to the next model; any other 4xx stops the chain (the request
- * itself is wrong). Throws AllModelsFailedError with every attempt when no model answered.
+ * Run one model call on `tier`: each model in `tier.models` in order, until one answers. 429, 408, 5xx, a stall
+ * past `tier.timeout_ms` (per attempt), network errors and malformed answers move on to the next model; any other
+ * 4xx stops the chain (the request itself is wrong, see `retryableStatus`). Throws AllModelsFailedError with every
+ * attempt when no model answered.
  */
 export async function runInference(req: InferenceRequest): Promise<InferenceResult> {
   const tier: Tier | undefined = Object.prototype.hasOwnProperty.call(req.policy.tiers, req.tier)

@@ -6,13 +6,13 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { appendRecord, type ChainRecord } from "./chain";
-import { AllModelsFailedError, OutboundBlockedError, ToolError } from "./errors";
+import { AllModelsFailedError, OutboundBlockedError, PolicyError, ToolError, type InferenceAttempt } from "./errors";
 import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
-import { evaluateToolCall, type Policy, type Workflow } from "./policy";
+import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
 import { observe, type Alert, type SliSample } from "./slo";
-import { invokeTool } from "./tools";
+import { invokeTool, type ToolResult } from "./tools";
 
 /** What the Worker needs of every generated Env. */
 export type AgentEnv = {
@@ -53,6 +53,94 @@ export type TurnOutcome =
 
 /** At most this many model rounds in one turn (a round may ask for tools). */
 const MAX_ROUNDS = 4;
+
+/** A tool call that failed transiently (429, 5xx, timeout, network) is sent at most this many times in all,
+ * and only when it is replay-safe: read-only, or carrying an Idempotency-Key the tool honours. */
+const MAX_TOOL_ATTEMPTS = 2;
+const TOOL_RETRY_DELAY_MS = 50;
+
+/** One retry inside a turn: a model fallback, or a tool call sent again (or refused a retry: `performed` false). */
+export interface RetryRecord {
+  kind: "model" | "tool";
+  /** The model or tool tried again. */
+  target: string;
+  /** 2 for the first retry. */
+  attempt: number;
+  reason: string;
+  /** Whether repeating the call cannot repeat a side effect (always true for a model call). */
+  replay_safe: boolean;
+  performed: boolean;
+}
+
+/** What the trace keeps of one tool call the model asked for. Arguments are not kept: they may hold PII. */
+export interface ToolTrace {
+  tool: string;
+  decision: string;
+  rule: string;
+  outcome: "ok" | "denied" | "blocked" | "failed";
+  status: number | null;
+  attempts: number;
+  ms: number;
+  idempotency_key: string | null;
+}
+
+/** Token usage of one or more model calls, and its price on the tier that served them (null: no price declared). */
+interface Spend {
+  input: number;
+  output: number;
+  cached: number;
+}
+
+/** USD for `usage` at `tier`'s declared per-million-token prices; cached input at its own price when declared. */
+export function priceOf(tier: Tier, usage: Spend): number | null {
+  if (!tier.price) return null;
+  const p = tier.price;
+  const cachedPrice = p.cached_input_per_mtok;
+  const input = cachedPrice === undefined
+    ? usage.input * p.input_per_mtok
+    : (usage.input - usage.cached) * p.input_per_mtok + usage.cached * cachedPrice;
+  return (input + usage.output * p.output_per_mtok) / 1e6;
+}
+
+/**
+ * A model's family, for grouping traces: the last path segment up to its first versioned part
+ * ("@cf/zai-org/glm-4.7-flash" -> "glm", "@cf/openai/gpt-oss-120b" -> "gpt-oss", "kimi-k2.6" -> "kimi").
+ */
+export function modelFamily(model: string): string {
+  const name = model.split("/").at(-1) ?? model;
+  const parts = name.split("-");
+  const plain: string[] = [];
+  for (const part of parts) {
+    if (/\d/.test(part)) break;
+    plain.push(part);
+  }
+  if (plain.length > 0) return plain.join("-");
+  return /^[A-Za-z]+/.exec(name)?.[0] ?? name;
+}
+
+/** Model fallbacks inside one inference call: every failed attempt was followed by the next model. */
+function modelRetries(attempts: readonly InferenceAttempt[]): RetryRecord[] {
+  const out: RetryRecord[] = [];
+  for (let i = 1; i < attempts.length; i++) {
+    const failed = attempts[i - 1]!;
+    out.push({ kind: "model", target: attempts[i]!.model, attempt: i + 1,
+      reason: `${failed.model}: ${failed.status ?? failed.error ?? "error"}`, replay_safe: true, performed: true });
+  }
+  return out;
+}
+
+/** Transient failures worth one more try: rate limits, server errors, timeouts and network errors. */
+function transient(error: ToolError): boolean {
+  if (error.status === 429 || error.status >= 500) return true;
+  // status 0 covers template and secret problems too; only the fetch-level failures are transient.
+  return error.status === 0 && /timed out|request failed/.test(error.message);
+}
+
+function failureRule(error: ToolError): string {
+  if (error.status >= 300 && error.status < 400) return "tool.redirect_refused";
+  if (error.status > 0) return "tool.status";
+  return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
+}
 
 /** A fetch that sends a tool's request to the loopback origin standing in for its host (local runs). */
 export function toolFetcher(env: { TOOL_ORIGINS?: string }): FetchLike | undefined {
@@ -150,6 +238,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const masked = (text: string) => maskPII(text, wf.pii);
     const intent = masked(req.input).slice(0, 200);
     const decisions: DecisionView[] = [];
+    const retries: RetryRecord[] = [];
+    const toolTraces: ToolTrace[] = [];
     decisions.push(await this.record(req, intent, `model.route:${wf.turn_tier}`,
       { decision: "allow", rule: `route.risk.${wf.turn_risk}` }));
 
@@ -168,16 +258,18 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const fetcher = toolFetcher(this.env);
     let output = "";
     let model = "";
-    let first: InferenceResult | null = null;
-    const usage = { input: 0, output: 0, cached: 0 };
-    let attempts = 0;
+    let ttft: number | null = null;
+    let rounds = 0;
+    const usage: Spend = { input: 0, output: 0, cached: 0 };
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
         const result = await runInference({ policy: this.policy, tier: wf.turn_tier, messages,
           ...(tools.length ? { tools } : {}), sessionAffinity: req.affinity, env: this.env });
-        first ??= result;
+        // Answers are not streamed, so the first token arrives with the first complete answer.
+        ttft ??= Date.now() - started;
+        rounds++;
         model = result.model;
-        attempts += result.attempts.length;
+        retries.push(...modelRetries(result.attempts));
         usage.input += result.usage.input;
         usage.output += result.usage.output;
         usage.cached += result.usage.cached;
@@ -192,7 +284,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
         messages.push({ role: "assistant", content: result.text || null, tool_calls: result.toolCalls.map((c) => ({
           id: c.id, type: "function" as const, function: { name: c.name, arguments: c.raw } })) });
         for (const call of result.toolCalls) {
-          const content = await this.toolCall(req, wf, intent, call.name, call.arguments ?? {}, fetcher, decisions);
+          const content = await this.toolCall(req, wf, intent, call.name, call.arguments ?? {}, fetcher,
+            { decisions, retries, tools: toolTraces });
           messages.push({ role: "tool", tool_call_id: call.id, content });
         }
       }
@@ -206,24 +299,14 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       throw error;
     }
 
-    // Persist: masked messages, the turn counter, the trace record.
+    // Persist: masked messages, the turn counter; the trace record once every decision of the turn is made.
     this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?)", turn, masked(req.input));
     this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'assistant', ?)", turn, masked(output));
     this.setMeta("turns", String(turn));
     const tier = this.policy.tiers[wf.turn_tier]!;
-    const cost = tier.price
-      ? (usage.input * tier.price.input_per_mtok + usage.output * tier.price.output_per_mtok) / 1e6 : null;
-    const trace = {
-      trace_id: req.traceId, turn, workflow: req.workflow, tenant: req.tenant, region: req.colo,
-      "gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.system": "workers-ai",
-      model_family: model.split("/").slice(0, -1).join("/") || model, prompt_family: `${req.workflow}.turn`,
-      ttft_ms: first ? (first.attempts.at(-1)?.ms ?? 0) : 0, latency_ms: Date.now() - started,
-      "gen_ai.usage.input_tokens": usage.input, "gen_ai.usage.output_tokens": usage.output,
-      cached_tokens: usage.cached, cost_usd: cost, retries: Math.max(0, attempts - 1),
-      decisions: decisions.map((d) => d.seq),
-    };
-    this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(trace));
-    const sample: SliSample = { ok: true, latency_ms: trace.latency_ms, ttft_ms: trace.ttft_ms, cost_usd: cost,
+    const cost = priceOf(tier, usage);
+    const latency = Date.now() - started;
+    const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
       input_tokens: usage.input, cached_tokens: usage.cached,
       denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
     const monitor = this.env.SESSION.getByName(JSON.stringify(["slo", req.workflow]));
@@ -231,53 +314,132 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
         { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));
     }
-    if (wf.checkpoint && turn % wf.checkpoint.every === 0) await this.checkpoint(req, wf, decisions, intent);
+    const checkpoint = wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every
+      ? await this.checkpoint(req, wf, turn, decisions, intent, retries) : null;
+    const trace = {
+      trace_id: req.traceId, turn, workflow: req.workflow, tenant: req.tenant, region: req.colo,
+      // OpenTelemetry GenAI semantic conventions where a name exists
+      // (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/).
+      "gen_ai.operation.name": "chat", "gen_ai.provider.name": "cloudflare.workers_ai",
+      "gen_ai.conversation.id": req.session,
+      "gen_ai.request.model": tier.models[0] ?? model, "gen_ai.response.model": model,
+      model_family: modelFamily(model), tier: wf.turn_tier, prompt_family: `${req.workflow}.turn`,
+      ttft_ms: ttft ?? latency, latency_ms: latency, rounds,
+      "gen_ai.usage.input_tokens": usage.input, "gen_ai.usage.output_tokens": usage.output,
+      "gen_ai.usage.cache_read.input_tokens": usage.cached,
+      cost_usd: cost,
+      price: tier.price ?? null,
+      retries: retries.filter((r) => r.performed).length,
+      retry_log: retries,
+      tools: toolTraces,
+      checkpoint,
+      decisions: decisions.map((d) => ({ seq: d.seq, action: d.action, decision: d.decision, rule: d.rule })),
+    };
+    this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(trace));
     return { ok: true, session_id: req.session, turn, output, model, decisions, trace_id: req.traceId };
   }
 
+  /**
+   * One tool call the model asked for: the policy decision (recorded), then the call through the guarded fetch,
+   * retried once on a transient failure when replay-safe, then its outcome (recorded). Answers what the model
+   * reads back: the projected result, or an error object.
+   */
   private async toolCall(req: TurnRequest, wf: Workflow, intent: string, name: string,
-    args: Record<string, unknown>, fetcher: FetchLike | undefined, decisions: DecisionView[]): Promise<string> {
+    args: Record<string, unknown>, fetcher: FetchLike | undefined,
+    log: { decisions: DecisionView[]; retries: RetryRecord[]; tools: ToolTrace[] }): Promise<string> {
     const verdict = evaluateToolCall(this.policy, req.workflow, name);
-    decisions.push(await this.record(req, intent, `tool.call:${name}`, verdict));
+    log.decisions.push(await this.record(req, intent, `tool.call:${name}`, verdict));
+    const trace: ToolTrace = { tool: name, decision: verdict.decision, rule: verdict.rule, outcome: "denied",
+      status: null, attempts: 0, ms: 0, idempotency_key: null };
+    log.tools.push(trace);
     if (verdict.decision === "deny") return JSON.stringify({ error: "denied by policy", rule: verdict.rule });
     const tool = this.policy.tools[name]!;
+    const replaySafe = tool.read_only || (tool.idempotency_key ?? "") !== "";
     // In shadow mode a would-be denial still runs: its host must then get through the guard.
     const allowedHosts = verdict.decision === "shadow_deny" ? [...wf.outbound, tool.host] : wf.outbound;
-    try {
-      const result = await invokeTool({ policy: this.policy, toolName: name, args, sessionId: req.session,
-        workflow: req.workflow, env: this.env, allowedHosts, ...(fetcher ? { fetcher } : {}) });
-      return JSON.stringify(result.result);
-    } catch (error) {
-      if (error instanceof OutboundBlockedError) {
-        decisions.push(await this.record(req, intent, `tool.fetch:${name}`, { decision: "deny", rule: "outbound.guard" }));
-        return JSON.stringify({ error: "blocked by the outbound allowlist" });
+    const started = Date.now();
+    const outcome = async (decision: string, rule: string): Promise<void> => {
+      trace.ms = Date.now() - started;
+      log.decisions.push(await this.record(req, intent, `tool.result:${name}`, { decision, rule }));
+    };
+    for (let attempt = 1; ; attempt++) {
+      trace.attempts = attempt;
+      let result: ToolResult;
+      try {
+        result = await invokeTool({ policy: this.policy, toolName: name, args, sessionId: req.session,
+          workflow: req.workflow, env: this.env, allowedHosts, ...(fetcher ? { fetcher } : {}) });
+      } catch (error) {
+        if (error instanceof OutboundBlockedError) {
+          trace.outcome = "blocked";
+          await outcome("deny", "outbound.guard");
+          return JSON.stringify({ error: "blocked by the outbound allowlist" });
+        }
+        if (!(error instanceof ToolError)) throw error;
+        trace.status = error.status || null;
+        if (transient(error) && attempt < MAX_TOOL_ATTEMPTS) {
+          log.retries.push({ kind: "tool", target: name, attempt: attempt + 1, reason: error.message,
+            replay_safe: replaySafe, performed: replaySafe });
+          if (replaySafe) {
+            await new Promise((resolve) => setTimeout(resolve, TOOL_RETRY_DELAY_MS * attempt));
+            continue;
+          }
+        }
+        trace.outcome = "failed";
+        await outcome("failed", failureRule(error));
+        return JSON.stringify({ error: `tool failed (${error.status})` });
       }
-      if (error instanceof ToolError) return JSON.stringify({ error: `tool failed (${error.status})` });
-      throw error;
+      trace.outcome = "ok";
+      trace.status = result.status;
+      trace.idempotency_key = result.idempotencyKey === null ? null : maskPII(result.idempotencyKey, wf.pii);
+      await outcome("ok", "tool.ok");
+      return JSON.stringify(result.result);
     }
   }
 
-  private async checkpoint(req: TurnRequest, wf: Workflow, decisions: DecisionView[], intent: string): Promise<void> {
+  /**
+   * Summarize the conversation with the checkpoint tier, store the summary (masked) in the workflow's store,
+   * keep it as the next turns' context and trim the history. A summarizer outage keeps the history for the
+   * next turn to try again. Returns what the turn's trace keeps of it.
+   */
+  private async checkpoint(req: TurnRequest, wf: Workflow, turn: number, decisions: DecisionView[], intent: string,
+    retries: RetryRecord[]): Promise<Record<string, unknown>> {
     const checkpoint = wf.checkpoint!;
+    const store = (this.env as unknown as Record<string, KVNamespace | R2Bucket | undefined>)[checkpoint.store];
+    if (!store) throw new PolicyError(`checkpoint store binding \`${checkpoint.store}\` is missing from env`);
     const history = this.sql.exec<{ role: string; content: string }>(
       "SELECT role, content FROM messages ORDER BY id").toArray();
     const previous = this.meta("summary");
-    const result = await runInference({ policy: this.policy, tier: checkpoint.tier, sessionAffinity: req.affinity,
-      env: this.env, messages: [
-        { role: "system", content: "Summarize this conversation for the agent's future turns. Keep facts, " +
-          "decisions and open questions; omit personal data." },
-        ...(previous ? [{ role: "user" as const, content: `Earlier summary: ${previous}` }] : []),
-        { role: "user", content: history.map((m) => `${m.role}: ${m.content}`).join("\n") },
-      ] });
+    let result: InferenceResult;
+    try {
+      result = await runInference({ policy: this.policy, tier: checkpoint.tier, sessionAffinity: req.affinity,
+        env: this.env, messages: [
+          { role: "system", content: "Summarize this conversation for the agent's future turns. Keep facts, " +
+            "decisions and open questions; omit personal data." },
+          ...(previous ? [{ role: "user" as const, content: `Earlier summary: ${previous}` }] : []),
+          { role: "user", content: history.map((m) => `${m.role}: ${m.content}`).join("\n") },
+        ] });
+    } catch (error) {
+      if (!(error instanceof AllModelsFailedError)) throw error;
+      retries.push(...modelRetries(error.attempts));
+      decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
+        { decision: "failed", rule: "model.unavailable" }));
+      return { tier: checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
+    }
+    retries.push(...modelRetries(result.attempts));
     const summary = maskPII(result.text, wf.pii);
-    const store = (this.env as unknown as Record<string, KVNamespace | undefined>)[checkpoint.store];
-    await store?.put(`summary/${req.tenant}/${req.session}`, JSON.stringify({
-      session: req.session, tenant: req.tenant, turn: Number(this.meta("turns")), summary,
-      spec_hash: this.policy.spec_hash }));
+    await store.put(`summary/${req.tenant}/${req.session}`, JSON.stringify({
+      session: req.session, tenant: req.tenant, turn, summary, spec_hash: this.policy.spec_hash }));
     this.setMeta("summary", summary);
+    this.setMeta("checkpoint_turn", String(turn));
     this.sql.exec("DELETE FROM messages");
     decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
       { decision: "allow", rule: "checkpoint.every" }));
+    const tier = this.policy.tiers[checkpoint.tier]!;
+    return { tier: checkpoint.tier, ok: true, prompt_family: `${req.workflow}.checkpoint`,
+      "gen_ai.response.model": result.model, "gen_ai.usage.input_tokens": result.usage.input,
+      "gen_ai.usage.output_tokens": result.usage.output,
+      "gen_ai.usage.cache_read.input_tokens": result.usage.cached, cost_usd: priceOf(tier, result.usage),
+      trimmed_messages: history.length };
   }
 
   // ── RPC: the workflow's SLO monitor (this object named ["slo", workflow]) ──

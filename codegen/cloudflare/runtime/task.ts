@@ -2,11 +2,12 @@
 // event and env in; each step's result out, as the generated `step.do` callbacks ask for it. Call steps go
 // through the policy and `invokeTool` (with the tool's Idempotency-Key, stable across retries because it is
 // built from the instance id and the arguments); compensations run from the step's rollback handler.
+// Every attempt's outcome is recorded in the tenant's task registry, so `GET /v1/tasks/{id}` shows it.
 // https://developers.cloudflare.com/workflows/build/rules-of-workflows/
 
-import type { WorkflowEvent, WorkflowStepEvent } from "cloudflare:workers";
+import type { WorkflowEvent, WorkflowStepContext, WorkflowStepEvent } from "cloudflare:workers";
 import { NonRetryableError } from "cloudflare:workflows";
-import { ToolError } from "./errors";
+import { OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { toolFetcher, type AgentEnv } from "./session";
@@ -28,6 +29,17 @@ function flat(value: unknown): StepValue {
 }
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
+
+/** What the generated code passes for a step attempt: the `step.do` callback's context (attempt, config). */
+export type Attempt = Pick<WorkflowStepContext, "attempt" | "config">;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function nonRetryable(error: unknown): boolean {
+  return error instanceof Error && (error.name === "NonRetryableError" || error.message.startsWith("NonRetryableError"));
+}
 
 export class TaskRun {
   private readonly wf: Workflow;
@@ -71,16 +83,30 @@ export class TaskRun {
     return Object.fromEntries(step.args.map(([name, template]) => [name, this.render(template, results)]));
   }
 
+  /** Required arguments of a tool that `args` lacks (declared without `?`). */
+  private missing(toolName: string, args: Record<string, Json>): string[] {
+    return Object.entries(this.policy.tools[toolName]!.args)
+      .filter(([name, spec]) => !spec.endsWith("?") && (args[name] === undefined || args[name] === null))
+      .map(([name]) => name);
+  }
+
   private async invoke(toolName: string, args: Record<string, Json>): Promise<StepValue> {
     const verdict = evaluateToolCall(this.policy, this.workflow, toolName);
     if (verdict.decision === "deny") throw new NonRetryableError(`policy denied \`${toolName}\`: ${verdict.rule}`);
+    // A missing argument stays missing on a retry.
+    const lacking = this.missing(toolName, args);
+    if (lacking.length > 0) {
+      throw new NonRetryableError(`tool \`${toolName}\`: missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}`);
+    }
     const fetcher = toolFetcher(this.env);
     try {
       const result = await invokeTool({ policy: this.policy, toolName, args, sessionId: this.event.instanceId,
         workflow: this.workflow, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
       return flat(result.result);
     } catch (error) {
-      // A 4xx other than 408/429 will not succeed on retry: fail the step now (and roll back).
+      // Neither an off-allowlist host nor a 4xx other than 408/429 will succeed on retry: fail the step now
+      // (and roll back).
+      if (error instanceof OutboundBlockedError) throw new NonRetryableError(error.message);
       if (error instanceof ToolError && error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status)) {
         throw new NonRetryableError(error.message);
       }
@@ -93,33 +119,95 @@ export class TaskRun {
     await registry.recordStep(this.event.instanceId, step, { name: step, status, ...detail });
   }
 
-  async call(name: string, results: StepResults): Promise<StepValue> {
-    const step = this.step(name);
-    const result = await this.invoke(step.tool!, this.args(step, results));
-    await this.report(name, "complete", { tool: step.tool });
-    return result;
+  /**
+   * Run one attempt of a step: record how it went, and fail with the step's name in the message. A
+   * non-retryable failure stays non-retryable (Workflows skips the remaining retries).
+   */
+  private async attempt(name: string, at: Attempt | undefined, run: () => Promise<[StepValue, Record<string, unknown>]>): Promise<StepValue> {
+    const attempts = at?.attempt ?? 1;
+    try {
+      const [value, detail] = await run();
+      await this.report(name, "complete", { ...detail, attempts });
+      return value;
+    } catch (error) {
+      const fatal = nonRetryable(error);
+      const last = fatal || attempts > (at?.config.retries?.limit ?? 0);
+      const message = `step \`${name}\`: ${messageOf(error).replace(/^NonRetryableError:?\s*/, "")}`;
+      try {
+        await this.report(name, last ? "failed" : "retrying", { error: message, attempts });
+      } catch {
+        // The registry is only a view: its failure must not hide the step's own error.
+      }
+      throw fatal ? new NonRetryableError(message) : new Error(message);
+    }
   }
 
-  async infer(name: string, results: StepResults): Promise<StepValue> {
+  async call(name: string, results: StepResults, at?: Attempt): Promise<StepValue> {
     const step = this.step(name);
-    const prompt = this.render(step.prompt!, results);
-    const answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
-      sessionAffinity: this.event.instanceId,
-      messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
-    await this.report(name, "complete", { model: answer.model });
-    return { text: answer.text, model: answer.model };
+    return this.attempt(name, at, async () => [await this.invoke(step.tool!, this.args(step, results)), { tool: step.tool }]);
   }
 
-  /** The rollback of a call step: run its tool's compensating tool, once (it has an idempotency key). */
+  async infer(name: string, results: StepResults, at?: Attempt): Promise<StepValue> {
+    const step = this.step(name);
+    return this.attempt(name, at, async () => {
+      const prompt = this.render(step.prompt!, results);
+      const answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
+        sessionAffinity: this.event.instanceId,
+        messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
+      return [{ text: answer.text, model: answer.model }, { model: answer.model }];
+    });
+  }
+
+  /**
+   * The rollback of a call step: run its tool's compensating tool (idempotent, so at most once in effect).
+   * Workflows also rolls back the step that failed, with no `output`: then the compensation runs only if its
+   * arguments are known without the step's result, and otherwise is skipped: there is nothing to undo by id,
+   * and a throw here would stop every earlier step's rollback.
+   */
   async compensate(name: string, output: StepValue | undefined, results: StepResults): Promise<void> {
     const step = this.step(name);
-    const compensating = this.policy.tools[step.tool!]!.compensate!;
+    const tool = step.tool!;
+    const compensating = this.policy.tools[tool]!.compensate!;
     const declared = Object.keys(this.policy.tools[compensating]!.args);
-    const known: Record<string, Json> = { ...this.args(step, results) };
+    let known: Record<string, Json> = {};
+    try {
+      known = { ...this.args(step, results) };
+    } catch {
+      // An argument template the failed step could not fill: only its output can tell.
+    }
     if (output) Object.assign(known, output);
     const args = Object.fromEntries(declared.filter((a) => a in known).map((a) => [a, known[a]!]));
-    await this.invoke(compensating, args);
-    await this.report(name, "compensated", { tool: compensating });
+    const lacking = this.missing(compensating, args);
+    if (lacking.length > 0) {
+      // A step that never returned keeps its `failed` record; one that did says why it was not undone.
+      if (output) {
+        await this.report(name, "not_compensated", { tool, compensation: compensating,
+          error: `missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}` });
+      }
+      return;
+    }
+    try {
+      await this.invoke(compensating, args);
+    } catch (error) {
+      try {
+        await this.report(name, "compensation_failed", { tool, compensation: compensating, error: messageOf(error) });
+      } catch {
+        // As in `attempt`: the registry's failure must not hide the compensation's own.
+      }
+      throw error;
+    }
+    await this.report(name, "compensated", { tool, compensation: compensating });
+  }
+
+  /**
+   * What `run` throws when a step fails: a plain Error with the step's reason. Thrown as is, a
+   * NonRetryableError would reach `instance.status().error` as the engine's generic "a step threw a
+   * NonRetryableError" text (unless the `workflows_preserve_non_retryable_error_message` flag is on), and an
+   * Error subclass crosses RPC as `Error` with its name glued onto the message.
+   */
+  failed(error: unknown): unknown {
+    if (!nonRetryable(error) || !(error instanceof Error)) return error;
+    return new Error(error.message.replace(/^NonRetryableError:?\s*/, ""));
   }
 
   received(event: WorkflowStepEvent<StepValue>): StepValue {

@@ -8,6 +8,8 @@ import type { AgentEnv } from "./session";
 
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const MAX_INPUT = 32_000;
+/** An affinity key is forwarded to the model as a header: printable ASCII, bounded. */
+const AFFINITY = /^[\x21-\x7e]{1,256}$/;
 
 interface Caller {
   tenant: string;
@@ -62,12 +64,34 @@ function sessionStub(env: AgentEnv, tenant: string, session: string) {
 }
 
 function checkSessionId(policy: Policy, id: string): string {
-  const decoded = decodeURIComponent(id);
-  if (decoded.length > policy.limits.max_session_id || !SESSION_ID.test(decoded)) {
-    throw new HttpError(400, "invalid_session_id",
-      `a session id is 1 to ${policy.limits.max_session_id} letters, digits, \`.\`, \`_\`, \`:\` or \`-\``);
+  const invalid = () => new HttpError(400, "invalid_session_id",
+    `a session id is 1 to ${policy.limits.max_session_id} letters, digits, \`.\`, \`_\`, \`:\` or \`-\``);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(id);
+  } catch {
+    throw invalid(); // a malformed %-escape
   }
+  if (decoded.length > policy.limits.max_session_id || !SESSION_ID.test(decoded)) throw invalid();
   return decoded;
+}
+
+/** The session's affinity key: the workflow's affinity header when sent and non-empty, else the session id. */
+function affinityOf(request: Request, header: string, session: string): string {
+  const sent = request.headers.get(header)?.trim() ?? "";
+  if (sent === "") return session;
+  if (!AFFINITY.test(sent)) {
+    throw new HttpError(400, "invalid_affinity", `\`${header}\` is 1 to 256 printable ASCII characters`);
+  }
+  return sent;
+}
+
+/** The methods each route answers, for 405 and its `Allow` header. */
+function allowedMethods(path: string): string | null {
+  if (path === "/healthz" || path === "/v1/policy" || path === "/v1/traces") return "GET";
+  if (path === "/v1/tasks" || /^\/v1\/sessions\/[^/]+\/turns$/.test(path)) return "POST";
+  if (/^\/v1\/tasks\/[^/]+$/.test(path)) return "GET";
+  return null;
 }
 
 function taskBinding(env: AgentEnv, binding: string): Workflow {
@@ -96,7 +120,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     const workflow = stringField(body, "workflow", 64);
     const input = stringField(body, "input", MAX_INPUT);
     const wf = workflowOf(policy, workflow);
-    const affinity = request.headers.get(wf.affinity.header) ?? session;
+    const affinity = affinityOf(request, wf.affinity.header, session);
     const cf = (request as { cf?: { colo?: unknown } }).cf;
     const outcome = await sessionStub(env, caller.tenant, session).turn({
       tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
@@ -142,10 +166,11 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
     return Response.json(await sessionStub(env, caller.tenant, session).traces(since));
   }
-  if (["/healthz", "/v1/policy", "/v1/tasks", "/v1/traces"].includes(path) || turn || task) {
-    throw new HttpError(405, "method_not_allowed", `${method} is not allowed on ${path}`);
+  const allow = allowedMethods(path);
+  if (allow !== null && allow !== method) {
+    throw new HttpError(405, "method_not_allowed", `${method} is not allowed here; use ${allow}`, { allow });
   }
-  throw new HttpError(404, "not_found", `no route for ${path}`);
+  throw new HttpError(404, "not_found", "no such route");
 }
 
 export function createWorker<E extends AgentEnv>(policy: Policy): ExportedHandler<E> {

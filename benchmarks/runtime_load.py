@@ -1,0 +1,523 @@
+"""Turn throughput and latency of a generated runtime against a hand-written baseline Worker.
+
+    python benchmarks/runtime_load.py                 # 16 sessions x 25 turns, concurrency 16, 3 repetitions
+    python benchmarks/runtime_load.py --reps 5 --turns 40
+    python benchmarks/runtime_load.py --generated /tmp/copy   # an already-compiled (e.g. edited) project instead
+
+Both sides run under the same `wrangler dev --env local` (same wrangler, same flags, state persisted to a
+temporary directory) on loopback ports, and call the same model stub: a raw-asyncio OpenAI-compatible
+`/v1/chat/completions` endpoint in its own process that answers at once with a fixed body.
+
+  generated  the spec's compiled project (default tests/e2e/specs/playground.agent, workflow `watch`):
+             auth -> session Durable Object -> model call -> SQLite, hash-chained record, SLO monitor hop
+  baseline   benchmarks/baseline/: Worker -> Durable Object by session name -> one fetch -> JSON answer
+
+Load: every session is one coroutine sending its turns one after another (no 409s), all sessions at once,
+through one httpx.AsyncClient limited to `concurrency` connections. Each repetition uses fresh sessions,
+warms them up with a few turns, then measures. Sides are interleaved (G B, B G, G B, ...).
+
+Bars (medians over the repetitions; exit status 1 if one fails):
+  1. throughput ratio generated / baseline >= 0.8;
+  2. added p99 latency (generated p99 - baseline p99) < 5 ms.
+
+Traffic goes only to 127.0.0.1; every run is bounded in requests and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLCHAIN = ROOT / "codegen" / "cloudflare" / "node_modules"
+BASELINE = Path(__file__).resolve().parent / "baseline"
+DEFAULT_SPEC = ROOT / "tests" / "e2e" / "specs" / "playground.agent"
+
+QUIET = {
+    "WRANGLER_SEND_METRICS": "false",
+    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
+    "WRANGLER_HIDE_BANNER": "true",
+    "NO_COLOR": "1",
+    "CI": "true",
+}
+TOKEN, TENANT, ADMIN = "bench-token", "bench", "bench-admin-token"
+RATIO_BAR = 0.8
+P99_BAR_MS = 5.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def client_transport(concurrency: int) -> httpx.AsyncHTTPTransport:
+    """httpx writes a request's head and body separately; without TCP_NODELAY, Nagle holds the body back until
+    the peer's delayed ACK (~40 ms on Linux loopback), which caps a keep-alive connection near 25 req/s."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncHTTPTransport(limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ── the model stub: raw asyncio HTTP/1.1 with keep-alive, one fixed answer ──────────────────────────────
+
+_ANSWER = json.dumps({
+    "id": "cmpl-bench", "object": "chat.completion", "model": "stub",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+    "usage": {"prompt_tokens": 100, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 0}},
+}).encode()
+
+
+def _response(status: str, body: bytes) -> bytes:
+    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            "connection: keep-alive\r\n\r\n").encode() + body
+
+
+async def _serve_stub(port: int) -> None:
+    answer = _response("200 OK", _ANSWER)
+    missing = _response("404 Not Found", b'{"error":{"message":"not found"}}')
+    count = {"completions": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                parts = lines[0].split(b" ")
+                method, path = parts[0], parts[1] if len(parts) > 1 else b"/"
+                length, chunked, close = 0, False, False
+                for line in lines[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"transfer-encoding":
+                        chunked = b"chunked" in value.lower()
+                    elif name == b"connection":
+                        close = b"close" in value.lower()
+                if chunked:
+                    while True:
+                        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                        await reader.readexactly(size + 2)
+                        if size == 0:
+                            break
+                elif length:
+                    await reader.readexactly(length)
+                if method == b"POST" and path.endswith(b"/chat/completions"):
+                    count["completions"] += 1
+                    writer.write(answer)
+                elif path == b"/_stats":
+                    writer.write(_response("200 OK", json.dumps(count).encode()))
+                else:
+                    writer.write(missing)
+                if writer.transport.get_write_buffer_size() > 65536:
+                    await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+class Stub:
+    """The model stub in its own process (the load generator's GIL and event loop stay out of its way)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen([sys.executable, __file__, "--serve-stub", str(self.port)],
+                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the model stub did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def completions(self) -> int:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_stats", timeout=5).json()["completions"]
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=5)
+
+
+# ── CPU accounting (to show who uses the 2 cores) ────────────────────────────────────────────────────
+
+def _group_cpu(pgid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of every live process in a process group, by command name."""
+    out: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) != pgid:
+            continue
+        out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values[:7]) - values[3] - values[4]) / CLK_TCK  # user..softirq, minus idle and iowait; no steal
+
+
+def _self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# ── the two Workers under wrangler dev ───────────────────────────────────────────────────────────────
+
+class Worker:
+    def __init__(self, label: str, project: Path, dev_vars: dict[str, str], work: Path) -> None:
+        self.label = label
+        self.project = project
+        link = project / "node_modules"
+        if not link.exists():
+            link.symlink_to(TOOLCHAIN)
+        (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in dev_vars.items()))
+        self.state = work / f"{label}-state"
+        self.log = work / f"{label}-wrangler.log"
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.port = free_port()
+        env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(TOOLCHAIN / ".bin" / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1",
+                 "--port", str(self.port), "--inspector-port", str(free_port()), "--persist-to", str(self.state),
+                 "--log-level", "warn"],
+                cwd=self.project, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label}: wrangler dev exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"{self.label}: wrangler dev did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def cpu(self) -> dict[str, float]:
+        return _group_cpu(self.process.pid) if self.process else {}
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+def generated_project(spec_path: Path, work: Path) -> tuple[Path, dict[str, str]]:
+    """Compile the spec into `work`; return the project and the secrets its `.dev.vars` needs."""
+    from agentspec.check import check
+    from agentspec.emit import emit, write
+    from agentspec.load import load
+
+    result = check(load(str(spec_path)))
+    if result.spec is None:
+        raise SystemExit("the spec does not check: " + "; ".join(d.message for d in result.diagnostics))
+    spec = result.spec
+    project = work / "generated"
+    write(emit(spec), str(project))
+    return project, spec_secrets(spec)
+
+
+def spec_secrets(spec) -> dict[str, str]:
+    secrets = {spec.tokens_secret: json.dumps({TOKEN: TENANT})}
+    if spec.admin_secret:
+        secrets[spec.admin_secret] = ADMIN
+    for _, held in spec.identities:
+        for secret in held:
+            secrets[secret] = f"value-of-{secret}"
+    return secrets
+
+
+# ── load ─────────────────────────────────────────────────────────────────────────────────────────────
+
+@dataclass
+class Run:
+    side: str
+    turns: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    model_calls: int = 0
+    worker_cpu_ms: float = 0.0  # CPU of the wrangler process group (workerd, node, esbuild) per turn sent
+
+    @property
+    def throughput(self) -> float:
+        return self.turns / self.seconds
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))]  # nearest rank
+
+
+async def drive(url: str, workflow: str, prefix: str, sessions: int, warmup: int, turns: int,
+                concurrency: int, deadline_s: float) -> tuple[float, list[float], dict[str, int]]:
+    """Warm `sessions` fresh sessions up with `warmup` turns each, then time `turns` more turns each."""
+    headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, transport=client_transport(concurrency),
+                                 timeout=30.0) as client:
+
+        async def session(i: int, count: int, record: bool) -> None:
+            path = f"/v1/sessions/{prefix}-s{i}/turns"
+            for t in range(count):
+                body = json.dumps({"workflow": workflow, "input": f"turn {t} of session {i}: is item 42 ready?"})
+                async with gate:
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post(path, content=body)
+                        status = str(r.status_code)
+                    except httpx.HTTPError as e:
+                        status = type(e).__name__
+                    ms = (time.perf_counter() - t0) * 1000
+                if status != "200":
+                    errors[status] = errors.get(status, 0) + 1
+                elif record:
+                    latencies.append(ms)
+
+        await asyncio.wait_for(asyncio.gather(*(session(i, warmup, False) for i in range(sessions))), deadline_s)
+        warm_errors = dict(errors)
+        errors.clear()
+        if warm_errors:
+            errors.update({f"warm-up {k}": v for k, v in warm_errors.items()})
+        t0 = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(session(i, turns, True) for i in range(sessions))), deadline_s)
+        elapsed = time.perf_counter() - t0
+    return elapsed, latencies, errors
+
+
+def measure(worker: Worker, stub: Stub, workflow: str, prefix: str, args: argparse.Namespace) -> Run:
+    cpu0, self0, calls0 = worker.cpu(), _self_cpu(), stub.completions()
+    stub_cpu0 = sum(_group_cpu(stub.process.pid).values())
+    busy0 = _machine_busy()
+    elapsed, lat, errors = asyncio.run(drive(worker.url, workflow, prefix, args.sessions, args.warmup, args.turns,
+                                             args.concurrency, args.deadline))
+    cpu1 = worker.cpu()
+    cpu = {k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1}
+    cpu["stub"] = sum(_group_cpu(stub.process.pid).values()) - stub_cpu0
+    cpu["loadgen"] = _self_cpu() - self0
+    cpu["OTHER PROCESSES"] = max(0.0, _machine_busy() - busy0 - sum(cpu.values()))
+    calls = stub.completions() - calls0
+    sent = args.sessions * (args.warmup + args.turns)
+    worker_ms = sum(cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1) * 1000 / sent
+    return Run(worker.label, len(lat), elapsed, lat, errors, cpu, calls, worker_ms)
+
+
+# ── stub ceiling ─────────────────────────────────────────────────────────────────────────────────────
+
+async def _raw_ceiling(port: int, concurrency: int, seconds: float) -> tuple[int, float]:
+    """A raw keep-alive asyncio client against the stub for `seconds`: the stub's own ceiling."""
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}).encode()
+    req = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+           f"content-length: {len(body)}\r\n\r\n").encode() + body
+    done = [0]
+    stop = time.perf_counter() + seconds
+
+    async def conn() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < stop:
+            writer.write(req)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            done[0] += 1
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(conn() for _ in range(concurrency))), seconds + 30)
+    return done[0], time.perf_counter() - t0
+
+
+async def _httpx_ceiling(url: str, concurrency: int, seconds: float) -> tuple[int, float]:
+    """The load generator's own ceiling: the same httpx client setup as `drive`, against the stub."""
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 400}]})
+    done = [0]
+    async with httpx.AsyncClient(transport=client_transport(concurrency), timeout=10) as client:
+        await client.post(f"{url}/chat/completions", content=body)
+        stop = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            while time.perf_counter() < stop:
+                (await client.post(f"{url}/chat/completions", content=body,
+                                   headers={"content-type": "application/json"})).raise_for_status()
+                done[0] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(loop() for _ in range(concurrency))), seconds + 30)
+        return done[0], time.perf_counter() - t0
+
+
+# ── report ───────────────────────────────────────────────────────────────────────────────────────────
+
+def _cpu_text(run: Run) -> str:
+    parts = [f"{k} {v / run.seconds * 100:.0f}%" for k, v in sorted(run.cpu.items(), key=lambda kv: -kv[1])
+             if v > 0.005]
+    return ", ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    ap.add_argument("--workflow", default="watch")
+    ap.add_argument("--generated", type=Path, help="use this compiled project (copied) instead of compiling --spec")
+    ap.add_argument("--sessions", type=int, default=16)
+    ap.add_argument("--turns", type=int, default=25, help="measured turns per session")
+    ap.add_argument("--warmup", type=int, default=3, help="warm-up turns per session, not measured")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--deadline", type=float, default=120.0, help="seconds allowed per timed phase")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve_stub:
+        try:
+            asyncio.run(_serve_stub(args.serve_stub))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if not (TOOLCHAIN / ".bin" / "wrangler").exists():
+        raise SystemExit("the Node toolchain is missing: run `npm --prefix codegen/cloudflare ci`")
+
+    ncpu = os.cpu_count()
+    print(f"runtime_load: {args.sessions} sessions x {args.turns} turns (+{args.warmup} warm-up), "
+          f"concurrency {args.concurrency}, {args.reps} repetitions per side, interleaved")
+    print(f"NOTE: this machine has {ncpu} cores, shared by the load generator (Python/httpx), workerd (+ the "
+          "wrangler node process) and the model stub. Absolute numbers are those of this box, not of Cloudflare; "
+          "the ratio is the meaningful part, and it is pessimistic for the heavier side when workerd must share a "
+          "core.")
+    print(f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other work on this "
+          "machine shows up below as OTHER PROCESSES, in % of one core)")
+    work = Path(tempfile.mkdtemp(prefix="agentspec-load-"))
+    stub = Stub()
+    workers: list[Worker] = []
+    try:
+        # 1. the stub alone
+        n, s = asyncio.run(_raw_ceiling(stub.port, args.concurrency, 3.0))
+        raw = n / s
+        n2, s2 = asyncio.run(_httpx_ceiling(stub.url, args.concurrency, 3.0))
+        hx = n2 / s2
+        print(f"\nmodel stub alone (raw-asyncio server in its own process, keep-alive, concurrency "
+              f"{args.concurrency}):")
+        print(f"  raw asyncio client : {raw:8.0f} req/s  ({n} requests in {s:.2f} s)")
+        print(f"  httpx AsyncClient  : {hx:8.0f} req/s  ({n2} requests in {s2:.2f} s)  <- load generator ceiling")
+
+        # 2. the two Workers
+        dev = {"INFERENCE_URL": stub.url}
+        if args.generated:
+            project = work / "generated"
+            shutil.copytree(args.generated, project, symlinks=True,
+                            ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"))
+            from agentspec.check import check
+            from agentspec.load import load
+            secrets = spec_secrets(check(load(str(args.spec))).spec)
+        else:
+            project, secrets = generated_project(args.spec, work)
+        tool_origins = json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"})
+        gen = Worker("generated", project, {**dev, "TOOL_ORIGINS": tool_origins, **secrets}, work)
+        base_dir = work / "baseline"
+        shutil.copytree(BASELINE, base_dir, symlinks=False,
+                        ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"))
+        base = Worker("baseline", base_dir, dev, work)
+        workers = [gen, base]
+        for w in workers:
+            t0 = time.monotonic()
+            w.start()
+            print(f"{w.label:9}: wrangler dev on {w.url} (ready in {time.monotonic() - t0:.1f} s) from {w.project}")
+
+        # 3. interleaved repetitions
+        runs: dict[str, list[Run]] = {"generated": [], "baseline": []}
+        print(f"\n{'rep':>3} {'side':9} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+              f"{'model calls':>11} {'cpu ms/turn':>11}  cpu (% of one core)")
+        for rep in range(args.reps):
+            order = [gen, base] if rep % 2 == 0 else [base, gen]
+            for w in order:
+                run = measure(w, stub, args.workflow if w is gen else "baseline", f"r{rep}", args)
+                runs[w.label].append(run)
+                err = f"  ERRORS {run.errors}" if run.errors else ""
+                print(f"{rep + 1:>3} {w.label:9} {run.throughput:8.1f} {run.pct(50):7.2f} {run.pct(99):7.2f} "
+                      f"{max(run.latencies_ms):7.2f} {run.model_calls:>11} {run.worker_cpu_ms:11.2f}  {_cpu_text(run)}{err}", flush=True)
+
+        # 4. summary
+        med = {side: {"tput": statistics.median(r.throughput for r in rs),
+                      "p50": statistics.median(r.pct(50) for r in rs),
+                      "p99": statistics.median(r.pct(99) for r in rs)} for side, rs in runs.items()}
+        ratio = med["generated"]["tput"] / med["baseline"]["tput"]
+        added = med["generated"]["p99"] - med["baseline"]["p99"]
+        expected = args.sessions * (args.warmup + args.turns)
+        errors = {side: sum(sum(r.errors.values()) for r in rs) for side, rs in runs.items()}
+        print(f"\nmedians over {args.reps} repetitions ({args.sessions * args.turns} measured turns each):")
+        for side in ("generated", "baseline"):
+            m = med[side]
+            print(f"  {side:9}: {m['tput']:7.1f} turns/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms   "
+                  f"errors {errors[side]}   model calls/turn "
+                  f"{statistics.median(r.model_calls for r in runs[side]) / expected:.2f}   workerd+wrangler CPU "
+                  f"{statistics.median(r.worker_cpu_ms for r in runs[side]):.2f} ms/turn")
+        ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
+        ok_p99 = added < P99_BAR_MS and not errors["generated"]
+        print(f"\n  throughput ratio generated/baseline = {ratio:.3f}   (bar >= {RATIO_BAR})   "
+              f"{'PASS' if ok_ratio else 'FAIL'}")
+        print(f"  added p99 latency = {added:+.2f} ms   (bar < {P99_BAR_MS:g} ms)   {'PASS' if ok_p99 else 'FAIL'}")
+        print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
+        return 0 if ok_ratio and ok_p99 else 1
+    finally:
+        for w in workers:
+            w.stop()
+        stub.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Long tasks (Cloudflare Workflows) over HTTP: `POST /v1/tasks`, `GET /v1/tasks/{id}`.
+
+Steps run in order inside workerd's local Workflows engine; the tools are the loopback ToolStub,
+which honours Idempotency-Key and counts real side effects. tests/e2e/specs/tasks.agent is a saga:
+verify -> hold (undo: release) -> pay (undo: refund) -> send -> notify, with 100 ms retry delays.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from .conftest import Runtime
+from .stubs import ToolAnswer, ToolStub
+
+ORDER = {"order_id": "o-1", "total_cents": 4200}
+
+
+def start(rt: Runtime, workflow: str, params: object, tenant: str = "acme") -> httpx.Response:
+    with rt.client() as c:
+        return c.post("/v1/tasks", json={"workflow": workflow, "params": params}, headers=rt.headers(tenant))
+
+
+def start_ok(rt: Runtime, workflow: str, params: dict, tenant: str = "acme") -> str:
+    r = start(rt, workflow, params, tenant)
+    assert r.status_code == 202, r.text
+    task_id = r.json()["task_id"]
+    assert task_id.startswith(f"{workflow}-")
+    return task_id
+
+
+def paths(tools: ToolStub) -> list[str]:
+    return [f"{r.method} {r.path}" for r in tools.requests]
+
+
+def wait_for(predicate, timeout: float = 15.0) -> None:
+    """Some effects (rollbacks) may land just after the status flips: poll, bounded."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def cue_saga(tools: ToolStub, ship: tuple[ToolAnswer, ...] = (ToolAnswer(body={"shipment_id": "s-1"}),)) -> None:
+    tools.answer("/v1/orders/", ToolAnswer(body=ORDER))
+    tools.answer("/v1/reservations", ToolAnswer(body={"reservation_id": "r-1"}))
+    tools.answer("/v1/reservations/r-1/release", ToolAnswer(body={"reservation_id": "r-1"}))
+    tools.answer("/v1/charges", ToolAnswer(body={"charge_id": "c-1"}))
+    tools.answer("/v1/charges/c-1/refund", ToolAnswer(body={"charge_id": "c-1"}))
+    tools.answer("/v1/shipments", *ship)
+
+
+# ── the happy path ───────────────────────────────────────────────────────────
+
+
+def test_task_runs_its_steps_in_order_and_reports_them(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "complete", body
+    assert body["task_id"] == task_id
+    assert paths(tasks.tools) == [
+        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", "POST /v1/shipments",
+    ]
+    assert [s["name"] for s in body["steps"]] == ["verify", "hold", "pay", "send", "notify"]
+    assert {s["status"] for s in body["steps"]} == {"complete"}
+    results = body["output"]["results"]
+    assert body["output"]["workflow"] == "fulfil"
+    assert results["send"] == {"shipment_id": "s-1"}
+    assert results["notify"]["text"] == "reply from @cf/test/low-primary"
+    # Nothing was compensated on success.
+    assert not tasks.tools.calls("/v1/reservations/r-1/release")
+    assert not tasks.tools.calls("/v1/charges/c-1/refund")
+
+
+def test_step_results_flow_into_later_arguments(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    assert tasks.wait_task(task_id)["status"] == "complete"
+    charge = tasks.tools.calls("/v1/charges")[0].body
+    assert charge == {"order_id": "o-1", "amount_cents": 4200}  # an int stays an int
+    ship = tasks.tools.calls("/v1/shipments")[0].body
+    assert ship == {"order_id": "o-1", "reservation_id": "r-1", "charge_id": "c-1"}
+    prompt = tasks.model.requests[-1].body["messages"][-1]["content"]
+    assert prompt == "Order o-1 shipped as s-1"
+
+
+def test_support_refund_uses_the_verified_order(support: Runtime) -> None:
+    """specs/support_desk.agent: `{verify.order_id}` is the lookup's answer, not the caller's input."""
+    tools = support.tools
+    tools.answer("/v1/orders/", ToolAnswer(body={"order_id": "A-100", "status": "delivered", "total_cents": 1999}))
+    tools.answer("/v1/refunds", ToolAnswer(body={"refund_id": "rf-9", "status": "issued"}))
+    tools.answer("/v1/messages", ToolAnswer(body={"message_id": "m-1"}))
+    task_id = start_ok(support, "refunds", {"order_id": "a-100", "email": "ann@example.com"})
+    body = support.wait_task(task_id)
+    assert body["status"] == "complete", body
+    assert paths(tools) == ["GET /v1/orders/a-100", "POST /v1/refunds", "POST /v1/messages"]
+    refund = tools.calls("/v1/refunds")[0]
+    assert refund.body == {"order_id": "A-100", "amount_cents": 1999}
+    assert refund.headers["idempotency-key"] == f"{task_id}:A-100"
+    assert refund.headers["authorization"] == "Bearer value-of-BILLING_API_KEY"
+    mail = tools.calls("/v1/messages")[0].body
+    assert mail["subject"] == "Refund rf-9"
+    assert mail["to"] == "ann@example.com"
+    assert mail["body"] == "reply from @cf/zai-org/glm-4.7-flash"
+    assert [s["name"] for s in body["steps"]] == ["verify", "refund", "notify", "confirm"]
+
+
+# ── retries and idempotency ──────────────────────────────────────────────────
+
+
+def test_a_failing_tool_is_retried_and_acts_once(tasks: Runtime) -> None:
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=500, times=2), ToolAnswer(body={"shipment_id": "s-1"})))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "complete", body
+    ships = tasks.tools.calls("/v1/shipments")
+    assert [r.headers.get("idempotency-key") for r in ships] == [f"{task_id}:o-1:ship"] * 3
+    assert tasks.tools.effects[f"{task_id}:o-1:ship"] == 1
+    # Earlier steps are not re-run by the retry of a later one.
+    assert len(tasks.tools.calls("/v1/charges")) == 1
+    assert tasks.tools.effects[f"{task_id}:o-1:charge"] == 1
+    send = next(s for s in body["steps"] if s["name"] == "send")
+    assert send["status"] == "complete"
+    assert send["attempts"] == 3
+
+
+# ── failure and rollback ─────────────────────────────────────────────────────
+
+
+def _rolled_back(tasks: Runtime, task_id: str, ships: int) -> dict:
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "errored", body
+    tools = tasks.tools
+    wait_for(lambda: tools.calls("/v1/reservations/r-1/release"))
+    assert len(tools.calls("/v1/shipments")) == ships
+    # Compensations ran in reverse order: refund the charge, then release the hold; nothing after.
+    assert paths(tools)[-2:] == ["POST /v1/charges/c-1/refund", "POST /v1/reservations/r-1/release"]
+    assert paths(tools)[: 3 + ships] == [
+        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", *["POST /v1/shipments"] * ships,
+    ]
+    assert tools.effects[f"{task_id}:c-1:refund"] == 1
+    assert tools.effects[f"{task_id}:r-1:release"] == 1
+    assert not tasks.model.requests  # `notify` never ran
+    return tasks.wait_task(task_id)
+
+
+def test_a_terminal_failure_compensates_earlier_steps_in_reverse(tasks: Runtime) -> None:
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=422, body={"error": "address rejected"}),))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    body = _rolled_back(tasks, task_id, ships=1)  # a 4xx is not retried
+    # The reason survives into `instance.status().error` (not the engine's generic NonRetryableError text).
+    assert body["error"]["message"] == "step `send`: tool `ship`: HTTP 422"
+    assert body["output"] is None
+    steps = {s["name"]: s for s in body["steps"]}
+    assert steps["hold"]["status"] == "compensated" and steps["hold"]["compensation"] == "release"
+    assert steps["pay"]["status"] == "compensated" and steps["pay"]["compensation"] == "refund"
+    assert steps["send"]["status"] == "failed"
+    assert "HTTP 422" in steps["send"]["error"]
+    assert "notify" not in steps
+    time.sleep(0.5)  # no late duplicates
+    assert len(tasks.tools.calls("/v1/charges/c-1/refund")) == 1
+    assert len(tasks.tools.calls("/v1/reservations/r-1/release")) == 1
+
+
+def test_exhausted_retries_fail_the_task_and_roll_back(tasks: Runtime) -> None:
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=503),))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    body = _rolled_back(tasks, task_id, ships=4)  # the first try and 3 retries
+    assert body["error"]["message"] == "step `send`: tool `ship`: HTTP 503"
+    assert tasks.tools.effects.get(f"{task_id}:o-1:ship", 0) == 0
+    send = next(s for s in body["steps"] if s["name"] == "send")
+    assert (send["status"], send["attempts"]) == ("failed", 4)
+
+
+def test_a_failing_compensation_is_retried_and_the_rest_still_run(tasks: Runtime) -> None:
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=422),))
+    tasks.tools.answer("/v1/charges/c-1/refund", ToolAnswer(status=500), ToolAnswer(body={"charge_id": "c-1"}))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    _rolled_back(tasks, task_id, ships=1)
+    refunds = tasks.tools.calls("/v1/charges/c-1/refund")
+    assert [r.headers["idempotency-key"] for r in refunds] == [f"{task_id}:c-1:refund"] * 2
+    steps = {s["name"]: s for s in tasks.wait_task(task_id)["steps"]}
+    assert steps["pay"]["status"] == "compensated"
+    assert steps["hold"]["status"] == "compensated"
+
+
+def test_a_failing_first_step_has_nothing_to_compensate(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    tasks.tools.answer("/v1/orders/", ToolAnswer(status=404, body={"error": "no such order"}))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-404"})
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "errored", body
+    assert body["error"]["message"] == "step `verify`: tool `lookup`: HTTP 404"
+    time.sleep(0.5)
+    assert paths(tasks.tools) == ["GET /v1/orders/o-404"]
+    assert [(s["name"], s["status"]) for s in body["steps"]] == [("verify", "failed")]
+
+
+def test_a_failed_step_with_nothing_to_undo_is_not_compensated(tasks: Runtime) -> None:
+    """`pay` fails: `hold` is released; `pay` itself returned no charge, so there is nothing to refund."""
+    cue_saga(tasks.tools)
+    tasks.tools.answer("/v1/charges", ToolAnswer(status=402, body={"error": "card declined"}))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "errored", body
+    wait_for(lambda: tasks.tools.calls("/v1/reservations/r-1/release"))
+    assert body["error"]["message"] == "step `pay`: tool `charge`: HTTP 402"
+    assert paths(tasks.tools) == [
+        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", "POST /v1/reservations/r-1/release",
+    ]
+    steps = {s["name"]: s for s in tasks.wait_task(task_id)["steps"]}
+    assert steps["hold"]["status"] == "compensated"
+    assert steps["pay"]["status"] == "failed"
+    assert "send" not in steps
+
+
+# ── the contract's errors ────────────────────────────────────────────────────
+
+
+def test_another_tenant_cannot_read_a_task(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    with tasks.client() as c:
+        r = c.get(f"/v1/tasks/{task_id}", headers=tasks.headers("globex"))
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["code"] == "unknown_task"
+    assert tasks.wait_task(task_id)["status"] == "complete"
+
+
+def test_unknown_task_ids_are_404(tasks: Runtime) -> None:
+    with tasks.client() as c:
+        for task_id in ("fulfil-00000000-0000-0000-0000-000000000000", "nosuchworkflow-1", "chat-1"):
+            r = c.get(f"/v1/tasks/{task_id}", headers=tasks.headers())
+            assert r.status_code == 404, (task_id, r.text)
+            assert r.json()["error"]["code"] == "unknown_task"
+
+
+def test_a_workflow_without_steps_is_not_a_task(tasks: Runtime) -> None:
+    r = start(tasks, "chat", {})
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "not_a_task"
+    r = start(tasks, "nosuch", {})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "unknown_workflow"
+
+
+def test_params_must_be_an_object(tasks: Runtime) -> None:
+    for params in ("o-1", [1, 2], 3):
+        r = start(tasks, "fulfil", params)
+        assert r.status_code == 400, (params, r.text)
+        assert r.json()["error"]["code"] == "invalid_field"
+    assert not tasks.tools.requests  # nothing started
+
+
+def test_tasks_need_a_token(tasks: Runtime) -> None:
+    with tasks.client() as c:
+        r = c.post("/v1/tasks", json={"workflow": "fulfil", "params": {}})
+    assert r.status_code == 401
