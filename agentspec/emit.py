@@ -205,9 +205,12 @@ def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
                 if k == "r2"
             ],
             "vars": {"AGENTSPEC_SPEC_HASH": context["spec_hash"]},
-            # Not inherited by named environments (wrangler's config schema, `secrets`).
-            "secrets": {"required": context["secrets"]},
         }
+        # Deployed: wrangler refuses to deploy without these secrets. Not for `env.local`: with
+        # `secrets.required` set, `wrangler dev` loads only the listed keys from .dev.vars, and the
+        # local variables (INFERENCE_URL, TOOL_ORIGINS) would be dropped.
+        if not local:
+            out["secrets"] = {"required": context["secrets"]}
         if local:
             out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
         return out

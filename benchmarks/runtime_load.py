@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -75,16 +76,22 @@ def free_port() -> int:
 
 # ── the model stub: raw asyncio HTTP/1.1 with keep-alive, one fixed answer ──────────────────────────────
 
-_ANSWER = json.dumps({
-    "id": "cmpl-bench", "object": "chat.completion", "model": "stub",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-    "usage": {"prompt_tokens": 100, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 0}},
-}).encode()
+_ANSWER = json.dumps(
+    {
+        "id": "cmpl-bench",
+        "object": "chat.completion",
+        "model": "stub",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 0}},
+    }
+).encode()
 
 
 def _response(status: str, body: bytes) -> bytes:
-    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "connection: keep-alive\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: keep-alive\r\n\r\n"
+    ).encode() + body
 
 
 async def _serve_stub(port: int) -> None:
@@ -144,8 +151,12 @@ class Stub:
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, __file__, "--serve-stub", str(self.port)],
-                                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-stub", str(self.port)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != b"ready":
             raise RuntimeError("the model stub did not start")
@@ -164,6 +175,7 @@ class Stub:
 
 # ── CPU accounting (to show who uses the 2 cores) ────────────────────────────────────────────────────
 
+
 def _group_cpu(pgid: int) -> dict[str, float]:
     """CPU seconds (user + system) of every live process in a process group, by command name."""
     out: dict[str, float] = {}
@@ -174,8 +186,8 @@ def _group_cpu(pgid: int) -> dict[str, float]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) != pgid:
             continue
         out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -194,6 +206,7 @@ def _self_cpu() -> float:
 
 
 # ── the two Workers under wrangler dev ───────────────────────────────────────────────────────────────
+
 
 class Worker:
     def __init__(self, label: str, project: Path, dev_vars: dict[str, str], work: Path) -> None:
@@ -217,11 +230,29 @@ class Worker:
         env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [str(TOOLCHAIN / ".bin" / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1",
-                 "--port", str(self.port), "--inspector-port", str(free_port()), "--persist-to", str(self.state),
-                 "--log-level", "warn"],
-                cwd=self.project, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                [
+                    str(TOOLCHAIN / ".bin" / "wrangler"),
+                    "dev",
+                    "--env",
+                    "local",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--inspector-port",
+                    str(free_port()),
+                    "--persist-to",
+                    str(self.state),
+                    "--log-level",
+                    "warn",
+                ],
+                cwd=self.project,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -245,10 +276,8 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=15)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=5)
         self.process = None
 
@@ -280,6 +309,7 @@ def spec_secrets(spec) -> dict[str, str]:
 
 # ── load ─────────────────────────────────────────────────────────────────────────────────────────────
 
+
 @dataclass
 class Run:
     side: str
@@ -300,15 +330,17 @@ class Run:
         return data[min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))]  # nearest rank
 
 
-async def drive(url: str, workflow: str, prefix: str, sessions: int, warmup: int, turns: int,
-                concurrency: int, deadline_s: float) -> tuple[float, list[float], dict[str, int]]:
+async def drive(
+    url: str, workflow: str, prefix: str, sessions: int, warmup: int, turns: int, concurrency: int, deadline_s: float
+) -> tuple[float, list[float], dict[str, int]]:
     """Warm `sessions` fresh sessions up with `warmup` turns each, then time `turns` more turns each."""
     headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
     latencies: list[float] = []
     errors: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, transport=client_transport(concurrency),
-                                 timeout=30.0) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, transport=client_transport(concurrency), timeout=30.0
+    ) as client:
 
         async def session(i: int, count: int, record: bool) -> None:
             path = f"/v1/sessions/{prefix}-s{i}/turns"
@@ -342,8 +374,9 @@ def measure(worker: Worker, stub: Stub, workflow: str, prefix: str, args: argpar
     cpu0, self0, calls0 = worker.cpu(), _self_cpu(), stub.completions()
     stub_cpu0 = sum(_group_cpu(stub.process.pid).values())
     busy0 = _machine_busy()
-    elapsed, lat, errors = asyncio.run(drive(worker.url, workflow, prefix, args.sessions, args.warmup, args.turns,
-                                             args.concurrency, args.deadline))
+    elapsed, lat, errors = asyncio.run(
+        drive(worker.url, workflow, prefix, args.sessions, args.warmup, args.turns, args.concurrency, args.deadline)
+    )
     cpu1 = worker.cpu()
     cpu = {k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1}
     cpu["stub"] = sum(_group_cpu(stub.process.pid).values()) - stub_cpu0
@@ -357,11 +390,14 @@ def measure(worker: Worker, stub: Stub, workflow: str, prefix: str, args: argpar
 
 # ── stub ceiling ─────────────────────────────────────────────────────────────────────────────────────
 
+
 async def _raw_ceiling(port: int, concurrency: int, seconds: float) -> tuple[int, float]:
     """A raw keep-alive asyncio client against the stub for `seconds`: the stub's own ceiling."""
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}).encode()
-    req = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-           f"content-length: {len(body)}\r\n\r\n").encode() + body
+    req = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
     done = [0]
     stop = time.perf_counter() + seconds
 
@@ -390,8 +426,11 @@ async def _httpx_ceiling(url: str, concurrency: int, seconds: float) -> tuple[in
 
         async def loop() -> None:
             while time.perf_counter() < stop:
-                (await client.post(f"{url}/chat/completions", content=body,
-                                   headers={"content-type": "application/json"})).raise_for_status()
+                (
+                    await client.post(
+                        f"{url}/chat/completions", content=body, headers={"content-type": "application/json"}
+                    )
+                ).raise_for_status()
                 done[0] += 1
 
         t0 = time.perf_counter()
@@ -401,9 +440,11 @@ async def _httpx_ceiling(url: str, concurrency: int, seconds: float) -> tuple[in
 
 # ── report ───────────────────────────────────────────────────────────────────────────────────────────
 
+
 def _cpu_text(run: Run) -> str:
-    parts = [f"{k} {v / run.seconds * 100:.0f}%" for k, v in sorted(run.cpu.items(), key=lambda kv: -kv[1])
-             if v > 0.005]
+    parts = [
+        f"{k} {v / run.seconds * 100:.0f}%" for k, v in sorted(run.cpu.items(), key=lambda kv: -kv[1]) if v > 0.005
+    ]
     return ", ".join(parts)
 
 
@@ -422,23 +463,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve_stub:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve_stub(args.serve_stub))
-        except KeyboardInterrupt:
-            pass
         return 0
     if not (TOOLCHAIN / ".bin" / "wrangler").exists():
         raise SystemExit("the Node toolchain is missing: run `npm --prefix codegen/cloudflare ci`")
 
     ncpu = os.cpu_count()
-    print(f"runtime_load: {args.sessions} sessions x {args.turns} turns (+{args.warmup} warm-up), "
-          f"concurrency {args.concurrency}, {args.reps} repetitions per side, interleaved")
-    print(f"NOTE: this machine has {ncpu} cores, shared by the load generator (Python/httpx), workerd (+ the "
-          "wrangler node process) and the model stub. Absolute numbers are those of this box, not of Cloudflare; "
-          "the ratio is the meaningful part, and it is pessimistic for the heavier side when workerd must share a "
-          "core.")
-    print(f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other work on this "
-          "machine shows up below as OTHER PROCESSES, in % of one core)")
+    print(
+        f"runtime_load: {args.sessions} sessions x {args.turns} turns (+{args.warmup} warm-up), "
+        f"concurrency {args.concurrency}, {args.reps} repetitions per side, interleaved"
+    )
+    print(
+        f"NOTE: this machine has {ncpu} cores, shared by the load generator (Python/httpx), workerd (+ the "
+        "wrangler node process) and the model stub. Absolute numbers are those of this box, not of Cloudflare; "
+        "the ratio is the meaningful part, and it is pessimistic for the heavier side when workerd must share a "
+        "core."
+    )
+    print(
+        f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other work on this "
+        "machine shows up below as OTHER PROCESSES, in % of one core)"
+    )
     work = Path(tempfile.mkdtemp(prefix="agentspec-load-"))
     stub = Stub()
     workers: list[Worker] = []
@@ -448,8 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         raw = n / s
         n2, s2 = asyncio.run(_httpx_ceiling(stub.url, args.concurrency, 3.0))
         hx = n2 / s2
-        print(f"\nmodel stub alone (raw-asyncio server in its own process, keep-alive, concurrency "
-              f"{args.concurrency}):")
+        print(
+            f"\nmodel stub alone (raw-asyncio server in its own process, keep-alive, concurrency {args.concurrency}):"
+        )
         print(f"  raw asyncio client : {raw:8.0f} req/s  ({n} requests in {s:.2f} s)")
         print(f"  httpx AsyncClient  : {hx:8.0f} req/s  ({n2} requests in {s2:.2f} s)  <- load generator ceiling")
 
@@ -457,18 +503,24 @@ def main(argv: list[str] | None = None) -> int:
         dev = {"INFERENCE_URL": stub.url}
         if args.generated:
             project = work / "generated"
-            shutil.copytree(args.generated, project, symlinks=True,
-                            ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"))
+            shutil.copytree(
+                args.generated,
+                project,
+                symlinks=True,
+                ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"),
+            )
             from agentspec.check import check
             from agentspec.load import load
+
             secrets = spec_secrets(check(load(str(args.spec))).spec)
         else:
             project, secrets = generated_project(args.spec, work)
         tool_origins = json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"})
         gen = Worker("generated", project, {**dev, "TOOL_ORIGINS": tool_origins, **secrets}, work)
         base_dir = work / "baseline"
-        shutil.copytree(BASELINE, base_dir, symlinks=False,
-                        ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"))
+        shutil.copytree(
+            BASELINE, base_dir, symlinks=False, ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
+        )
         base = Worker("baseline", base_dir, dev, work)
         workers = [gen, base]
         for w in workers:
@@ -478,21 +530,32 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. interleaved repetitions
         runs: dict[str, list[Run]] = {"generated": [], "baseline": []}
-        print(f"\n{'rep':>3} {'side':9} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-              f"{'model calls':>11} {'cpu ms/turn':>11}  cpu (% of one core)")
+        print(
+            f"\n{'rep':>3} {'side':9} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+            f"{'model calls':>11} {'cpu ms/turn':>11}  cpu (% of one core)"
+        )
         for rep in range(args.reps):
             order = [gen, base] if rep % 2 == 0 else [base, gen]
             for w in order:
                 run = measure(w, stub, args.workflow if w is gen else "baseline", f"r{rep}", args)
                 runs[w.label].append(run)
                 err = f"  ERRORS {run.errors}" if run.errors else ""
-                print(f"{rep + 1:>3} {w.label:9} {run.throughput:8.1f} {run.pct(50):7.2f} {run.pct(99):7.2f} "
-                      f"{max(run.latencies_ms):7.2f} {run.model_calls:>11} {run.worker_cpu_ms:11.2f}  {_cpu_text(run)}{err}", flush=True)
+                print(
+                    f"{rep + 1:>3} {w.label:9} {run.throughput:8.1f} {run.pct(50):7.2f} {run.pct(99):7.2f} "
+                    f"{max(run.latencies_ms):7.2f} {run.model_calls:>11} {run.worker_cpu_ms:11.2f}  "
+                    f"{_cpu_text(run)}{err}",
+                    flush=True,
+                )
 
         # 4. summary
-        med = {side: {"tput": statistics.median(r.throughput for r in rs),
-                      "p50": statistics.median(r.pct(50) for r in rs),
-                      "p99": statistics.median(r.pct(99) for r in rs)} for side, rs in runs.items()}
+        med = {
+            side: {
+                "tput": statistics.median(r.throughput for r in rs),
+                "p50": statistics.median(r.pct(50) for r in rs),
+                "p99": statistics.median(r.pct(99) for r in rs),
+            }
+            for side, rs in runs.items()
+        }
         ratio = med["generated"]["tput"] / med["baseline"]["tput"]
         added = med["generated"]["p99"] - med["baseline"]["p99"]
         expected = args.sessions * (args.warmup + args.turns)
@@ -500,14 +563,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nmedians over {args.reps} repetitions ({args.sessions * args.turns} measured turns each):")
         for side in ("generated", "baseline"):
             m = med[side]
-            print(f"  {side:9}: {m['tput']:7.1f} turns/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms   "
-                  f"errors {errors[side]}   model calls/turn "
-                  f"{statistics.median(r.model_calls for r in runs[side]) / expected:.2f}   workerd+wrangler CPU "
-                  f"{statistics.median(r.worker_cpu_ms for r in runs[side]):.2f} ms/turn")
+            print(
+                f"  {side:9}: {m['tput']:7.1f} turns/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms   "
+                f"errors {errors[side]}   model calls/turn "
+                f"{statistics.median(r.model_calls for r in runs[side]) / expected:.2f}   workerd+wrangler CPU "
+                f"{statistics.median(r.worker_cpu_ms for r in runs[side]):.2f} ms/turn"
+            )
         ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
         ok_p99 = added < P99_BAR_MS and not errors["generated"]
-        print(f"\n  throughput ratio generated/baseline = {ratio:.3f}   (bar >= {RATIO_BAR})   "
-              f"{'PASS' if ok_ratio else 'FAIL'}")
+        print(
+            f"\n  throughput ratio generated/baseline = {ratio:.3f}   (bar >= {RATIO_BAR})   "
+            f"{'PASS' if ok_ratio else 'FAIL'}"
+        )
         print(f"  added p99 latency = {added:+.2f} ms   (bar < {P99_BAR_MS:g} ms)   {'PASS' if ok_p99 else 'FAIL'}")
         print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
         return 0 if ok_ratio and ok_p99 else 1

@@ -171,9 +171,17 @@ def test_wrangler_bindings_match_env_and_exports(spec: Path) -> None:
 
 # wrangler does not inherit these from the top level into a named environment: each must be
 # repeated under env.local, or `wrangler dev --env local` runs without it. `ai` is left out
-# on purpose (the local env uses INFERENCE_URL). The `secrets` description in wrangler's
-# config-schema.json: "not automatically inherited from the top level environment".
-NON_INHERITED = ["durable_objects", "workflows", "kv_namespaces", "r2_buckets", "vars", "secrets"]
+# on purpose (the local env uses INFERENCE_URL), and so is `secrets` (see below).
+NON_INHERITED = ["durable_objects", "workflows", "kv_namespaces", "r2_buckets", "vars"]
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
+def test_required_secrets_are_declared_for_deploys_only(spec: Path) -> None:
+    # With `secrets.required` in an environment, `wrangler dev` loads only those keys from .dev.vars and
+    # would drop INFERENCE_URL and TOOL_ORIGINS; deploys are where a missing secret must stop things.
+    config = _wrangler(_emit(spec))
+    assert config["secrets"]["required"]
+    assert "secrets" not in config["env"]["local"]
 
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)

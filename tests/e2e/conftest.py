@@ -8,6 +8,7 @@ loopback servers in stubs.py; the runtime reaches them through its local variabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -92,10 +93,27 @@ class Runtime:
         env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
         log = open(self.log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
         self.process = subprocess.Popen(
-            [str(TOOLCHAIN / ".bin" / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1",
-             "--port", str(self.port), "--inspector-port", str(free_port()), "--persist-to", str(self.state),
-             "--log-level", "warn"],
-            cwd=self.project, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(TOOLCHAIN / ".bin" / "wrangler"),
+                "dev",
+                "--env",
+                "local",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--inspector-port",
+                str(free_port()),
+                "--persist-to",
+                str(self.state),
+                "--log-level",
+                "warn",
+            ],
+            cwd=self.project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -118,10 +136,8 @@ class Runtime:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=15)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=5)
         self.process = None
 
@@ -139,8 +155,12 @@ class Runtime:
 
     def turn(self, session: str, workflow: str, text: str, tenant: str = "acme", **kw) -> httpx.Response:
         with self.client() as c:
-            return c.post(f"/v1/sessions/{session}/turns", json={"workflow": workflow, "input": text},
-                          headers={**self.headers(tenant), **kw.pop("headers", {})}, **kw)
+            return c.post(
+                f"/v1/sessions/{session}/turns",
+                json={"workflow": workflow, "input": text},
+                headers={**self.headers(tenant), **kw.pop("headers", {})},
+                **kw,
+            )
 
     def traces(self, session: str, tenant: str = "acme", since: int = 0) -> dict:
         with self.client() as c:
@@ -148,8 +168,13 @@ class Runtime:
             assert r.status_code == 200, r.text
             return r.json()
 
-    def wait_task(self, task_id: str, tenant: str = "acme", timeout: float = 60.0,
-                  until: tuple[str, ...] = ("complete", "errored", "terminated")) -> dict:
+    def wait_task(
+        self,
+        task_id: str,
+        tenant: str = "acme",
+        timeout: float = 60.0,
+        until: tuple[str, ...] = ("complete", "errored", "terminated"),
+    ) -> dict:
         deadline = time.monotonic() + timeout
         body: dict = {}
         with self.client() as c:

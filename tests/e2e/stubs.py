@@ -147,7 +147,11 @@ class ModelStub:
             "completion_tokens": 20,
             "prompt_tokens_details": {"cached_tokens": min(cue.cached_tokens, prompt_tokens)},
         }
-        return 200, {"id": "cmpl", "model": model, "choices": [{"index": 0, "message": message}], "usage": usage}, cue.stall
+        return (
+            200,
+            {"id": "cmpl", "model": model, "choices": [{"index": 0, "message": message}], "usage": usage},
+            cue.stall,
+        )
 
     def close(self) -> None:
         self.http.close()

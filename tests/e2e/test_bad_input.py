@@ -50,8 +50,14 @@ def _never_reaches_the_model(playground: Runtime) -> Iterator[None]:
     assert playground.model.requests == [], "bad input reached the model"
 
 
-def post_turn(runtime: Runtime, c: httpx.Client, content: bytes | str | Iterator[bytes], session: str | None = None,
-              content_type: str | None = "application/json", **headers: str) -> httpx.Response:
+def post_turn(
+    runtime: Runtime,
+    c: httpx.Client,
+    content: bytes | str | Iterator[bytes],
+    session: str | None = None,
+    content_type: str | None = "application/json",
+    **headers: str,
+) -> httpx.Response:
     h = dict(runtime.headers())
     if content_type is not None:
         h["content-type"] = content_type
@@ -62,8 +68,16 @@ def post_turn(runtime: Runtime, c: httpx.Client, content: bytes | str | Iterator
 # ── bodies ───────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("raw", [b'{"workflow": "chat", "input": ', b"not json", b"", b"{'workflow': 'chat'}",
-                                 b'{"workflow": "chat", "input": "hi"} trailing'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"workflow": "chat", "input": ',
+        b"not json",
+        b"",
+        b"{'workflow': 'chat'}",
+        b'{"workflow": "chat", "input": "hi"} trailing',
+    ],
+)
 def test_malformed_json_is_400_invalid_json(playground: Runtime, client: httpx.Client, raw: bytes) -> None:
     assert_error(post_turn(playground, client, raw), 400, "invalid_json")
 
@@ -76,6 +90,15 @@ def test_invalid_utf8_is_400_invalid_json(playground: Runtime, client: httpx.Cli
 @pytest.mark.parametrize("raw", ['[{"workflow": "chat", "input": "hi"}]', '"chat"', "42", "null", "true"])
 def test_a_body_that_is_not_an_object_is_400(playground: Runtime, client: httpx.Client, raw: str) -> None:
     assert_error(post_turn(playground, client, raw), 400, "invalid_body")
+
+
+@pytest.mark.parametrize("depth", [10_000])
+def test_deeply_nested_json_is_400_not_a_crash(playground: Runtime, client: httpx.Client, depth: int) -> None:
+    nested_object = ('{"a":' * depth + "1" + "}" * depth).encode()
+    nested_array = ("[" * depth + "]" * depth).encode()
+    assert len(nested_object) < LIMIT
+    assert_error(post_turn(playground, client, nested_object), 400)
+    assert_error(post_turn(playground, client, nested_array), 400)
 
 
 def _oversize() -> bytes:
@@ -96,7 +119,7 @@ def test_oversize_chunked_body_without_content_length_is_413(playground: Runtime
 
     def chunks() -> Iterator[bytes]:
         for i in range(0, len(body), 8192):
-            yield body[i:i + 8192]
+            yield body[i : i + 8192]
 
     r = post_turn(playground, client, chunks())
     assert "content-length" not in r.request.headers
@@ -119,17 +142,20 @@ def test_a_non_json_content_type_is_415(playground: Runtime, client: httpx.Clien
 # ── fields ───────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("body", [
-    {"workflow": "chat", "input": 5},
-    {"workflow": None, "input": "hi"},
-    {"workflow": "chat", "input": ["hi"]},
-    {"workflow": "chat", "input": {"text": "hi"}},
-    {"workflow": 7, "input": "hi"},
-    {"workflow": "chat", "input": ""},
-    {"workflow": "chat"},
-    {"input": "hi"},
-    {},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"workflow": "chat", "input": 5},
+        {"workflow": None, "input": "hi"},
+        {"workflow": "chat", "input": ["hi"]},
+        {"workflow": "chat", "input": {"text": "hi"}},
+        {"workflow": 7, "input": "hi"},
+        {"workflow": "chat", "input": ""},
+        {"workflow": "chat"},
+        {"input": "hi"},
+        {},
+    ],
+)
 def test_wrong_field_types_are_400(playground: Runtime, client: httpx.Client, body: dict) -> None:
     assert_error(post_turn(playground, client, json.dumps(body)), 400, "invalid_field")
 
@@ -148,16 +174,19 @@ def test_unknown_task_workflow_is_404(playground: Runtime, client: httpx.Client)
 # ── session ids and headers ──────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("session", [
-    "a" * 129,                 # longer than limits.max_session_id (128)
-    "has%20space",             # decoded: a space
-    "semi;colon",
-    "%F0%9F%98%80",            # an emoji
-    "a%2Fb",                   # decoded: a slash
-    "-leading-dash",
-    "%E0%A4%A",                # a malformed %-escape
-    "%",
-])
+@pytest.mark.parametrize(
+    "session",
+    [
+        "a" * 129,  # longer than limits.max_session_id (128)
+        "has%20space",  # decoded: a space
+        "semi;colon",
+        "%F0%9F%98%80",  # an emoji
+        "a%2Fb",  # decoded: a slash
+        "-leading-dash",
+        "%E0%A4%A",  # a malformed %-escape
+        "%",
+    ],
+)
 def test_bad_session_ids_are_400(playground: Runtime, client: httpx.Client, session: str) -> None:
     r = post_turn(playground, client, json.dumps({"workflow": "chat", "input": "hi"}), session=session)
     assert_error(r, 400, "invalid_session_id")
@@ -180,41 +209,49 @@ def test_a_bad_session_id_on_traces_is_400(playground: Runtime, client: httpx.Cl
 
 
 def test_an_overlong_affinity_header_is_400(playground: Runtime, client: httpx.Client) -> None:
-    r = post_turn(playground, client, json.dumps({"workflow": "chat", "input": "hi"}),
-                  **{"x-session-affinity": "k" * 257})
+    r = post_turn(
+        playground, client, json.dumps({"workflow": "chat", "input": "hi"}), **{"x-session-affinity": "k" * 257}
+    )
     assert_error(r, 400, "invalid_affinity")
 
 
 # ── routes and methods ───────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/"),
-    ("GET", "/v1"),
-    ("GET", "/v1/nothing"),
-    ("POST", "/v1/sessions/s1/turns/extra"),
-    ("POST", "/v1/sessions//turns"),
-    ("GET", "/v1/sessions/s1"),
-    ("GET", "/healthz/"),
-    ("GET", "/v1/tasks/bad!id"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/"),
+        ("GET", "/v1"),
+        ("GET", "/v1/nothing"),
+        ("POST", "/v1/sessions/s1/turns/extra"),
+        ("POST", "/v1/sessions//turns"),
+        ("GET", "/v1/sessions/s1"),
+        ("GET", "/healthz/"),
+        ("GET", "/v1/tasks/bad!id"),
+    ],
+)
 def test_unknown_routes_are_404(playground: Runtime, client: httpx.Client, method: str, path: str) -> None:
     r = client.request(method, path, headers=playground.headers())
     assert_error(r, 404, "not_found")
 
 
-@pytest.mark.parametrize("method,path,allow", [
-    ("GET", "/v1/sessions/s1/turns", "POST"),
-    ("PUT", "/v1/sessions/s1/turns", "POST"),
-    ("DELETE", "/v1/sessions/s1/turns", "POST"),
-    ("POST", "/healthz", "GET"),
-    ("DELETE", "/v1/policy", "GET"),
-    ("POST", "/v1/traces", "GET"),
-    ("GET", "/v1/tasks", "POST"),
-    ("POST", "/v1/tasks/chat-123", "GET"),
-])
-def test_wrong_methods_are_405_with_allow(playground: Runtime, client: httpx.Client, method: str, path: str,
-                                          allow: str) -> None:
+@pytest.mark.parametrize(
+    "method,path,allow",
+    [
+        ("GET", "/v1/sessions/s1/turns", "POST"),
+        ("PUT", "/v1/sessions/s1/turns", "POST"),
+        ("DELETE", "/v1/sessions/s1/turns", "POST"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/v1/policy", "GET"),
+        ("POST", "/v1/traces", "GET"),
+        ("GET", "/v1/tasks", "POST"),
+        ("POST", "/v1/tasks/chat-123", "GET"),
+    ],
+)
+def test_wrong_methods_are_405_with_allow(
+    playground: Runtime, client: httpx.Client, method: str, path: str, allow: str
+) -> None:
     r = client.request(method, path, headers=playground.headers())
     assert_error(r, 405, "method_not_allowed")
     assert r.headers["allow"] == allow

@@ -19,7 +19,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from .conftest import Runtime
 from .stubs import Cue
@@ -34,8 +33,9 @@ def sid(prefix: str) -> str:
 
 def record_hash(record: dict) -> str:
     rest = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                          .encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
 
 
 def verify_chain(records: list[dict]) -> None:
@@ -67,8 +67,11 @@ def test_concurrent_turns_on_one_session_are_serialized_without_loss(playground:
             # Pairs of simultaneous requests, the pairs 150 ms apart: collisions within a turn and several
             # turns in a row, so that the numbering is really tested.
             time.sleep((i % 10) * 0.15)
-            r = c.post(f"/v1/sessions/{s}/turns", json={"workflow": "watch", "input": f"message {i}"},
-                       headers=playground.headers())
+            r = c.post(
+                f"/v1/sessions/{s}/turns",
+                json={"workflow": "watch", "input": f"message {i}"},
+                headers=playground.headers(),
+            )
             return r.status_code, f"message {i}", r.json()
 
     with ThreadPoolExecutor(max_workers=n) as pool:
@@ -109,9 +112,9 @@ def test_concurrent_turns_on_one_session_are_serialized_without_loss(playground:
 
 def test_sessions_and_the_decision_chain_survive_a_restart(restartable: Runtime) -> None:
     rt = restartable
-    talk = sid("keep")     # `watch`: no checkpoints, the whole conversation is kept
-    summed = sid("sum")    # `chat`: a checkpoint every 2 turns replaces the history by a summary
-    cut = sid("cut")       # a turn cut off by the stop
+    talk = sid("keep")  # `watch`: no checkpoints, the whole conversation is kept
+    summed = sid("sum")  # `chat`: a checkpoint every 2 turns replaces the history by a summary
+    cut = sid("cut")  # a turn cut off by the stop
 
     for i in range(3):
         r = rt.turn(talk, "watch", f"talk {i}")
@@ -144,7 +147,9 @@ def test_sessions_and_the_decision_chain_survive_a_restart(restartable: Runtime)
     before = {s: rt.traces(s) for s in (talk, summed, cut)}
     assert [t["turn"] for t in before[talk]["turns"]] == [1, 2, 3]
     assert [t["turn"] for t in before[summed]["turns"]] == [1, 2]
-    assert before[cut]["turns"] == [] and before[cut]["records"], before[cut]
+    # The interrupted turn has no trace; its routing record waits, unwritten, for the turn's single commit
+    # (a turn writes its records before any tool side effect, and otherwise all at once at its end).
+    assert before[cut]["turns"] == [], before[cut]
 
     rt.stop()
     worker.join(timeout=20)
@@ -173,7 +178,7 @@ def test_sessions_and_the_decision_chain_survive_a_restart(restartable: Runtime)
     sent = rt.model.requests[-1].body["messages"]
     assert any("SUMMARY-7f3a" in str(m.get("content")) for m in sent), sent
     assert user_messages(rt.model.requests[-1].body)[-1] == "sum 2"
-    assert not any("sum 0" == m.get("content") for m in sent)  # trimmed by the checkpoint
+    assert not any(m.get("content") == "sum 0" for m in sent)  # trimmed by the checkpoint
 
     # The cut-off turn left no lock behind and was not counted.
     r = rt.turn(cut, "watch", "after the stop")
@@ -185,20 +190,20 @@ def test_sessions_and_the_decision_chain_survive_a_restart(restartable: Runtime)
         n = len(old["records"])
         assert records[:n] == old["records"], s
         assert len(records) > n, s
-        assert records[n]["prev_hash"] == old["records"][-1]["hash"], s
-        assert records[n]["seq"] == old["records"][-1]["seq"] + 1, s
+        if n:  # the chain grows from its last hash; the cut-off session's chain starts fresh at seq 1
+            assert records[n]["prev_hash"] == old["records"][-1]["hash"], s
+            assert records[n]["seq"] == old["records"][-1]["seq"] + 1, s
+        else:
+            assert records[0]["seq"] == 1 and records[0]["prev_hash"] == "0" * 64, s
         verify_chain(records)
 
 
-@pytest.mark.xfail(strict=True, reason="session.ts writes a turn's trace record after awaiting the SLO monitor and "
-                   "the checkpoint; the fix is reported for session.ts's owner (drop this marker with it)")
 def test_a_stop_during_the_checkpoint_leaves_every_counted_turn_traced(restartable: Runtime) -> None:
     """A turn is counted (turn counter, history) and traced (its `turns` record) in one commit.
 
-    session.ts commits the counter and the history, then awaits the SLO monitor and the checkpoint's model call,
-    and only then writes the turn's trace record: a stop in between leaves a counted turn with no trace (the
-    next turn skips a number in /v1/traces). The fix (write the trace record with the counter, update it after
-    the checkpoint) is in session.ts, which this suite does not own: see the report of this change.
+    A stop while the SLO monitor or the checkpoint's model call is awaited must not leave a counted turn
+    without a trace (the next turn would skip a number in /v1/traces): session.ts writes the trace record
+    with the counter and completes it after the checkpoint.
     """
     rt = restartable
     s = sid("ckpt")

@@ -62,7 +62,10 @@ def test_task_runs_its_steps_in_order_and_reports_them(tasks: Runtime) -> None:
     assert body["status"] == "complete", body
     assert body["task_id"] == task_id
     assert paths(tasks.tools) == [
-        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", "POST /v1/shipments",
+        "GET /v1/orders/o-1",
+        "POST /v1/reservations",
+        "POST /v1/charges",
+        "POST /v1/shipments",
     ]
     assert [s["name"] for s in body["steps"]] == ["verify", "hold", "pay", "send", "notify"]
     assert {s["status"] for s in body["steps"]} == {"complete"}
@@ -139,7 +142,10 @@ def _rolled_back(tasks: Runtime, task_id: str, ships: int) -> dict:
     # Compensations ran in reverse order: refund the charge, then release the hold; nothing after.
     assert paths(tools)[-2:] == ["POST /v1/charges/c-1/refund", "POST /v1/reservations/r-1/release"]
     assert paths(tools)[: 3 + ships] == [
-        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", *["POST /v1/shipments"] * ships,
+        "GET /v1/orders/o-1",
+        "POST /v1/reservations",
+        "POST /v1/charges",
+        *["POST /v1/shipments"] * ships,
     ]
     assert tools.effects[f"{task_id}:c-1:refund"] == 1
     assert tools.effects[f"{task_id}:r-1:release"] == 1
@@ -209,7 +215,10 @@ def test_a_failed_step_with_nothing_to_undo_is_not_compensated(tasks: Runtime) -
     wait_for(lambda: tasks.tools.calls("/v1/reservations/r-1/release"))
     assert body["error"]["message"] == "step `pay`: tool `charge`: HTTP 402"
     assert paths(tasks.tools) == [
-        "GET /v1/orders/o-1", "POST /v1/reservations", "POST /v1/charges", "POST /v1/reservations/r-1/release",
+        "GET /v1/orders/o-1",
+        "POST /v1/reservations",
+        "POST /v1/charges",
+        "POST /v1/reservations/r-1/release",
     ]
     steps = {s["name"]: s for s in tasks.wait_task(task_id)["steps"]}
     assert steps["hold"]["status"] == "compensated"

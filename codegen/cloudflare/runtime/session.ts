@@ -170,6 +170,11 @@ export function chatTools(policy: Policy, wf: Workflow): ChatTool[] {
 export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private busy = false;
   private readonly sql: SqlStorage;
+  /** The newest record of the decision chain: loaded once, then kept here (undefined: not loaded yet). */
+  private last: ChainRecord | null | undefined;
+  /** Records made since the last flush. A turn writes them together with its other rows, so that a turn
+   * costs one storage commit instead of one per decision (each awaited hash would otherwise end one). */
+  private pending: ChainRecord[] = [];
 
   constructor(
     ctx: DurableObjectState,
@@ -201,8 +206,11 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   }
 
   private lastRecord(): ChainRecord | null {
-    const rows = this.sql.exec<{ body: string }>("SELECT body FROM records ORDER BY seq DESC LIMIT 1").toArray();
-    return rows[0] ? (JSON.parse(rows[0].body) as ChainRecord) : null;
+    if (this.last === undefined) {
+      const rows = this.sql.exec<{ body: string }>("SELECT body FROM records ORDER BY seq DESC LIMIT 1").toArray();
+      this.last = rows[0] ? (JSON.parse(rows[0].body) as ChainRecord) : null;
+    }
+    return this.last;
   }
 
   private async record(req: TurnRequest, intent: string, action: string, d: { decision: string; rule: string }):
@@ -211,8 +219,17 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       tenant: req.tenant, session: req.session, workflow: req.workflow, intent, action,
       decision: d.decision, rule: d.rule, spec_hash: this.policy.spec_hash,
     });
-    this.sql.exec("INSERT INTO records (seq, body) VALUES (?, ?)", rec.seq, JSON.stringify(rec));
+    this.last = rec;
+    this.pending.push(rec);
     return { seq: rec.seq, action: rec.action, decision: rec.decision, rule: rec.rule };
+  }
+
+  /** Write the pending records. Synchronous: rows written between two awaits share one commit. */
+  private flushRecords(): void {
+    for (const rec of this.pending) {
+      this.sql.exec("INSERT INTO records (seq, body) VALUES (?, ?)", rec.seq, JSON.stringify(rec));
+    }
+    this.pending = [];
   }
 
   // ── RPC: one turn ────────────────────────────────────────────────────────
@@ -227,6 +244,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     try {
       return await this.runTurn(req);
     } finally {
+      // Whatever ended the turn, the decisions it made are kept (and the in-memory chain head stays true).
+      this.flushRecords();
       this.busy = false;
     }
   }
@@ -293,30 +312,21 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       if (error instanceof AllModelsFailedError) {
         decisions.push(await this.record(req, intent, `model.call:${wf.turn_tier}`,
           { decision: "deny", rule: "model.unavailable" }));
+        this.flushRecords();
+        // A failed turn counts against the success SLO (and its latency against the latency SLO).
+        await this.observeSlo(req, intent, { ok: false, latency_ms: Date.now() - started, ttft_ms: 0,
+          cost_usd: null, input_tokens: usage.input, cached_tokens: usage.cached,
+          denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length }, decisions);
         return { ok: false, status: 503, code: "models_unavailable",
           message: "every model of the tier failed; try again later", decisions };
       }
       throw error;
     }
 
-    // Persist: masked messages, the turn counter; the trace record once every decision of the turn is made.
-    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?)", turn, masked(req.input));
-    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'assistant', ?)", turn, masked(output));
-    this.setMeta("turns", String(turn));
     const tier = this.policy.tiers[wf.turn_tier]!;
     const cost = priceOf(tier, usage);
     const latency = Date.now() - started;
-    const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
-      input_tokens: usage.input, cached_tokens: usage.cached,
-      denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
-    const monitor = this.env.SESSION.getByName(JSON.stringify(["slo", req.workflow]));
-    for (const alert of await monitor.observe(req.workflow, sample)) {
-      decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
-        { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));
-    }
-    const checkpoint = wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every
-      ? await this.checkpoint(req, wf, turn, decisions, intent, retries) : null;
-    const trace = {
+    const traceOf = (checkpoint: Record<string, unknown> | null) => ({
       trace_id: req.traceId, turn, workflow: req.workflow, tenant: req.tenant, region: req.colo,
       // OpenTelemetry GenAI semantic conventions where a name exists
       // (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/).
@@ -334,8 +344,27 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       tools: toolTraces,
       checkpoint,
       decisions: decisions.map((d) => ({ seq: d.seq, action: d.action, decision: d.decision, rule: d.rule })),
-    };
-    this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(trace));
+    });
+    // One commit for the turn: masked messages, the counter, its decision records and its trace record, with
+    // no await in between, so a stop can never leave a counted turn untraced or a trace without its turn.
+    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?)", turn, masked(req.input));
+    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'assistant', ?)", turn, masked(output));
+    this.setMeta("turns", String(turn));
+    this.flushRecords();
+    this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(traceOf(null)));
+
+    // Then what may follow a turn: SLO alerts and a checkpoint, which complete the trace record.
+    const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
+      input_tokens: usage.input, cached_tokens: usage.cached,
+      denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
+    const before = decisions.length;
+    await this.observeSlo(req, intent, sample, decisions);
+    const checkpoint = wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every
+      ? await this.checkpoint(req, wf, turn, decisions, intent, retries) : null;
+    if (checkpoint !== null || decisions.length > before) {
+      this.flushRecords();
+      this.sql.exec("UPDATE turns SET body = ? WHERE turn = ?", JSON.stringify(traceOf(checkpoint)), turn);
+    }
     return { ok: true, session_id: req.session, turn, output, model, decisions, trace_id: req.traceId };
   }
 
@@ -357,6 +386,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const replaySafe = tool.read_only || (tool.idempotency_key ?? "") !== "";
     // In shadow mode a would-be denial still runs: its host must then get through the guard.
     const allowedHosts = verdict.decision === "shadow_deny" ? [...wf.outbound, tool.host] : wf.outbound;
+    // The decision is stored before the call goes out (the output gate holds the request until it is).
+    this.flushRecords();
     const started = Date.now();
     const outcome = async (decision: string, rule: string): Promise<void> => {
       trace.ms = Date.now() - started;
@@ -440,6 +471,18 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       "gen_ai.usage.output_tokens": result.usage.output,
       "gen_ai.usage.cache_read.input_tokens": result.usage.cached, cost_usd: priceOf(tier, result.usage),
       trimmed_messages: history.length };
+  }
+
+  /** Feed one turn to its workflow's SLO monitor; each alert it fires becomes an `alert:<sli>` record. */
+  private async observeSlo(req: TurnRequest, intent: string, sample: SliSample, decisions: DecisionView[]):
+    Promise<void> {
+    const slo = this.policy.workflows[req.workflow]?.slo;
+    if (!slo || Object.keys(slo).length === 0) return; // no SLO: spare the monitor round trip
+    const monitor = this.env.SESSION.getByName(JSON.stringify(["slo", req.workflow]));
+    for (const alert of await monitor.observe(req.workflow, sample)) {
+      decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
+        { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));
+    }
   }
 
   // ── RPC: the workflow's SLO monitor (this object named ["slo", workflow]) ──
