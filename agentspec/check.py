@@ -1306,7 +1306,7 @@ def _worst_case(step: m.RStep) -> tuple[float, str]:
     """A step's worst-case duration and the formula that gives it, for W0501's notes.
 
     Closed forms, so `retry 100000` costs nothing to evaluate; the formula names at most
-    four backoff delays.
+    six backoff delays.
     """
     if step.kind == "sleep":
         return float(step.duration_ms or 0), f"sleep {_ms(step.duration_ms or 0)}"
@@ -1322,8 +1322,9 @@ def _worst_case(step: m.RStep) -> tuple[float, str]:
     formula = f"{attempts} x {_ms(step.timeout_ms)}"
     if n:
         factor = {"constant": lambda a: 1.0, "linear": float, "exponential": lambda a: 2.0 ** (a - 1)}[step.backoff]
-        formula += " + backoff " + " + ".join(_ms(delay * factor(a)) for a in range(1, min(n, 4) + 1))
-        if n > 4:
+        shown = n if n <= 6 else 4  # every delay while they fit on a line, else the first four
+        formula += " + backoff " + " + ".join(_ms(delay * factor(a)) for a in range(1, shown + 1))
+        if shown < n:
             formula += f" + ... ({n} delays)"
     return total, formula
 

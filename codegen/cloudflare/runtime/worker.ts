@@ -155,7 +155,14 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     const registry = sessionStub(env, caller.tenant, "tasks");
     const name = Object.keys(policy.workflows).find((w) => id.startsWith(`${w}-`));
     if (!name || !(await registry.ownsTask(id))) throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
-    const status = await (await taskBinding(env, policy.workflows[name]!.task_binding!).get(id)).status();
+    let instance: WorkflowInstance;
+    try {
+      instance = await taskBinding(env, policy.workflows[name]!.task_binding!).get(id);
+    } catch {
+      // Registered, but the instance was never created (create failed after registration).
+      throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
+    }
+    const status = await instance.status();
     return Response.json({ task_id: id, status: status.status, output: status.output ?? null,
       error: status.error ?? null, steps: await registry.taskSteps(id) });
   }
