@@ -20,4 +20,8 @@ def paused() -> Iterator[None]:
         yield
     finally:
         if collecting:
+            # Move what the stage built out of the collector's sight before turning it back on: the
+            # first collection would otherwise rescan all of it (about 0.5 s for 50,000 lines).
+            # Reference counting still frees these objects; only cycles among them would linger.
+            gc.freeze()
             gc.enable()
