@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from agentspec.check import check
 from agentspec.fmt import format_file, format_text, quote
+from agentspec.load import load, load_text
 from agentspec.parse import parse
 from tests.strategies import specs
 
@@ -76,6 +78,40 @@ def test_example_specs_are_already_canonical() -> None:
 @given(specs())
 def test_generated_specs(text: str) -> None:
     assert_formats_well(text)
+
+
+def _checked_meaning(text: str) -> tuple[Any, list[tuple[str, str]]]:
+    """What `check` makes of a spec: its resolved model (file names aside) and its diagnostics' codes and texts."""
+    result = check(load_text(text, "meaning.agent"))
+    spec = result.spec.model_dump(exclude={"files"}) if result.spec is not None else None
+    return spec, sorted((d.code, d.message) for d in result.diagnostics)
+
+
+@pytest.mark.parametrize("name", ["ops_agent.agent", "research_assistant.agent", "support_desk.agent"])
+def test_formatting_keeps_the_checked_meaning_of_the_examples(tmp_path: Path, name: str) -> None:
+    """The checked model of fmt(x) equals that of x, imports included: every file of the spec is laid out
+    badly (no indentation, blank lines everywhere), formatted into a copy of the tree, and checked again."""
+    before = check(load(str(ROOT / "specs" / name)))
+    assert before.spec is not None
+    for path in before.spec.files:
+        source = Path(path)
+        target = tmp_path / source.relative_to(ROOT / "specs")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        messy = "\n\n".join(line.strip() for line in source.read_text().splitlines())
+        formatted = format_text(messy)
+        assert formatted is not None and formatted != messy
+        target.write_text(formatted)
+    after = check(load(str(tmp_path / name)))
+    assert after.spec is not None, after.diagnostics
+    assert after.spec.model_dump(exclude={"files"}) == before.spec.model_dump(exclude={"files"})
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs())
+def test_formatting_keeps_the_checked_meaning_of_generated_specs(text: str) -> None:
+    formatted = format_text(text)
+    assert formatted is not None
+    assert _checked_meaning(formatted) == _checked_meaning(text)
 
 
 def test_format_file_matches_format_text() -> None:

@@ -1,17 +1,19 @@
 // PII masking before anything is persisted: text (or a JSON value) and a workflow's `pii` rules in,
-// the same text with each email, phone number, payment card and custom-pattern match replaced by
-// `[email]`, `[phone]`, `[card]` or `[<pattern name>]` out.
+// the same text with each email, phone number, payment card, IP address, IBAN and custom-pattern match
+// replaced by `[email]`, `[phone]`, `[card]`, `[ip]`, `[iban]` or `[<pattern name>]` out.
 
 import { PolicyError } from "./errors";
 
 export interface PiiRules {
-  /** Built-in classes to mask: any of "email", "phone", "card". */
+  /** The classes to mask (`pii mask [...]`): built-in ones, or names of the workflow's own patterns. */
   classes: readonly string[];
-  /** Custom classes: name -> regular expression source (the subset JavaScript and Python agree on). */
+  /** Custom detectors (`pii pattern NAME "regex"`): name -> regular expression source (the subset JavaScript
+   * and Python agree on). A pattern masks only when `classes` names it. */
   patterns: Readonly<Record<string, string>>;
 }
 
-export const BUILTIN_CLASSES = ["email", "phone", "card"] as const;
+/** The built-in classes; the checker's list (agentspec/platform.py, BUILTIN_PII) is the same. */
+export const BUILTIN_CLASSES = ["email", "phone", "card", "ip", "iban"] as const;
 
 const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}/g;
 
@@ -28,6 +30,30 @@ const PHONE = new RegExp(
     String.raw`)(?![\w]|[ .-]\d)`,
   "g",
 );
+
+// IPv4 with each octet 0-255, or IPv6 in full (eight groups) or compressed (with `::`) form.
+const IPV4 = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])/g;
+const IPV6 = new RegExp(
+  String.raw`(?<![\w:])(?:(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}` +
+    String.raw`|(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}` +
+    String.raw`|::(?:[0-9A-Fa-f]{1,4}:){0,6}[0-9A-Fa-f]{1,4})(?![\w:])`,
+  "g",
+);
+
+// Country code, check digits, then 11-30 letters and digits, in groups of four or not; mod-97 checked after.
+const IBAN = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])/g;
+
+/** The ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97 must be 1. */
+export function ibanValid(candidate: string): boolean {
+  const compact = candidate.replace(/ /g, "");
+  if (compact.length < 15 || compact.length > 34) return false;
+  let rest = 0;
+  for (const ch of compact.slice(4) + compact.slice(0, 4)) {
+    const value = ch >= "A" && ch <= "Z" ? String(ch.charCodeAt(0) - 55) : ch;
+    for (const digit of value) rest = (rest * 10 + (digit.charCodeAt(0) - 48)) % 97;
+  }
+  return rest === 1;
+}
 
 const NOT_A_PHONE = [
   /^\d{4}[-./]\d{1,2}[-./]\d{1,2}$/, // ISO-ish dates
@@ -105,20 +131,24 @@ function customPattern(name: string, source: string): RegExp {
 }
 
 /**
- * Mask PII in `text`. Custom patterns run first (they are the most specific), then email, card, phone.
- * Unknown class names throw PolicyError rather than silently masking less than the spec asked for.
+ * Mask PII in `text`. The custom patterns named in `classes` run first (they are the most specific), then
+ * email, IBAN, card, IP, phone. A class that is neither built in nor a declared pattern throws PolicyError
+ * rather than silently masking less than the spec asked for.
  */
 export function maskPII(text: string, rules: PiiRules): string {
+  const custom: [string, string][] = [];
   for (const c of rules.classes) {
-    if (!(BUILTIN_CLASSES as readonly string[]).includes(c)) throw new PolicyError(`unknown pii class \`${c}\``);
+    if (Object.prototype.hasOwnProperty.call(rules.patterns, c)) custom.push([c, rules.patterns[c]!]);
+    else if (!(BUILTIN_CLASSES as readonly string[]).includes(c)) throw new PolicyError(`unknown pii class \`${c}\``);
   }
   let out = text;
-  for (const [name, source] of Object.entries(rules.patterns)) {
-    out = out.replace(customPattern(name, source), `[${name}]`);
-  }
-  if (rules.classes.includes("email")) out = out.replace(EMAIL, "[email]");
-  if (rules.classes.includes("card")) out = out.replace(CARD_RUN, (run) => maskCardsInRun(run));
-  if (rules.classes.includes("phone")) out = maskPhones(out);
+  for (const [name, source] of custom) out = out.replace(customPattern(name, source), `[${name}]`);
+  const wanted = (c: string) => rules.classes.includes(c);
+  if (wanted("email")) out = out.replace(EMAIL, "[email]");
+  if (wanted("iban")) out = out.replace(IBAN, (m) => (ibanValid(m) ? "[iban]" : m));
+  if (wanted("card")) out = out.replace(CARD_RUN, (run) => maskCardsInRun(run));
+  if (wanted("ip")) out = out.replace(IPV4, "[ip]").replace(IPV6, "[ip]");
+  if (wanted("phone")) out = maskPhones(out);
   return out;
 }
 

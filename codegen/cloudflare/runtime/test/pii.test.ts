@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { PolicyError } from "../errors";
 import { luhnValid, maskDeep, maskPII, type PiiRules } from "../pii";
 
-const all: PiiRules = { classes: ["email", "phone", "card"], patterns: { employee_id: "EMP-[0-9]{6}" } };
+const all: PiiRules = { classes: ["email", "phone", "card", "employee_id"], patterns: { employee_id: "EMP-[0-9]{6}" } };
 
 describe("maskPII", () => {
   it("masks emails", () => {
@@ -60,8 +60,27 @@ describe("maskPII", () => {
 
   it("rejects unknown classes and bad patterns loudly", () => {
     expect(() => maskPII("x", { classes: ["ssn"], patterns: {} })).toThrow(PolicyError);
-    expect(() => maskPII("x", { classes: [], patterns: { bad: "([" } })).toThrow(/bad/);
-    expect(() => maskPII("x", { classes: [], patterns: { empty: "a*" } })).toThrow(/empty string/);
+    expect(() => maskPII("x", { classes: ["bad"], patterns: { bad: "([" } })).toThrow(/bad/);
+    expect(() => maskPII("x", { classes: ["empty"], patterns: { empty: "a*" } })).toThrow(/empty string/);
+  });
+
+  it("masks a declared pattern only when the mask list names it", () => {
+    const declaredOnly: PiiRules = { classes: ["email"], patterns: { employee_id: "EMP-[0-9]{6}" } };
+    expect(maskPII("EMP-123456 x@y.com", declaredOnly)).toBe("EMP-123456 [email]");
+  });
+
+  it("masks IP addresses, v4 and v6, and nothing that only looks like one", () => {
+    const ip: PiiRules = { classes: ["ip"], patterns: {} };
+    expect(maskPII("from 10.20.30.40 and 2001:0db8:85a3:0000:0000:8a2e:0370:7334 or fe80::1ff:fe23:4567:890a", ip))
+      .toBe("from [ip] and [ip] or [ip]");
+    expect(maskPII("version 1.2.3.4.5, 999.1.1.1, at 12:30:45, on 2026-11-26", ip))
+      .toBe("version 1.2.3.4.5, 999.1.1.1, at 12:30:45, on 2026-11-26");
+  });
+
+  it("masks IBANs that pass the mod-97 check, spaced or not", () => {
+    const iban: PiiRules = { classes: ["iban"], patterns: {} };
+    expect(maskPII("pay GB82 WEST 1234 5698 7654 32 or DE89370400440532013000", iban)).toBe("pay [iban] or [iban]");
+    expect(maskPII("not GB82 WEST 1234 5698 7654 33", iban)).toBe("not GB82 WEST 1234 5698 7654 33");
   });
 });
 
