@@ -43,18 +43,12 @@ from pathlib import Path
 
 import httpx
 
+from agentspec.devserver import TOOLCHAIN, DevServer, DevServerError, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-TOOLCHAIN = ROOT / "codegen" / "cloudflare" / "node_modules"
 BASELINE = Path(__file__).resolve().parent / "baseline"
 DEFAULT_SPEC = ROOT / "tests" / "e2e" / "specs" / "playground.agent"
 
-QUIET = {
-    "WRANGLER_SEND_METRICS": "false",
-    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
-    "WRANGLER_HIDE_BANNER": "true",
-    "NO_COLOR": "1",
-    "CI": "true",
-}
 TOKEN, TENANT, ADMIN = "bench-token", "bench", "bench-admin-token"
 RATIO_BAR = 0.8
 P99_BAR_MS = 5.0
@@ -66,12 +60,6 @@ def client_transport(concurrency: int) -> httpx.AsyncHTTPTransport:
     the peer's delayed ACK (~40 ms on Linux loopback), which caps a keep-alive connection near 25 req/s."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncHTTPTransport(limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ── the model stub: raw asyncio HTTP/1.1 with keep-alive, one fixed answer ──────────────────────────────
@@ -209,77 +197,29 @@ def _self_cpu() -> float:
 
 
 class Worker:
+    """One side of the comparison: a project served by agentspec's DevServer, with its CPU accounted."""
+
     def __init__(self, label: str, project: Path, dev_vars: dict[str, str], work: Path) -> None:
         self.label = label
         self.project = project
-        link = project / "node_modules"
-        if not link.exists():
-            link.symlink_to(TOOLCHAIN)
         (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in dev_vars.items()))
-        self.state = work / f"{label}-state"
-        self.log = work / f"{label}-wrangler.log"
-        self.process: subprocess.Popen | None = None
-        self.port = 0
+        self.server = DevServer(project, work / f"{label}-state", work / f"{label}-wrangler.log")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     def start(self, timeout: float = 90.0) -> None:
-        self.port = free_port()
-        env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(TOOLCHAIN / ".bin" / "wrangler"),
-                    "dev",
-                    "--env",
-                    "local",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--inspector-port",
-                    str(free_port()),
-                    "--persist-to",
-                    str(self.state),
-                    "--log-level",
-                    "warn",
-                ],
-                cwd=self.project,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label}: wrangler dev exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"{self.label}: wrangler dev did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
+        try:
+            self.server.start(timeout)
+        except DevServerError as exc:
+            raise RuntimeError(f"{self.label}: {exc}") from None
 
     def cpu(self) -> dict[str, float]:
-        return _group_cpu(self.process.pid) if self.process else {}
+        return _group_cpu(self.server.process.pid) if self.server.process else {}
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        self.process = None
+        self.server.stop()
 
 
 def generated_project(spec_path: Path, work: Path) -> tuple[Path, dict[str, str]]:

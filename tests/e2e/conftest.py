@@ -8,13 +8,8 @@ loopback servers in stubs.py; the runtime reaches them through its local variabl
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,38 +18,24 @@ import httpx
 import pytest
 
 from agentspec.check import check
+from agentspec.devserver import DevServer, DevServerError, toolchain_ready
 from agentspec.emit import emit, write
 from agentspec.load import load
 
 from .stubs import ModelStub, ToolStub
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLCHAIN = ROOT / "codegen" / "cloudflare" / "node_modules"
 SPECS = Path(__file__).resolve().parent / "specs"
 
 TOKENS = {"token-acme": "acme", "token-globex": "globex"}
 ADMIN = "admin-secret-token"
-
-QUIET = {
-    "WRANGLER_SEND_METRICS": "false",
-    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
-    "WRANGLER_HIDE_BANNER": "true",
-    "NO_COLOR": "1",
-    "CI": "true",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Runtime:
     """A compiled spec served by `wrangler dev --env local`, with state persisted on disk."""
 
     def __init__(self, spec_path: Path, workdir: Path, model: ModelStub, tools: ToolStub) -> None:
-        if not (TOOLCHAIN / ".bin" / "node").exists():
+        if not toolchain_ready():
             pytest.fail("the Node toolchain is missing: run `npm --prefix codegen/cloudflare ci` (make test does)")
         loaded = load(str(spec_path))
         result = check(loaded)
@@ -62,7 +43,6 @@ class Runtime:
         self.spec = result.spec
         self.project = workdir / self.spec.name
         write(emit(self.spec), str(self.project))
-        (self.project / "node_modules").symlink_to(TOOLCHAIN)
         self.state = workdir / f"{self.spec.name}-state"
         self.model = model
         self.tools = tools
@@ -80,66 +60,21 @@ class Runtime:
         lines += [f"{k}={v}" for k, v in secrets.items()]
         (self.project / ".dev.vars").write_text("\n".join(lines) + "\n")
         self.secrets = secrets
-        self.process: subprocess.Popen | None = None
-        self.port = 0
         self.log = workdir / f"{self.spec.name}-wrangler.log"
+        self.server = DevServer(self.project, self.state, self.log)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     def start(self, timeout: float = 60.0) -> None:
-        self.port = free_port()
-        env = {**os.environ, **QUIET, "PATH": f"{TOOLCHAIN / '.bin'}{os.pathsep}{os.environ['PATH']}"}
-        log = open(self.log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
-        self.process = subprocess.Popen(
-            [
-                str(TOOLCHAIN / ".bin" / "wrangler"),
-                "dev",
-                "--env",
-                "local",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--inspector-port",
-                str(free_port()),
-                "--persist-to",
-                str(self.state),
-                "--log-level",
-                "warn",
-            ],
-            cwd=self.project,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"wrangler dev exited early:\n{self.log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        pytest.fail(f"wrangler dev did not answer within {timeout}s:\n{self.log.read_text()[-4000:]}")
+        try:
+            self.server.start(timeout)
+        except DevServerError as exc:
+            pytest.fail(str(exc))
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-        self.process = None
+        self.server.stop()
 
     # ── client helpers ────────────────────────────────────────────────────
 

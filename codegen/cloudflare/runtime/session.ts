@@ -54,6 +54,10 @@ export type TurnOutcome =
 /** At most this many model rounds in one turn (a round may ask for tools). */
 const MAX_ROUNDS = 4;
 
+/** Short-term memory: the turns a prompt carries, and a workflow without checkpoints keeps. A workflow with
+ * `checkpoint every N turns` is trimmed to its summary at each checkpoint instead. */
+const HISTORY_TURNS = 20;
+
 /** A tool call that failed transiently (429, 5xx, timeout, network) is sent at most this many times in all,
  * and only when it is replay-safe: read-only, or carrying an Idempotency-Key the tool honours. */
 const MAX_TOOL_ATTEMPTS = 2;
@@ -153,7 +157,20 @@ export function toolFetcher(env: { TOOL_ORIGINS?: string }): FetchLike | undefin
   };
 }
 
+// A workflow's tool definitions never change for a deployment: built once, sent the same (and so cacheable
+// as a prompt prefix) every turn.
+const chatToolsCache = new WeakMap<Workflow, ChatTool[]>();
+
 export function chatTools(policy: Policy, wf: Workflow): ChatTool[] {
+  let tools = chatToolsCache.get(wf);
+  if (tools === undefined) {
+    tools = buildChatTools(policy, wf);
+    chatToolsCache.set(wf, tools);
+  }
+  return tools;
+}
+
+function buildChatTools(policy: Policy, wf: Workflow): ChatTool[] {
   return wf.tools.map((name) => {
     const tool = policy.tools[name]!;
     const properties: Record<string, unknown> = {};
@@ -255,7 +272,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const wf = this.policy.workflows[req.workflow]!;
     const turn = Number(this.meta("turns") ?? "0") + 1;
     const masked = (text: string) => maskPII(text, wf.pii);
-    const intent = masked(req.input).slice(0, 200);
+    const maskedInput = masked(req.input);
+    const intent = maskedInput.slice(0, 200);
     const decisions: DecisionView[] = [];
     const retries: RetryRecord[] = [];
     const toolTraces: ToolTrace[] = [];
@@ -264,7 +282,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
     const summary = this.meta("summary");
     const history = this.sql.exec<{ role: string; content: string }>(
-      "SELECT role, content FROM messages ORDER BY id").toArray();
+      "SELECT role, content FROM (SELECT id, role, content FROM messages ORDER BY id DESC LIMIT ?) ORDER BY id",
+      HISTORY_TURNS * 2).toArray();
     // Static content first, so the prompt prefix stays cacheable across turns.
     const messages: ChatMessage[] = [
       { role: "system", content: `You are the ${this.policy.agent.name} agent, workflow ${req.workflow}. ` +
@@ -347,9 +366,12 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     });
     // One commit for the turn: masked messages, the counter, its decision records and its trace record, with
     // no await in between, so a stop can never leave a counted turn untraced or a trace without its turn.
-    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?)", turn, masked(req.input));
-    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'assistant', ?)", turn, masked(output));
+    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)",
+      turn, maskedInput, turn, masked(output));
     this.setMeta("turns", String(turn));
+    if (!wf.checkpoint) {
+      this.sql.exec("DELETE FROM messages WHERE turn <= ?", turn - HISTORY_TURNS);
+    }
     this.flushRecords();
     this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(traceOf(null)));
 

@@ -22,6 +22,25 @@ function secretOf(env: AgentEnv, name: string | null | undefined): string | unde
   return typeof value === "string" ? value : undefined;
 }
 
+// The token map, parsed once per isolate and secret value (a rotated secret is parsed again).
+let parsedTokens: { source: string; tokens: Record<string, unknown> } | null = null;
+
+function tokenMap(source: string, name: string): Record<string, unknown> {
+  if (parsedTokens?.source !== source) {
+    let tokens: unknown;
+    try {
+      tokens = JSON.parse(source);
+    } catch {
+      tokens = null;
+    }
+    if (typeof tokens !== "object" || tokens === null || Array.isArray(tokens)) {
+      throw new HttpError(500, "misconfigured", `secret \`${name}\` is not a JSON object`);
+    }
+    parsedTokens = { source, tokens: tokens as Record<string, unknown> };
+  }
+  return parsedTokens.tokens;
+}
+
 /** Who is calling: 401 without a valid token, 403 when the tenant header names another tenant. */
 function authenticate(request: Request, env: AgentEnv, policy: Policy, adminOnly: boolean): Caller {
   const header = request.headers.get("authorization") ?? "";
@@ -35,12 +54,7 @@ function authenticate(request: Request, env: AgentEnv, policy: Policy, adminOnly
     return { tenant: claimed, admin: true };
   }
   if (adminOnly) throw new HttpError(401, "unauthorized", "this route needs the admin token");
-  let tokens: Record<string, unknown> = {};
-  try {
-    tokens = JSON.parse(secretOf(env, policy.auth.tokens_secret) ?? "{}") as Record<string, unknown>;
-  } catch {
-    throw new HttpError(500, "misconfigured", `secret \`${policy.auth.tokens_secret}\` is not a JSON object`);
-  }
+  const tokens = tokenMap(secretOf(env, policy.auth.tokens_secret) ?? "{}", policy.auth.tokens_secret);
   let tenant: string | undefined;
   for (const [known, owner] of Object.entries(tokens)) {
     if (sameSecret(token, known) && typeof owner === "string") tenant = owner;

@@ -1,0 +1,111 @@
+"""Serve a compiled project locally: `wrangler dev --env local` on a loopback port, offline.
+
+A generated project directory in (with its `.dev.vars` written), a running Worker at `url`
+out, its Durable Object, KV and Workflow state persisted under `state` so a restart finds
+it again; `stop()` ends the whole process group. The end-to-end tests, the load benchmark
+and a notebook replaying traces against a live runtime all start one the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from agentspec.emit import CODEGEN
+
+# The one toolchain install every generated project shares (codegen/cloudflare/package.json).
+TOOLCHAIN = CODEGEN / "node_modules"
+
+# Keep wrangler quiet and offline: no metrics, no Cloudflare requests, no banner, no colours.
+QUIET = {
+    "WRANGLER_SEND_METRICS": "false",
+    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
+    "WRANGLER_HIDE_BANNER": "true",
+    "NO_COLOR": "1",
+    "CI": "true",
+}
+
+
+class DevServerError(RuntimeError):
+    """wrangler dev exited, or did not answer `/healthz` in time; the message ends with its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toolchain_ready(toolchain: Path = TOOLCHAIN) -> bool:
+    return (toolchain / ".bin" / "node").exists() and (toolchain / ".bin" / "wrangler").exists()
+
+
+class DevServer:
+    def __init__(self, project: Path, state: Path, log: Path, toolchain: Path = TOOLCHAIN) -> None:
+        self.project = project
+        self.state = state
+        self.log = log
+        self.toolchain = toolchain
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+        link = project / "node_modules"
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(toolchain)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.port = free_port()
+        bin_dir = self.toolchain / ".bin"
+        env = {**os.environ, **QUIET, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        argv = [
+            str(bin_dir / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1", "--port", str(self.port),
+            # Each server its own inspector port, so several can run side by side.
+            "--inspector-port", str(free_port()), "--persist-to", str(self.state), "--log-level", "warn",
+        ]  # fmt: skip
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=self.project,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stop() ends workerd too
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DevServerError(f"wrangler dev exited early:\n{self._tail()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise DevServerError(f"wrangler dev did not answer within {timeout}s:\n{self._tail()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        self.process = None
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else "(no log)"
