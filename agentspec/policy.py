@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal, TypedDict
 from urllib.parse import urlsplit
 
@@ -131,7 +132,7 @@ class Verdict(TypedDict):
 
 
 def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: str | None = None) -> Verdict:
-    """Decide a tool call exactly as `evaluateToolCall` in the runtime does."""
+    """Decide a tool call exactly as `evaluateToolCall` in the runtime (src/runtime/policy.ts) does."""
     wf = policy["workflows"].get(workflow)
     if wf is None:
         return {"decision": "deny", "rule": "workflow.unknown", "reason": f"workflow `{workflow}` is not declared"}
@@ -141,17 +142,30 @@ def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: st
         return {"decision": "deny", "rule": "tools.unknown", "reason": f"tool `{tool}` is not declared"}
     if tool not in wf["tools"]:
         return {"decision": denied, "rule": "tools.allowlist", "reason": f"tool `{tool}` is not allowed"}
-    host = _host(url) if url else policy["tools"][tool]["host"]
-    if not _host_allowed(host, wf["outbound"]):
+    target = url or _PLACEHOLDER.sub("x", policy["tools"][tool]["url"])
+    if not host_allowed(wf["outbound"], target):
+        host = urlsplit(target).netloc
         return {"decision": denied, "rule": "outbound.allowlist", "reason": f"host `{host}` is not allowed"}
     return {"decision": "allow", "rule": "tools.allow", "reason": f"tool `{tool}` is allowed"}
 
 
-def _host(url: str) -> str:
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+_DEFAULT_PORT = {"http": 80, "https": 443}
+_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[^\s:/?#@\[\]]+)(?::(\d{1,5}))?$", re.IGNORECASE)
+
+
+def host_allowed(allowed: list[str], url: str) -> bool:
+    """`isHostAllowed` of src/runtime/guard.ts: exact, case-insensitive host; an entry with a port matches
+    only that port, the scheme's default when the URL names none."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-def _host_allowed(host: str, allowed: list[str]) -> bool:
-    return host in allowed or host.split(":")[0] in allowed
+    if ":" in host:
+        host = f"[{host}]"  # the WHATWG URL keeps an IPv6 literal's brackets
+    port = str(parts.port) if parts.port is not None else str(_DEFAULT_PORT.get(parts.scheme, ""))
+    for raw in allowed:
+        entry = _ENTRY.match(raw.strip())
+        if entry is None or entry.group(1).lower() != host:
+            continue
+        if entry.group(2) is None or str(int(entry.group(2))) == port:
+            return True
+    return False

@@ -50,3 +50,26 @@ def test_tenants_sharing_a_session_id_never_see_each_other(playground: Runtime) 
     # The model never saw acme's words in globex's session.
     last = playground.model.requests[-1].body["messages"]
     assert not any("acme speaking" in str(m.get("content")) for m in last)
+
+
+def test_an_idle_session_expires_after_its_ttl(playground: Runtime) -> None:
+    import time
+
+    assert playground.turn("short-lived", "brief", "remember the word heron").status_code == 200
+    second = playground.turn("short-lived", "brief", "what was the word?")
+    assert second.status_code == 200
+    assert any("heron" in str(m.get("content")) for m in playground.model.requests[-1].body["messages"])
+    time.sleep(2.5)  # the workflow's ttl is 2s
+    third = playground.turn("short-lived", "brief", "and now?")
+    assert third.status_code == 200
+    assert third.json()["turn"] == 3  # the turn count and the decision chain go on
+    assert [d["rule"] for d in third.json()["decisions"]][:2] == ["route.risk.low", "session.ttl"]
+    sent = playground.model.requests[-1].body["messages"]
+    assert not any("heron" in str(m.get("content")) for m in sent)  # the conversation does not
+
+
+def test_traces_of_an_unknown_session_are_404(playground: Runtime) -> None:
+    with playground.client() as c:
+        r = c.get("/v1/traces", params={"session": "never-used"}, headers=playground.admin_headers())
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "unknown_session"

@@ -268,3 +268,52 @@ def test_tasks_need_a_token(tasks: Runtime) -> None:
     with tasks.client() as c:
         r = c.post("/v1/tasks", json={"workflow": "fulfil", "params": {}})
     assert r.status_code == 401
+
+
+# ── events and unlisted compensations ───────────────────────────────────────
+
+
+def send_event(rt: Runtime, task_id: str, body: object, tenant: str = "acme") -> httpx.Response:
+    with rt.client() as c:
+        return c.post(f"/v1/tasks/{task_id}/events", json=body, headers=rt.headers(tenant))
+
+
+def test_a_waiting_task_takes_its_event_and_uses_the_payload(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "approve", {"order_id": "o-1"})
+    wait_for(lambda: "POST /v1/reservations" in paths(tasks.tools))
+    time.sleep(0.3)
+    assert tasks.wait_task(task_id, until=("waiting", "running"))["status"] in ("waiting", "running")
+    assert "POST /v1/shipments" not in paths(tasks.tools)  # held until the approval comes
+
+    assert (
+        send_event(tasks, task_id, {"type": "payment.approved", "payload": {"charge_id": "c-9"}}, "globex").status_code
+        == 404
+    )  # another tenant cannot reach the task
+    r = send_event(tasks, task_id, {"type": "payment.approved", "payload": {"charge_id": "c-9"}})
+    assert r.status_code == 202, r.text
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "complete", body
+    [ship] = tasks.tools.calls("/v1/shipments")
+    assert ship.body == {"order_id": "o-1", "reservation_id": "r-1", "charge_id": "c-9"}
+
+
+def test_bad_events_are_refused(tasks: Runtime) -> None:
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "approve", {"order_id": "o-1"})
+    assert send_event(tasks, task_id, {"type": "bad type!"}).status_code == 400
+    assert send_event(tasks, task_id, {"type": "payment.approved", "payload": [1]}).status_code == 400
+    assert send_event(tasks, "approve-00000000-0000-4000-8000-000000000000", {"type": "x"}).status_code == 404
+
+
+def test_a_compensation_missing_from_the_allowlist_still_runs(tasks: Runtime) -> None:
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=422, body={"error": "address"}),))
+    task_id = start_ok(tasks, "approve", {"order_id": "o-1"})
+    wait_for(lambda: "POST /v1/reservations" in paths(tasks.tools))
+    wait_for(lambda: send_event(tasks, task_id, {"type": "payment.approved", "payload": {"charge_id": "c-9"}})
+             .status_code == 202)  # fmt: skip
+    body = tasks.wait_task(task_id)
+    assert body["status"] == "errored", body
+    wait_for(lambda: "POST /v1/reservations/r-1/release" in paths(tasks.tools))
+    assert paths(tasks.tools).count("POST /v1/reservations/r-1/release") == 1
+    assert any(s.get("status") == "compensated" for s in tasks.wait_task(task_id)["steps"]), body

@@ -55,3 +55,8 @@ export class ToolError extends Error {
 export class PolicyError extends Error {
   override readonly name = "PolicyError";
 }
+
+/** An error's message, whatever was thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

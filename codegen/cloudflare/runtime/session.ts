@@ -6,7 +6,9 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { appendRecord, type ChainRecord } from "./chain";
-import { AllModelsFailedError, OutboundBlockedError, PolicyError, ToolError, type InferenceAttempt } from "./errors";
+import {
+  AllModelsFailedError, messageOf, OutboundBlockedError, PolicyError, ToolError, type InferenceAttempt,
+} from "./errors";
 import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
@@ -50,6 +52,16 @@ export type TurnOutcome =
       trace_id: string;
     }
   | { ok: false; status: number; code: string; message: string; decisions: DecisionView[] };
+
+// One Durable Object class plays three parts; each name says which, so no tenant, session id or workflow
+// name can ever address another part's object (a session called "tasks", a tenant called "slo").
+/** A session's object: its turns, conversation and decision chain. */
+export const sessionObjectName = (tenant: string, session: string): string =>
+  JSON.stringify(["session", tenant, session]);
+/** A tenant's task registry: which task ids are its own, and their step records. */
+export const taskRegistryName = (tenant: string): string => JSON.stringify(["tasks", tenant]);
+/** A workflow's SLO monitor, shared by all its sessions. */
+export const sloMonitorName = (workflow: string): string => JSON.stringify(["slo", workflow]);
 
 /** At most this many model rounds in one turn (a round may ask for tools). */
 const MAX_ROUNDS = 4;
@@ -280,6 +292,15 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     decisions.push(await this.record(req, intent, `model.route:${wf.turn_tier}`,
       { decision: "allow", rule: `route.risk.${wf.turn_risk}` }));
 
+    // The session's state lives `ttl` past its last turn (`session affinity ... ttl`): an idle session
+    // starts over with no history or summary. Its turn numbers and decision chain go on.
+    const lastTurnAt = Number(this.meta("last_turn_at") ?? "0");
+    if (lastTurnAt > 0 && started - lastTurnAt > wf.affinity.ttl_ms) {
+      this.sql.exec("DELETE FROM messages");
+      this.sql.exec("DELETE FROM meta WHERE key IN ('summary', 'checkpoint_turn')");
+      decisions.push(await this.record(req, intent, "session.expired", { decision: "allow", rule: "session.ttl" }));
+    }
+
     const summary = this.meta("summary");
     const history = this.sql.exec<{ role: string; content: string }>(
       "SELECT role, content FROM (SELECT id, role, content FROM messages ORDER BY id DESC LIMIT ?) ORDER BY id",
@@ -369,6 +390,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)",
       turn, maskedInput, turn, masked(output));
     this.setMeta("turns", String(turn));
+    this.setMeta("last_turn_at", String(Date.now()));
     if (!wf.checkpoint) {
       this.sql.exec("DELETE FROM messages WHERE turn <= ?", turn - HISTORY_TURNS);
     }
@@ -379,10 +401,26 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
       input_tokens: usage.input, cached_tokens: usage.cached,
       denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
+    // The turn is committed: from here a failure is recorded, never answered as an error (a client retrying
+    // an error would run the turn twice).
     const before = decisions.length;
-    await this.observeSlo(req, intent, sample, decisions);
-    const checkpoint = wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every
-      ? await this.checkpoint(req, wf, turn, decisions, intent, retries) : null;
+    try {
+      await this.observeSlo(req, intent, sample, decisions);
+    } catch (error) {
+      console.error("agentspec: SLO monitor failed", messageOf(error));
+      decisions.push(await this.record(req, intent, "slo.observe", { decision: "failed", rule: "slo.error" }));
+    }
+    let checkpoint: Record<string, unknown> | null = null;
+    if (wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every) {
+      try {
+        checkpoint = await this.checkpoint(req, wf, turn, decisions, intent, retries);
+      } catch (error) {
+        console.error("agentspec: checkpoint failed", messageOf(error));
+        decisions.push(await this.record(req, intent, `checkpoint:${wf.checkpoint.store}`,
+          { decision: "failed", rule: "checkpoint.error" }));
+        checkpoint = { tier: wf.checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
+      }
+    }
     if (checkpoint !== null || decisions.length > before) {
       this.flushRecords();
       this.sql.exec("UPDATE turns SET body = ? WHERE turn = ?", JSON.stringify(traceOf(checkpoint)), turn);
@@ -500,7 +538,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     Promise<void> {
     const slo = this.policy.workflows[req.workflow]?.slo;
     if (!slo || Object.keys(slo).length === 0) return; // no SLO: spare the monitor round trip
-    const monitor = this.env.SESSION.getByName(JSON.stringify(["slo", req.workflow]));
+    const monitor = this.env.SESSION.getByName(sloMonitorName(req.workflow));
     for (const alert of await monitor.observe(req.workflow, sample)) {
       decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
         { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));

@@ -7,10 +7,10 @@
 
 import type { WorkflowEvent, WorkflowStepContext, WorkflowStepEvent } from "cloudflare:workers";
 import { NonRetryableError } from "cloudflare:workflows";
-import { OutboundBlockedError, ToolError } from "./errors";
+import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
-import { toolFetcher, type AgentEnv } from "./session";
+import { taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import { invokeTool } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -32,10 +32,6 @@ const PLACEHOLDER = /\{([^{}]*)\}/g;
 
 /** What the generated code passes for a step attempt: the `step.do` callback's context (attempt, config). */
 export type Attempt = Pick<WorkflowStepContext, "attempt" | "config">;
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function nonRetryable(error: unknown): boolean {
   return error instanceof Error && (error.name === "NonRetryableError" || error.message.startsWith("NonRetryableError"));
@@ -90,8 +86,10 @@ export class TaskRun {
       .map(([name]) => name);
   }
 
-  private async invoke(toolName: string, args: Record<string, Json>): Promise<StepValue> {
-    const verdict = evaluateToolCall(this.policy, this.workflow, toolName);
+  /** Call a tool for a step. A compensation is decided as the call it undoes (`decidedAs`): the workflow
+   * allows the step's tool, and with it that tool's declared compensation, listed or not. */
+  private async invoke(toolName: string, args: Record<string, Json>, decidedAs = toolName): Promise<StepValue> {
+    const verdict = evaluateToolCall(this.policy, this.workflow, decidedAs);
     if (verdict.decision === "deny") throw new NonRetryableError(`policy denied \`${toolName}\`: ${verdict.rule}`);
     // A missing argument stays missing on a retry.
     const lacking = this.missing(toolName, args);
@@ -115,7 +113,7 @@ export class TaskRun {
   }
 
   private async report(step: string, status: string, detail: Record<string, unknown> = {}): Promise<void> {
-    const registry = this.env.SESSION.getByName(JSON.stringify([this.event.payload.tenant, "tasks"]));
+    const registry = this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant));
     await registry.recordStep(this.event.instanceId, step, { name: step, status, ...detail });
   }
 
@@ -187,7 +185,7 @@ export class TaskRun {
       return;
     }
     try {
-      await this.invoke(compensating, args);
+      await this.invoke(compensating, args, tool);
     } catch (error) {
       try {
         await this.report(name, "compensation_failed", { tool, compensation: compensating, error: messageOf(error) });

@@ -122,6 +122,39 @@ export function projectReturns(toolName: string, returns: Record<string, FieldSp
   return out;
 }
 
+/** The language's default `max response` (agentspec/platform.py, DEFAULT_MAX_RESPONSE). */
+const DEFAULT_MAX_RESPONSE = 256 * 1024;
+
+/** The body as text, read as a stream and refused past `limit` bytes: a tool cannot flood the runtime. */
+async function readLimited(res: Response, limit: number, toolName: string): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw new ToolError(toolName, res.status, `answer is larger than its max response (${limit} bytes)`);
+  }
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new ToolError(toolName, res.status, `answer is larger than its max response (${limit} bytes)`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
 /**
  * Call a declared tool. GET/HEAD/DELETE send the arguments not used in the URL path as query parameters
  * (sorted by name); other methods send all arguments as a JSON body. Non-2xx (redirects included: they are
@@ -171,8 +204,9 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
   let text: string;
   try {
     res = await guardedFetch(req.allowedHosts, url, init, req.fetcher);
-    text = await res.text();
+    text = await readLimited(res, tool.max_response_bytes ?? DEFAULT_MAX_RESPONSE, toolName);
   } catch (e) {
+    if (e instanceof ToolError) throw e;
     if (e instanceof Error && (e.name === "TimeoutError" || (e.name === "AbortError" && signal.aborted))) {
       throw new ToolError(toolName, 0, `timed out after ${tool.timeout_ms} ms`);
     }

@@ -4,7 +4,7 @@
 
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy } from "./policy";
-import type { AgentEnv } from "./session";
+import { sessionObjectName, taskRegistryName, type AgentEnv } from "./session";
 
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const MAX_INPUT = 32_000;
@@ -74,7 +74,7 @@ function workflowOf(policy: Policy, name: string) {
 
 function sessionStub(env: AgentEnv, tenant: string, session: string) {
   // Keyed by tenant and session: two tenants using the same session id never share an object.
-  return env.SESSION.getByName(JSON.stringify([tenant, session]));
+  return env.SESSION.getByName(sessionObjectName(tenant, session));
 }
 
 function checkSessionId(policy: Policy, id: string): string {
@@ -105,7 +105,23 @@ function allowedMethods(path: string): string | null {
   if (path === "/healthz" || path === "/v1/policy" || path === "/v1/traces") return "GET";
   if (path === "/v1/tasks" || /^\/v1\/sessions\/[^/]+\/turns$/.test(path)) return "POST";
   if (/^\/v1\/tasks\/[^/]+$/.test(path)) return "GET";
+  if (/^\/v1\/tasks\/[^/]+\/events$/.test(path)) return "POST";
   return null;
+}
+
+/** A task of the caller's tenant: 404 for an id it does not own, and for one whose instance was never made. */
+async function ownedTask(env: AgentEnv, policy: Policy, caller: Caller, id: string) {
+  const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
+  const name = Object.keys(policy.workflows).find((w) => id.startsWith(`${w}-`));
+  if (!name || !(await registry.ownsTask(id))) throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
+  let instance: WorkflowInstance;
+  try {
+    instance = await taskBinding(env, policy.workflows[name]!.task_binding!).get(id);
+  } catch {
+    // Registered, but the instance was never created (create failed after registration).
+    throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
+  }
+  return { id, instance, registry };
 }
 
 function taskBinding(env: AgentEnv, binding: string): Workflow {
@@ -158,34 +174,49 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     }
     if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
     const id = `${workflow}-${crypto.randomUUID()}`;
-    await sessionStub(env, caller.tenant, "tasks").registerTask(id, workflow);
+    await env.SESSION.getByName(taskRegistryName(caller.tenant)).registerTask(id, workflow);
     await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params } });
     return Response.json({ task_id: id }, { status: 202 });
   }
   const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
   if (task && method === "GET") {
     const caller = authenticate(request, env, policy, false);
-    const id = task[1]!;
-    const registry = sessionStub(env, caller.tenant, "tasks");
-    const name = Object.keys(policy.workflows).find((w) => id.startsWith(`${w}-`));
-    if (!name || !(await registry.ownsTask(id))) throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
-    let instance: WorkflowInstance;
-    try {
-      instance = await taskBinding(env, policy.workflows[name]!.task_binding!).get(id);
-    } catch {
-      // Registered, but the instance was never created (create failed after registration).
-      throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
-    }
+    const { id, instance, registry } = await ownedTask(env, policy, caller, task[1]!);
     const status = await instance.status();
     return Response.json({ task_id: id, status: status.status, output: status.output ?? null,
       error: status.error ?? null, steps: await registry.taskSteps(id) });
+  }
+  const event = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})\/events$/.exec(path);
+  if (event && method === "POST") {
+    // What a `wait event "TYPE"` step waits for: `{"type": "TYPE", "payload": {...}}`.
+    const caller = authenticate(request, env, policy, false);
+    const body = await readJsonObject(request, policy.limits.max_body_bytes);
+    const type = stringField(body, "type", 100);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(type)) {
+      throw new HttpError(400, "invalid_field", "`type` is letters, digits, `_`, `-` and `.`");
+    }
+    const payload = body["payload"] ?? {};
+    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+      throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
+    }
+    const { id, instance } = await ownedTask(env, policy, caller, event[1]!);
+    await instance.sendEvent({ type, payload });
+    return Response.json({ task_id: id, event: type }, { status: 202 });
   }
   if (path === "/v1/traces" && method === "GET") {
     const caller = authenticate(request, env, policy, true);
     const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
     const since = Number(url.searchParams.get("since") ?? "0");
     if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
-    return Response.json(await sessionStub(env, caller.tenant, session).traces(since));
+    // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
+    const traces = (await sessionStub(env, caller.tenant, session).traces(since)) as unknown as {
+      records: unknown[];
+      turns: unknown[];
+    };
+    if (since === 0 && traces.records.length === 0 && traces.turns.length === 0) {
+      throw new HttpError(404, "unknown_session", `session \`${session}\` has no records`);
+    }
+    return Response.json(traces);
   }
   const allow = allowedMethods(path);
   if (allow !== null && allow !== method) {

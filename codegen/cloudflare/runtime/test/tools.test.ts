@@ -37,6 +37,22 @@ describe("invokeTool", () => {
     expect(req.redirect).toBe("manual");
   });
 
+  it("refuses an answer larger than the tool's max response, declared or streamed", async () => {
+    const small = makePolicy();
+    small.tools["lookup_order"]!.max_response_bytes = 64;
+    const big = { order_id: "1", status: "s", total_cents: 1, padding: "x".repeat(200) };
+    const s = stubServer(() => json(big));
+    const e = await toolError(call({ policy: small, toolName: "lookup_order", args: { order_id: "1" }, fetcher: s.fetcher }));
+    expect(e.message).toMatch(/max response \(64 bytes\)/);
+    const chunked = stubServer(() => new Response(new Blob([JSON.stringify(big)]).stream(), { status: 200 }));
+    const e2 = await toolError(call({ policy: small, toolName: "lookup_order", args: { order_id: "1" }, fetcher: chunked.fetcher }));
+    expect(e2.message).toMatch(/max response/);
+    // Within the limit, the same answer is read and projected as usual.
+    const fits = stubServer(() => json({ order_id: "1", status: "s", total_cents: 1 }));
+    const r = await call({ policy: small, toolName: "lookup_order", args: { order_id: "1" }, fetcher: fits.fetcher });
+    expect(r.result).toEqual({ order_id: "1", status: "s", total_cents: 1 });
+  });
+
   it("sends unused GET args as sorted query parameters", async () => {
     const s = stubServer(() => json({ order_id: "1", status: "s", total_cents: 1 }));
     await call({ toolName: "lookup_order", args: { order_id: "1", zeta: "z&z", alpha: 2 }, fetcher: s.fetcher });
