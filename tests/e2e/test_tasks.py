@@ -317,3 +317,29 @@ def test_a_compensation_missing_from_the_allowlist_still_runs(tasks: Runtime) ->
     wait_for(lambda: "POST /v1/reservations/r-1/release" in paths(tasks.tools))
     assert paths(tasks.tools).count("POST /v1/reservations/r-1/release") == 1
     assert any(s.get("status") == "compensated" for s in tasks.wait_task(task_id)["steps"]), body
+
+
+def test_a_tasks_tool_decisions_are_chained_records(tasks: Runtime) -> None:
+    from agentspec.trace.verify import verify
+
+    cue_saga(tasks.tools, ship=(ToolAnswer(status=422, body={"error": "address"}),))
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    assert tasks.wait_task(task_id)["status"] == "errored"
+    wait_for(lambda: "POST /v1/reservations/r-1/release" in paths(tasks.tools))
+    with tasks.client() as c:
+        r = c.get("/v1/traces", params={"task": task_id}, headers=tasks.admin_headers())
+        other = c.get("/v1/traces", params={"task": task_id}, headers=tasks.admin_headers("globex"))
+    assert r.status_code == 200, r.text
+    assert other.status_code == 404  # another tenant's admin cannot read it
+    records = r.json()["records"]
+    assert {rec["session"] for rec in records} == {task_id}
+    assert [(rec["action"], rec["decision"]) for rec in records] == [
+        ("tool.call:lookup", "allow"),
+        ("tool.call:reserve", "allow"),
+        ("tool.call:charge", "allow"),
+        ("tool.call:ship", "allow"),  # answered 422: not retried
+        ("tool.call:refund", "allow"),  # the rollbacks, newest first
+        ("tool.call:release", "allow"),
+    ]
+    assert records[-1]["intent"] == "compensate reserve with release"
+    assert verify(records) == []

@@ -34,6 +34,13 @@ export interface TurnRequest {
   colo: string;
 }
 
+/** Whose decision a record is: a session's (`session` = its id) or a task's (`session` = the task id). */
+export interface Scope {
+  tenant: string;
+  session: string;
+  workflow: string;
+}
+
 export interface DecisionView {
   seq: number;
   action: string;
@@ -60,6 +67,8 @@ export const sessionObjectName = (tenant: string, session: string): string =>
   JSON.stringify(["session", tenant, session]);
 /** A tenant's task registry: which task ids are its own, and their step records. */
 export const taskRegistryName = (tenant: string): string => JSON.stringify(["tasks", tenant]);
+/** A task's own object: the decision chain of its steps' tool calls. */
+export const taskObjectName = (tenant: string, task: string): string => JSON.stringify(["task", tenant, task]);
 /** A workflow's SLO monitor, shared by all its sessions. */
 export const sloMonitorName = (workflow: string): string => JSON.stringify(["slo", workflow]);
 
@@ -242,7 +251,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     return this.last;
   }
 
-  private async record(req: TurnRequest, intent: string, action: string, d: { decision: string; rule: string }):
+  private async record(req: Scope, intent: string, action: string, d: { decision: string; rule: string }):
     Promise<DecisionView> {
     const rec = await appendRecord(this.lastRecord(), {
       tenant: req.tenant, session: req.session, workflow: req.workflow, intent, action,
@@ -576,6 +585,16 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   ownsTask(id: string): boolean {
     return this.sql.exec("SELECT id FROM tasks WHERE id = ?", id).toArray().length > 0;
+  }
+
+  // ── RPC: a task's decision chain (this object named ["task", tenant, task id]) ──
+
+  /** One policy decision of a task step, chained and stored at once (a task's steps run one at a time). */
+  async recordDecision(scope: Scope, intent: string, action: string, decision: string, rule: string):
+    Promise<DecisionView> {
+    const view = await this.record(scope, intent, action, { decision, rule });
+    this.flushRecords();
+    return view;
   }
 
   recordStep(task: string, step: string, body: Record<string, unknown>): void {

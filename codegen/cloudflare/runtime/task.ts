@@ -10,7 +10,7 @@ import { NonRetryableError } from "cloudflare:workflows";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
-import { taskRegistryName, toolFetcher, type AgentEnv } from "./session";
+import { taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import { invokeTool } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -90,6 +90,11 @@ export class TaskRun {
    * allows the step's tool, and with it that tool's declared compensation, listed or not. */
   private async invoke(toolName: string, args: Record<string, Json>, decidedAs = toolName): Promise<StepValue> {
     const verdict = evaluateToolCall(this.policy, this.workflow, decidedAs);
+    // Every decision is a record: a task's go to its own chain, readable at /v1/traces?task=ID.
+    const log = this.env.SESSION.getByName(taskObjectName(this.event.payload.tenant, this.event.instanceId));
+    await log.recordDecision({ tenant: this.event.payload.tenant, session: this.event.instanceId, workflow: this.workflow },
+      toolName === decidedAs ? `call ${toolName}` : `compensate ${decidedAs} with ${toolName}`,
+      `tool.call:${toolName}`, verdict.decision, verdict.rule);
     if (verdict.decision === "deny") throw new NonRetryableError(`policy denied \`${toolName}\`: ${verdict.rule}`);
     // A missing argument stays missing on a retry.
     const lacking = this.missing(toolName, args);

@@ -4,7 +4,7 @@
 
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy } from "./policy";
-import { sessionObjectName, taskRegistryName, type AgentEnv } from "./session";
+import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
 
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const MAX_INPUT = 32_000;
@@ -205,9 +205,15 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
   }
   if (path === "/v1/traces" && method === "GET") {
     const caller = authenticate(request, env, policy, true);
-    const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
     const since = Number(url.searchParams.get("since") ?? "0");
     if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
+    const taskId = url.searchParams.get("task");
+    if (taskId !== null) {
+      // A task's decisions: its own chain, for a task of this tenant only.
+      const { id } = await ownedTask(env, policy, caller, taskId);
+      return Response.json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
+    }
+    const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
     // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
     const traces = (await sessionStub(env, caller.tenant, session).traces(since)) as unknown as {
       records: unknown[];
