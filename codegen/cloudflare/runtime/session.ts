@@ -233,14 +233,31 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   // ── state ────────────────────────────────────────────────────────────────
 
+  /** The meta table, read once: this object is its only writer, so the copy in memory stays true. */
+  private metaCache: Map<string, string> | null = null;
+
   private meta(key: string): string | null {
-    const rows = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray();
-    return rows[0]?.value ?? null;
+    if (this.metaCache === null) {
+      const rows = this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray();
+      this.metaCache = new Map(rows.map((r) => [r.key, r.value]));
+    }
+    return this.metaCache.get(key) ?? null;
   }
 
-  private setMeta(key: string, value: string): void {
-    this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-      key, value);
+  /** Set (or, with null, remove) meta keys in one statement each way. */
+  private setMeta(values: Record<string, string | null>): void {
+    this.meta("turns"); // load the cache first, so it never misses what is written here
+    const set = Object.entries(values).filter((e): e is [string, string] => e[1] !== null);
+    const unset = Object.entries(values).filter(([, v]) => v === null).map(([k]) => k);
+    if (set.length > 0) {
+      this.sql.exec(`INSERT INTO meta (key, value) VALUES ${set.map(() => "(?, ?)").join(", ")} ` +
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", ...set.flat());
+    }
+    if (unset.length > 0) {
+      this.sql.exec(`DELETE FROM meta WHERE key IN (${unset.map(() => "?").join(", ")})`, ...unset);
+    }
+    for (const [k, v] of set) this.metaCache!.set(k, v);
+    for (const k of unset) this.metaCache!.delete(k);
   }
 
   private lastRecord(): ChainRecord | null {
@@ -306,7 +323,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const lastTurnAt = Number(this.meta("last_turn_at") ?? "0");
     if (lastTurnAt > 0 && started - lastTurnAt > wf.affinity.ttl_ms) {
       this.sql.exec("DELETE FROM messages");
-      this.sql.exec("DELETE FROM meta WHERE key IN ('summary', 'checkpoint_turn')");
+      this.setMeta({ summary: null, checkpoint_turn: null });
       decisions.push(await this.record(req, intent, "session.expired", { decision: "allow", rule: "session.ttl" }));
     }
 
@@ -398,9 +415,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     // no await in between, so a stop can never leave a counted turn untraced or a trace without its turn.
     this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)",
       turn, maskedInput, turn, masked(output));
-    this.setMeta("turns", String(turn));
-    this.setMeta("last_turn_at", String(Date.now()));
-    if (!wf.checkpoint) {
+    this.setMeta({ turns: String(turn), last_turn_at: String(Date.now()) });
+    if (!wf.checkpoint && turn > HISTORY_TURNS) {
       this.sql.exec("DELETE FROM messages WHERE turn <= ?", turn - HISTORY_TURNS);
     }
     this.flushRecords();
@@ -529,8 +545,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const summary = maskPII(result.text, wf.pii);
     await store.put(`summary/${req.tenant}/${req.session}`, JSON.stringify({
       session: req.session, tenant: req.tenant, turn, summary, spec_hash: this.policy.spec_hash }));
-    this.setMeta("summary", summary);
-    this.setMeta("checkpoint_turn", String(turn));
+    this.setMeta({ summary, checkpoint_turn: String(turn) });
     this.sql.exec("DELETE FROM messages");
     decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
       { decision: "allow", rule: "checkpoint.every" }));
