@@ -434,13 +434,17 @@ class _Checker:
                     continue
                 if placeholder.startswith("args.") and placeholder[5:] in arg_names:
                     continue
-                known = ["session", "workflow", *(f"args.{a}" for a in arg_names)]
+                # Suggest by the argument's own name: `args.` shared by every candidate makes any two
+                # look alike (`args.order_id` is no misspelling of `args.body`).
+                close = did_you_mean(placeholder.removeprefix("args."), arg_names)
                 self.err(
                     "E0604",
                     idem.key.span,
                     f"idempotency key of {where} uses unknown `{{{placeholder}}}`",
                     "unknown placeholder",
-                    help=did_you_mean(placeholder, known) or "use `{session}`, `{workflow}` or `{args.NAME}`",
+                    help=close.replace("`", "`args.", 1)
+                    if close and placeholder.startswith("args.")
+                    else "use `{session}`, `{workflow}` or `{args.NAME}` with NAME one of its `args`",
                 )
             if not _placeholders(idem.key.value):
                 self.err(
@@ -448,7 +452,7 @@ class _Checker:
                     idem.key.span,
                     f"idempotency key of {where} is the same for every call",
                     "constant key",
-                    help="include `{session}` or an argument, such as `{args.order_id}`",
+                    help=f"include `{{session}}` and an argument: {_example_key(tool)}",
                 )
         if compensate and compensate.tool.value not in self.tools:
             self.undefined("tool", compensate.tool, self.tools)
@@ -616,8 +620,7 @@ class _Checker:
                     compensate.tool.span,
                     f"compensating tool `{target.name.value}` has no idempotency key",
                     "not idempotent",
-                    help="a rollback can be retried: give it a key such as "
-                    '`idempotency key "{session}:{args.refund_id}"`',
+                    help=f"a rollback can be retried: give it {_example_key(target)}",
                 )
             # Follow the chain; a cycle is reported once, at the tool where it closes.
             chain = [name]
@@ -843,8 +846,8 @@ class _Checker:
             tool.name.span,
             f"tool `{tool_name}` changes state and is reachable from {where}, but has no idempotency key",
             "retries would repeat its side effect",
-            help="add a key built from an argument that identifies the change, such as "
-            '`idempotency key "{session}:{args.order_id}"`, or mark it `read_only` if it changes nothing',
+            help=f"add {_example_key(tool)}, built from an argument that identifies the change, "
+            "or mark it `read_only` if it changes nothing",
         )
 
     def checkpoint_store(self, checkpoint: m.Checkpoint, where: str) -> str | None:
@@ -1300,6 +1303,14 @@ class _Checker:
             workflows=tuple(workflows),
             files=self.files(),
         )
+
+
+def _example_key(tool: m.Tool) -> str:
+    """An idempotency key clause to suggest for `tool`, from its own first declared argument."""
+    args = tool.first(m.Args)
+    if args and args.fields:
+        return f'`idempotency key "{{session}}:{{args.{args.fields[0].name.value}}}"`'
+    return 'an argument that identifies the change (`args { ID: string }`) and `idempotency key "{session}:{args.ID}"`'
 
 
 def _worst_case(step: m.RStep) -> tuple[float, str]:

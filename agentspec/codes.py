@@ -104,6 +104,7 @@ step or from the agent loop (it is in a workflow's `tools allow`), but declares 
 Either mark it `read_only` or give it a key that is stable across retries:
 
     tool issue_refund { POST "https://billing.example.com/v1/refunds" risk high
+                        args { order_id: string }
                         idempotency key "{session}:{args.order_id}" }""",
     ),
     Code(

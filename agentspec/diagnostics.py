@@ -168,7 +168,6 @@ def to_sarif(diagnostics: Iterable[Diagnostic]) -> str:
             "name": CODES[code].title if code in CODES else code,
             "shortDescription": {"text": CODES[code].title if code in CODES else code},
             "fullDescription": {"text": CODES[code].explanation if code in CODES else code},
-            "helpUri": f"https://agentspec.dev/docs/diagnostics#{code.lower()}",
         }
         for code in used
     ]
@@ -205,7 +204,6 @@ def to_sarif(diagnostics: Iterable[Diagnostic]) -> str:
                     "driver": {
                         "name": "agentspec",
                         "version": __version__,
-                        "informationUri": "https://agentspec.dev",
                         "rules": rules,
                     }
                 },
