@@ -42,6 +42,12 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
   const header = request.headers.get("content-length");
   if (header !== null && /^\d+$/.test(header.trim()) && Number(header.trim()) > limit) throw tooLarge(limit);
   if (request.body === null) return new Uint8Array(0);
+  if (header !== null && /^\d+$/.test(header.trim())) {
+    // Framed by its Content-Length (already checked above): one read, no stream loop.
+    const bytes = new Uint8Array(await request.arrayBuffer());
+    if (bytes.byteLength > limit) throw tooLarge(limit);
+    return bytes;
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -260,6 +260,28 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     for (const k of unset) this.metaCache!.delete(k);
   }
 
+  /** The last HISTORY_TURNS turns' messages, as a prompt carries them: read once, then kept in step here. */
+  private recent: { role: string; content: string }[] | null = null;
+
+  private recentHistory(): readonly { role: string; content: string }[] {
+    this.recent ??= this.sql.exec<{ role: string; content: string }>(
+      "SELECT role, content FROM (SELECT id, role, content FROM messages ORDER BY id DESC LIMIT ?) ORDER BY id",
+      HISTORY_TURNS * 2).toArray();
+    return this.recent;
+  }
+
+  private appendHistory(turn: number, user: string, assistant: string): void {
+    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)",
+      turn, user, turn, assistant);
+    const recent = [...this.recentHistory(), { role: "user", content: user }, { role: "assistant", content: assistant }];
+    this.recent = recent.slice(-HISTORY_TURNS * 2);
+  }
+
+  private clearHistory(): void {
+    this.sql.exec("DELETE FROM messages");
+    this.recent = [];
+  }
+
   private lastRecord(): ChainRecord | null {
     if (this.last === undefined) {
       const rows = this.sql.exec<{ body: string }>("SELECT body FROM records ORDER BY seq DESC LIMIT 1").toArray();
@@ -322,15 +344,13 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     // starts over with no history or summary. Its turn numbers and decision chain go on.
     const lastTurnAt = Number(this.meta("last_turn_at") ?? "0");
     if (lastTurnAt > 0 && started - lastTurnAt > wf.affinity.ttl_ms) {
-      this.sql.exec("DELETE FROM messages");
+      this.clearHistory();
       this.setMeta({ summary: null, checkpoint_turn: null });
       decisions.push(await this.record(req, intent, "session.expired", { decision: "allow", rule: "session.ttl" }));
     }
 
     const summary = this.meta("summary");
-    const history = this.sql.exec<{ role: string; content: string }>(
-      "SELECT role, content FROM (SELECT id, role, content FROM messages ORDER BY id DESC LIMIT ?) ORDER BY id",
-      HISTORY_TURNS * 2).toArray();
+    const history = this.recentHistory();
     // Static content first, so the prompt prefix stays cacheable across turns.
     const messages: ChatMessage[] = [
       { role: "system", content: `You are the ${this.policy.agent.name} agent, workflow ${req.workflow}. ` +
@@ -413,8 +433,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     });
     // One commit for the turn: masked messages, the counter, its decision records and its trace record, with
     // no await in between, so a stop can never leave a counted turn untraced or a trace without its turn.
-    this.sql.exec("INSERT INTO messages (turn, role, content) VALUES (?, 'user', ?), (?, 'assistant', ?)",
-      turn, maskedInput, turn, masked(output));
+    this.appendHistory(turn, maskedInput, masked(output));
     this.setMeta({ turns: String(turn), last_turn_at: String(Date.now()) });
     if (!wf.checkpoint && turn > HISTORY_TURNS) {
       this.sql.exec("DELETE FROM messages WHERE turn <= ?", turn - HISTORY_TURNS);
@@ -546,7 +565,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     await store.put(`summary/${req.tenant}/${req.session}`, JSON.stringify({
       session: req.session, tenant: req.tenant, turn, summary, spec_hash: this.policy.spec_hash }));
     this.setMeta({ summary, checkpoint_turn: String(turn) });
-    this.sql.exec("DELETE FROM messages");
+    this.clearHistory();
     decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
       { decision: "allow", rule: "checkpoint.every" }));
     const tier = this.policy.tiers[checkpoint.tier]!;
