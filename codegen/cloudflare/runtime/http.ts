@@ -39,16 +39,30 @@ const tooLarge = (limit: number) => new HttpError(413, "body_too_large", `the bo
  * an oversize body is never buffered whole.
  */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
-  const header = request.headers.get("content-length");
-  if (header !== null && /^\d+$/.test(header.trim()) && Number(header.trim()) > limit) throw tooLarge(limit);
-  if (request.body === null) return new Uint8Array(0);
-  if (header !== null && /^\d+$/.test(header.trim())) {
-    // Framed by its Content-Length (already checked above): one read, no stream loop.
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    if (bytes.byteLength > limit) throw tooLarge(limit);
-    return bytes;
+  const bytes = await readBody(request, limit);
+  if (bytes === null) throw tooLarge(limit);
+  return bytes;
+}
+
+/**
+ * A request's or response's body, or null when it is larger than `limit` bytes: refused on a declared
+ * Content-Length before reading, else read as a stream and cut off as soon as it passes the limit, so an
+ * oversize body is never buffered whole. Shared by the front door and tool answers.
+ */
+export async function readBody(message: Request | Response, limit: number): Promise<Uint8Array | null> {
+  const header = message.headers.get("content-length")?.trim() ?? null;
+  const declared = header !== null && /^\d+$/.test(header) ? Number(header) : null;
+  if (declared !== null && declared > limit) {
+    await message.body?.cancel().catch(() => undefined);
+    return null;
   }
-  const reader = request.body.getReader();
+  if (message.body === null) return new Uint8Array(0);
+  if (declared !== null) {
+    // Framed by its Content-Length, within the limit: one read, no stream loop.
+    const bytes = new Uint8Array(await message.arrayBuffer());
+    return bytes.byteLength > limit ? null : bytes;
+  }
+  const reader = message.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -57,7 +71,7 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge(limit);
+      return null;
     }
     chunks.push(value);
   }

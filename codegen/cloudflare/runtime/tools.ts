@@ -4,6 +4,7 @@
 
 import { OutboundBlockedError, ToolError } from "./errors";
 import { guardedFetch, type FetchLike } from "./guard";
+import { readBody } from "./http";
 import type { FieldSpec, Policy, ToolSpec } from "./policy";
 
 export interface InvokeToolRequest {
@@ -125,34 +126,13 @@ export function projectReturns(toolName: string, returns: Record<string, FieldSp
 /** The language's default `max response` (agentspec/platform.py, DEFAULT_MAX_RESPONSE). */
 const DEFAULT_MAX_RESPONSE = 256 * 1024;
 
-/** The body as text, read as a stream and refused past `limit` bytes: a tool cannot flood the runtime. */
+/** The answer as text, refused past the tool's `max response`: a tool cannot flood the runtime. */
 async function readLimited(res: Response, limit: number, toolName: string): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > limit) {
-    await res.body?.cancel();
+  const bytes = await readBody(res, limit);
+  if (bytes === null) {
     throw new ToolError(toolName, res.status, `answer is larger than its max response (${limit} bytes)`);
   }
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new ToolError(toolName, res.status, `answer is larger than its max response (${limit} bytes)`);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  return new TextDecoder().decode(bytes);
 }
 
 /**
