@@ -311,6 +311,18 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   // ── RPC: one turn ────────────────────────────────────────────────────────
 
+  /** RPC for the front door: one turn, answered as the HTTP status and JSON body the client gets. Serialized
+   * here, once, instead of structured-cloned to the Worker and serialized there. */
+  async turnResponse(req: TurnRequest): Promise<{ status: number; body: string }> {
+    const outcome = await this.turn(req);
+    if (!outcome.ok) {
+      return { status: outcome.status, body: JSON.stringify({
+        error: { code: outcome.code, message: outcome.message }, decisions: outcome.decisions }) };
+    }
+    const { ok: _ok, ...answer } = outcome;
+    return { status: 200, body: JSON.stringify(answer) };
+  }
+
   async turn(req: TurnRequest): Promise<TurnOutcome> {
     // Input gates do not hold while we await the model or a tool, so the lock is explicit.
     if (this.busy) {

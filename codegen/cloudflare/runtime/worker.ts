@@ -6,6 +6,8 @@ import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } fro
 import type { Policy } from "./policy";
 import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
 
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
+
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const MAX_INPUT = 32_000;
 /** An affinity key is forwarded to the model as a header: printable ASCII, bounded. */
@@ -152,16 +154,11 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     const wf = workflowOf(policy, workflow);
     const affinity = affinityOf(request, wf.affinity.header, session);
     const cf = (request as { cf?: { colo?: unknown } }).cf;
-    const outcome = await sessionStub(env, caller.tenant, session).turn({
+    const { status, body: answer } = await sessionStub(env, caller.tenant, session).turnResponse({
       tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
       colo: typeof cf?.colo === "string" ? cf.colo : "local",
     });
-    if (!outcome.ok) {
-      return Response.json({ error: { code: outcome.code, message: outcome.message }, decisions: outcome.decisions },
-        { status: outcome.status });
-    }
-    const { ok: _ok, ...answer } = outcome;
-    return Response.json(answer);
+    return new Response(answer, { status, headers: JSON_HEADERS });
   }
   if (path === "/v1/tasks" && method === "POST") {
     const caller = authenticate(request, env, policy, false);
