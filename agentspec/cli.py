@@ -160,6 +160,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     from agentspec.emit import OutputRefused, emit, write
     from agentspec.gcpause import paused
     from agentspec.load import load
+    from agentspec.policy import spec_hash
 
     with paused():  # a large spec is a million live objects; see agentspec/gcpause.py
         loaded = load(spec_path)
@@ -186,15 +187,9 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     workflows = [w.name for w in result.spec.workflows]
     print(f"compiled `{result.spec.name}` v{result.spec.version} -> {outdir}/ ({len(files)} files)")
     print(f"  workflows: {', '.join(workflows)}")
-    print(f"  spec hash: {files_hash(files)}")
+    print(f"  spec hash: {spec_hash(result.spec)}")
     print("  run it:    cd " + outdir + " && npm install && cp .dev.vars.example .dev.vars && npm run dev")
     return EXIT_OK
-
-
-def files_hash(files: dict[str, str]) -> str:
-    import json
-
-    return json.loads(files[".agentspec-manifest.json"])["spec_hash"]
 
 
 def _explain(code: str) -> int:

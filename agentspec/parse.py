@@ -665,7 +665,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
             span,
             f"expected {what}, found `{_clip(found)}`",
             label,
-            help=_syntax_help(expected, found, text[: token.start_pos or 0]),
+            help=_syntax_help(expected),
         )
     assert isinstance(exc, UnexpectedCharacters)
     pos = exc.pos_in_stream or 0
@@ -695,11 +695,10 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     return error("E0002", span, message, label, help=help)
 
 
-def _syntax_help(expected: set[str], found: str, before: str) -> str | None:
+def _syntax_help(expected: set[str]) -> str | None:
+    """A hint where a whole clause could have started: inside a block, before its `}`."""
     if "RBRACE" in expected and len(expected) > 3:
         return "each clause starts with a keyword; a block ends with `}`"
-    if found.isdigit() and expected & _VALUE_TERMINALS:
-        return None
     return None
 
 

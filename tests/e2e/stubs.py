@@ -79,6 +79,20 @@ class _Server:
         self.server.server_close()
 
 
+class _Stub:
+    """What both stubs share: a loopback server and the requests it has seen."""
+
+    http: _Server
+
+    @property
+    def requests(self) -> list[Seen]:
+        with self.http.lock:
+            return list(self.http.requests)
+
+    def close(self) -> None:
+        self.http.close()
+
+
 @dataclass
 class Cue:
     """How one model answers: text, tool calls, an error status, or a stall (seconds)."""
@@ -90,7 +104,7 @@ class Cue:
     cached_tokens: int = 0
 
 
-class ModelStub:
+class ModelStub(_Stub):
     """An OpenAI-compatible `/v1/chat/completions` endpoint with per-model cues.
 
     `cue(model, *answers)` queues answers for a model (one per request, the last repeats);
@@ -105,11 +119,6 @@ class ModelStub:
     @property
     def url(self) -> str:
         return f"{self.http.origin}/v1"
-
-    @property
-    def requests(self) -> list[Seen]:
-        with self.http.lock:
-            return list(self.http.requests)
 
     def reset(self) -> None:
         with self.http.lock:
@@ -153,9 +162,6 @@ class ModelStub:
             cue.stall,
         )
 
-    def close(self) -> None:
-        self.http.close()
-
 
 @dataclass
 class ToolAnswer:
@@ -164,7 +170,7 @@ class ToolAnswer:
     times: int = 1  # how many requests this answer serves before the next queued one
 
 
-class ToolStub:
+class ToolStub(_Stub):
     """Every tool host at once. Answers are queued per path prefix; idempotency is honoured.
 
     `effects[key]` counts the side effects actually performed per Idempotency-Key: a request
@@ -180,11 +186,6 @@ class ToolStub:
     @property
     def origin(self) -> str:
         return self.http.origin
-
-    @property
-    def requests(self) -> list[Seen]:
-        with self.http.lock:
-            return list(self.http.requests)
 
     def reset(self) -> None:
         with self.http.lock:
@@ -221,6 +222,3 @@ class ToolStub:
                 if key:
                     self.recorded[key] = (status, body)
         return status, body, 0
-
-    def close(self) -> None:
-        self.http.close()
