@@ -23,11 +23,15 @@ from agentspec.emit import CODEGEN
 # The one toolchain install every generated project shares (codegen/cloudflare/package.json).
 TOOLCHAIN = CODEGEN / "node_modules"
 
-# Keep wrangler quiet and offline: no metrics, no Cloudflare requests, no banner, no colours.
+# Keep wrangler quiet and offline: no metrics, no Cloudflare requests, no banner, no colours; and no local
+# trace collector: wrangler dev otherwise stores a span row (one SQLite commit) for every SQL statement, RPC and
+# fetch a request makes, in a store that grows without bound, which costs workerd more CPU per turn than the
+# runtime itself. The runtime's own traces are its decision and trace records (`/v1/traces`).
 QUIET = {
     "WRANGLER_SEND_METRICS": "false",
     "CLOUDFLARE_CF_FETCH_ENABLED": "false",
     "WRANGLER_HIDE_BANNER": "true",
+    "X_LOCAL_OBSERVABILITY": "false",
     "NO_COLOR": "1",
     "CI": "true",
 }
@@ -48,8 +52,11 @@ def toolchain_ready(toolchain: Path = TOOLCHAIN) -> bool:
 
 
 class DevServer:
-    def __init__(self, project: Path, state: Path, log: Path, toolchain: Path = TOOLCHAIN) -> None:
+    def __init__(
+        self, project: Path, state: Path, log: Path, toolchain: Path = TOOLCHAIN, env: dict[str, str] | None = None
+    ) -> None:
         self.project = project
+        self.extra_env = env or {}  # over QUIET, e.g. X_LOCAL_OBSERVABILITY=true to measure the collector
         self.state = state
         self.log = log
         self.toolchain = toolchain
@@ -66,7 +73,7 @@ class DevServer:
     def start(self, timeout: float = 60.0) -> None:
         self.port = free_port()
         bin_dir = self.toolchain / ".bin"
-        env = {**os.environ, **QUIET, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = {**os.environ, **QUIET, **self.extra_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
         argv = [
             str(bin_dir / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1", "--port", str(self.port),
             # Each server its own inspector port, so several can run side by side.

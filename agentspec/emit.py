@@ -68,6 +68,13 @@ def toolchain() -> dict[str, str]:
 
 
 @cache
+def runtime_dependencies() -> dict[str, str]:
+    """What the runtime library imports at run time (bundled into the Worker), pinned as codegen/cloudflare pins it."""
+    package = json.loads((CODEGEN / "package.json").read_text())
+    return dict(sorted(package.get("dependencies", {}).items()))
+
+
+@cache
 def allowed_scripts() -> dict[str, bool]:
     package = json.loads((CODEGEN / "package.json").read_text())
     return dict(sorted(package.get("allowScripts", {}).items()))
@@ -252,6 +259,7 @@ def _package(spec: m.RSpec) -> str:
                 "typecheck": "tsc --noEmit",
                 "deploy": "wrangler deploy",
             },
+            "dependencies": runtime_dependencies(),
             "devDependencies": toolchain(),
             # npm 11 runs dependency install scripts only where allowed: `node` links its
             # binary, esbuild and workerd fetch their platform package from the registry.

@@ -12,13 +12,22 @@ temporary directory) on loopback ports, and call the same model stub: a raw-asyn
              auth -> session Durable Object -> model call -> SQLite, hash-chained record, SLO monitor hop
   baseline   benchmarks/baseline/: Worker -> Durable Object by session name -> one fetch -> JSON answer
 
-Load: every session is one coroutine sending its turns one after another (no 409s), all sessions at once,
-through one httpx.AsyncClient limited to `concurrency` connections. Each repetition uses fresh sessions,
-warms them up with a few turns, then measures. Sides are interleaved (G B, B G, G B, ...).
+Two phases, each with fresh sessions warmed up by a few turns, sides interleaved (G B, B G, G B, ...):
+
+  throughput  closed loop: every session is one coroutine sending its turns one after another (no 409s), all
+              sessions at once, through one httpx.AsyncClient limited to `concurrency` connections. The box is
+              saturated, so latency here is queueing: concurrency / throughput. Its p99 is printed, not judged.
+  latency     open loop: turns arrive at a fixed rate, the same for both sides (`--latency-load` x the
+              baseline's median throughput, default 0.5), round-robin over the sessions; a turn's latency counts
+              from its scheduled arrival, so a stall that delays later turns is charged to them too.
 
 Bars (medians over the repetitions; exit status 1 if one fails):
-  1. throughput ratio generated / baseline >= 0.8;
-  2. added p99 latency (generated p99 - baseline p99) < 5 ms.
+  1. throughput ratio generated / baseline >= 0.8 (throughput phase);
+  2. added p99 latency (generated p99 - baseline p99) < 5 ms (latency phase, same arrival rate).
+
+wrangler dev runs as agentspec.devserver starts it for the tests: offline, and without wrangler's local trace
+collector (X_LOCAL_OBSERVABILITY=false), which would otherwise store a span row for every SQL statement, RPC
+and fetch (see QUIET in agentspec/devserver.py). `--local-observability` turns it back on for both sides.
 
 Traffic goes only to 127.0.0.1; every run is bounded in requests and in time.
 """
@@ -199,11 +208,13 @@ def _self_cpu() -> float:
 class Worker:
     """One side of the comparison: a project served by agentspec's DevServer, with its CPU accounted."""
 
-    def __init__(self, label: str, project: Path, dev_vars: dict[str, str], work: Path) -> None:
+    def __init__(
+        self, label: str, project: Path, dev_vars: dict[str, str], work: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.label = label
         self.project = project
         (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in dev_vars.items()))
-        self.server = DevServer(project, work / f"{label}-state", work / f"{label}-wrangler.log")
+        self.server = DevServer(project, work / f"{label}-state", work / f"{label}-wrangler.log", env=env)
 
     @property
     def url(self) -> str:
@@ -310,20 +321,60 @@ async def drive(
     return elapsed, latencies, errors
 
 
-def measure(worker: Worker, stub: Stub, workflow: str, prefix: str, args: argparse.Namespace) -> Run:
+async def drive_open(
+    url: str, workflow: str, prefix: str, sessions: int, warmup: int, turns: int, rate: float, deadline_s: float
+) -> tuple[float, list[float], dict[str, int]]:
+    """Warm `sessions` fresh sessions up, then send `turns` x `sessions` turns at `rate` per second, round-robin
+    over the sessions. A session sends its next turn only after its previous one answered (no 409s); the turn's
+    latency counts from its scheduled arrival all the same (no coordinated omission)."""
+    await drive(url, workflow, prefix, sessions, warmup, 0, sessions, deadline_s)
+    headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    total = sessions * turns
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, transport=client_transport(sessions), timeout=30.0
+    ) as client:
+        start = time.perf_counter() + 0.05
+
+        async def session(i: int) -> None:
+            path = f"/v1/sessions/{prefix}-s{i}/turns"
+            for k in range(i, total, sessions):  # this session's arrivals: every `sessions`-th slot
+                due = start + k / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                body = json.dumps({"workflow": workflow, "input": f"turn {k} of session {i}: is item 42 ready?"})
+                try:
+                    r = await client.post(path, content=body)
+                    status = str(r.status_code)
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                if status != "200":
+                    errors[status] = errors.get(status, 0) + 1
+                else:
+                    latencies.append((time.perf_counter() - due) * 1000)
+
+        await asyncio.wait_for(asyncio.gather(*(session(i) for i in range(sessions))), deadline_s)
+        elapsed = time.perf_counter() - start
+    return elapsed, latencies, errors
+
+
+def measure(
+    worker: Worker, stub: Stub, workflow: str, prefix: str, args: argparse.Namespace, rate: float | None = None
+) -> Run:
     cpu0, self0, calls0 = worker.cpu(), _self_cpu(), stub.completions()
     stub_cpu0 = sum(_group_cpu(stub.process.pid).values())
     busy0 = _machine_busy()
-    elapsed, lat, errors = asyncio.run(
-        drive(worker.url, workflow, prefix, args.sessions, args.warmup, args.turns, args.concurrency, args.deadline)
-    )
+    turns = args.turns if rate is None else args.latency_turns
+    shape = (worker.url, workflow, prefix, args.sessions, args.warmup, turns)
+    load = drive(*shape, args.concurrency, args.deadline) if rate is None else drive_open(*shape, rate, args.deadline)
+    elapsed, lat, errors = asyncio.run(load)
     cpu1 = worker.cpu()
     cpu = {k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1}
     cpu["stub"] = sum(_group_cpu(stub.process.pid).values()) - stub_cpu0
     cpu["loadgen"] = _self_cpu() - self0
     cpu["OTHER PROCESSES"] = max(0.0, _machine_busy() - busy0 - sum(cpu.values()))
     calls = stub.completions() - calls0
-    sent = args.sessions * (args.warmup + args.turns)
+    sent = args.sessions * (args.warmup + turns)
     worker_ms = sum(cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1) * 1000 / sent
     return Run(worker.label, len(lat), elapsed, lat, errors, cpu, calls, worker_ms)
 
@@ -388,6 +439,23 @@ def _cpu_text(run: Run) -> str:
     return ", ".join(parts)
 
 
+def _phase(gen: Worker, base: Worker, stub: Stub, args: argparse.Namespace, tag: str, rate: float | None):
+    """`args.reps` interleaved repetitions of one phase (closed loop when `rate` is None), each printed."""
+    runs: dict[str, list[Run]] = {"generated": [], "baseline": []}
+    for rep in range(args.reps):
+        for w in [gen, base] if rep % 2 == 0 else [base, gen]:
+            run = measure(w, stub, args.workflow if w is gen else "baseline", f"{tag}{rep}", args, rate)
+            runs[w.label].append(run)
+            err = f"  ERRORS {run.errors}" if run.errors else ""
+            print(
+                f"{rep + 1:>3} {w.label:9} {run.throughput:8.1f} {run.pct(50):7.2f} {run.pct(99):7.2f} "
+                f"{max(run.latencies_ms, default=0.0):7.2f} {run.model_calls:>11} {run.worker_cpu_ms:11.2f}  "
+                f"{_cpu_text(run)}{err}",
+                flush=True,
+            )
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
@@ -398,6 +466,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="warm-up turns per session, not measured")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument(
+        "--latency-load", type=float, default=0.3, help="latency phase arrival rate, x the baseline's throughput"
+    )
+    ap.add_argument("--latency-turns", type=int, default=60, help="measured turns per session, latency phase")
+    ap.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None,
+        help="where both sides persist their state (default: /dev/shm, a tmpfs, when there is one)",
+    )
+    ap.add_argument(
+        "--local-observability", action="store_true", help="keep wrangler's local trace collector on (both sides)"
+    )
     ap.add_argument("--deadline", type=float, default=120.0, help="seconds allowed per timed phase")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
@@ -412,7 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     ncpu = os.cpu_count()
     print(
         f"runtime_load: {args.sessions} sessions x {args.turns} turns (+{args.warmup} warm-up), "
-        f"concurrency {args.concurrency}, {args.reps} repetitions per side, interleaved"
+        f"concurrency {args.concurrency}, {args.reps} repetitions per side and phase, interleaved; wrangler's "
+        f"local trace collector {'ON' if args.local_observability else 'off'}"
     )
     print(
         f"NOTE: this machine has {ncpu} cores, shared by the load generator (Python/httpx), workerd (+ the "
@@ -424,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])} (other work on this "
         "machine shows up below as OTHER PROCESSES, in % of one core)"
     )
-    work = Path(tempfile.mkdtemp(prefix="agentspec-load-"))
+    work = Path(tempfile.mkdtemp(prefix="agentspec-load-", dir=args.state_dir))
     stub = Stub()
     workers: list[Worker] = []
     try:
@@ -456,66 +538,68 @@ def main(argv: list[str] | None = None) -> int:
         else:
             project, secrets = generated_project(args.spec, work)
         tool_origins = json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"})
-        gen = Worker("generated", project, {**dev, "TOOL_ORIGINS": tool_origins, **secrets}, work)
+        wrangler_env = {"X_LOCAL_OBSERVABILITY": "true"} if args.local_observability else None
+        gen = Worker("generated", project, {**dev, "TOOL_ORIGINS": tool_origins, **secrets}, work, wrangler_env)
         base_dir = work / "baseline"
         shutil.copytree(
             BASELINE, base_dir, symlinks=False, ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
         )
-        base = Worker("baseline", base_dir, dev, work)
+        base = Worker("baseline", base_dir, dev, work, wrangler_env)
         workers = [gen, base]
         for w in workers:
             t0 = time.monotonic()
             w.start()
             print(f"{w.label:9}: wrangler dev on {w.url} (ready in {time.monotonic() - t0:.1f} s) from {w.project}")
 
-        # 3. interleaved repetitions
-        runs: dict[str, list[Run]] = {"generated": [], "baseline": []}
-        print(
-            f"\n{'rep':>3} {'side':9} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        # 3. throughput: closed loop, interleaved repetitions
+        header = (
+            f"{'rep':>3} {'side':9} {'turns/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
             f"{'model calls':>11} {'cpu ms/turn':>11}  cpu (% of one core)"
         )
-        for rep in range(args.reps):
-            order = [gen, base] if rep % 2 == 0 else [base, gen]
-            for w in order:
-                run = measure(w, stub, args.workflow if w is gen else "baseline", f"r{rep}", args)
-                runs[w.label].append(run)
-                err = f"  ERRORS {run.errors}" if run.errors else ""
-                print(
-                    f"{rep + 1:>3} {w.label:9} {run.throughput:8.1f} {run.pct(50):7.2f} {run.pct(99):7.2f} "
-                    f"{max(run.latencies_ms):7.2f} {run.model_calls:>11} {run.worker_cpu_ms:11.2f}  "
-                    f"{_cpu_text(run)}{err}",
-                    flush=True,
-                )
+        print(f"\nthroughput phase: closed loop, concurrency {args.concurrency}\n{header}")
+        runs = _phase(gen, base, stub, args, "t", None)
+        base_tput = statistics.median(r.throughput for r in runs["baseline"])
 
-        # 4. summary
-        med = {
-            side: {
-                "tput": statistics.median(r.throughput for r in rs),
-                "p50": statistics.median(r.pct(50) for r in rs),
-                "p99": statistics.median(r.pct(99) for r in rs),
-            }
-            for side, rs in runs.items()
-        }
-        ratio = med["generated"]["tput"] / med["baseline"]["tput"]
-        added = med["generated"]["p99"] - med["baseline"]["p99"]
-        expected = args.sessions * (args.warmup + args.turns)
-        errors = {side: sum(sum(r.errors.values()) for r in rs) for side, rs in runs.items()}
-        print(f"\nmedians over {args.reps} repetitions ({args.sessions * args.turns} measured turns each):")
+        # 4. latency: open loop at the same fixed arrival rate for both sides
+        rate = args.latency_load * base_tput
+        print(
+            f"\nlatency phase: open loop, {rate:.0f} turns/s arriving for both sides "
+            f"({args.latency_load:g} x the baseline's median throughput)\n{header}"
+        )
+        lat_runs = _phase(gen, base, stub, args, "l", rate)
+
+        # 5. summary
+        expected = args.sessions * (args.warmup + args.turns)  # per throughput run
+        errors = {side: sum(sum(r.errors.values()) for r in runs[side] + lat_runs[side]) for side in runs}
+        print(
+            f"\nmedians over {args.reps} repetitions ({args.sessions * args.turns} measured turns per throughput run, "
+            f"{args.sessions * args.latency_turns} per latency run):"
+        )
         for side in ("generated", "baseline"):
-            m = med[side]
+            rs, ls = runs[side], lat_runs[side]
+            p50, p99 = (statistics.median(r.pct(q) for r in ls) for q in (50, 99))
             print(
-                f"  {side:9}: {m['tput']:7.1f} turns/s   p50 {m['p50']:6.2f} ms   p99 {m['p99']:6.2f} ms   "
-                f"errors {errors[side]}   model calls/turn "
-                f"{statistics.median(r.model_calls for r in runs[side]) / expected:.2f}   workerd+wrangler CPU "
-                f"{statistics.median(r.worker_cpu_ms for r in runs[side]):.2f} ms/turn"
+                f"  {side:9}: {statistics.median(r.throughput for r in rs):7.1f} turns/s (p99 "
+                f"{statistics.median(r.pct(99) for r in rs):6.2f} ms saturated)   at {rate:.0f}/s: p50 "
+                f"{p50:6.2f} ms  p99 {p99:6.2f} ms"
+                f"   errors {errors[side]}   model calls/turn "
+                f"{statistics.median(r.model_calls for r in rs) / expected:.2f}   workerd+wrangler CPU "
+                f"{statistics.median(r.worker_cpu_ms for r in rs):.2f} ms/turn"
             )
+        ratio = statistics.median(r.throughput for r in runs["generated"]) / base_tput
+        added = statistics.median(r.pct(99) for r in lat_runs["generated"]) - statistics.median(
+            r.pct(99) for r in lat_runs["baseline"]
+        )
         ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
         ok_p99 = added < P99_BAR_MS and not errors["generated"]
         print(
             f"\n  throughput ratio generated/baseline = {ratio:.3f}   (bar >= {RATIO_BAR})   "
             f"{'PASS' if ok_ratio else 'FAIL'}"
         )
-        print(f"  added p99 latency = {added:+.2f} ms   (bar < {P99_BAR_MS:g} ms)   {'PASS' if ok_p99 else 'FAIL'}")
+        print(
+            f"  added p99 latency at {rate:.0f} turns/s = {added:+.2f} ms   (bar < {P99_BAR_MS:g} ms)   "
+            f"{'PASS' if ok_p99 else 'FAIL'}"
+        )
         print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
         return 0 if ok_ratio and ok_p99 else 1
     finally:

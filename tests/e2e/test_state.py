@@ -84,8 +84,9 @@ def test_checkpoint_summarizes_stores_and_trims(playground: Runtime) -> None:
 
     db = session_db(playground, "acme", sid)
     assert _rows(db, "SELECT COUNT(*) FROM messages") == [(0,)]  # trimmed
+    assert _rows(db, "SELECT turn FROM turns ORDER BY turn") == [(1,), (2,)]
     meta = dict(_rows(db, "SELECT key, value FROM meta"))
-    assert meta["turns"] == "2" and meta["checkpoint_turn"] == "2"
+    assert meta["checkpoint_turn"] == "2"
     assert meta["summary"] == "Customer [email], phone [phone], card [card], wants a refund."
     stored = [json.loads(v) for v in kv_values(playground) if sid.encode() in v]
     assert stored == [

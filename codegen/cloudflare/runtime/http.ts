@@ -84,6 +84,10 @@ export async function readBody(message: Request | Response, limit: number): Prom
   return bytes;
 }
 
+// Made once: a decoder without `stream` keeps no state between calls. Fatal, so bad UTF-8 is a 400, not U+FFFD.
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const UTF8 = new TextEncoder();
+
 /** Read a JSON object body no larger than `limit` bytes (413 above it, 400 if it is not a JSON object). */
 export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
   const type = request.headers.get("content-type") ?? "";
@@ -93,7 +97,7 @@ export async function readJsonObject(request: Request, limit: number): Promise<R
   const bytes = await readLimited(request, limit);
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+    value = JSON.parse(STRICT_UTF8.decode(bytes));
   } catch {
     throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
   }
@@ -116,8 +120,8 @@ export function stringField(body: Record<string, unknown>, name: string, maxLeng
 
 /** Constant-time string comparison, so token checks leak nothing through timing. */
 export function sameSecret(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
+  const x = UTF8.encode(a);
+  const y = UTF8.encode(b);
   let diff = x.length ^ y.length;
   for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
   return diff === 0;

@@ -210,8 +210,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private readonly sql: SqlStorage;
   /** The newest record of the decision chain: loaded once, then kept here (undefined: not loaded yet). */
   private last: ChainRecord | null | undefined;
-  /** Records made since the last flush. A turn writes them together with its other rows, so that a turn
-   * costs one storage commit instead of one per decision (each awaited hash would otherwise end one). */
+  /** Records made since the last flush. A turn writes them together with its other rows, in one storage
+   * commit; a tool call's decision is flushed before its request goes out. */
   private pending: ChainRecord[] = [];
 
   constructor(
@@ -222,10 +222,10 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, turn INTEGER NOT NULL,
+      CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, turn INTEGER NOT NULL,
         role TEXT NOT NULL, content TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS turns (turn INTEGER PRIMARY KEY, body TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS turns (turn INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS task_steps (task TEXT NOT NULL, step TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (task, step));`);
@@ -246,7 +246,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   /** Set (or, with null, remove) meta keys in one statement each way. */
   private setMeta(values: Record<string, string | null>): void {
-    this.meta("turns"); // load the cache first, so it never misses what is written here
+    this.meta("summary"); // load the cache first, so it never misses what is written here
     const set = Object.entries(values).filter((e): e is [string, string] => e[1] !== null);
     const unset = Object.entries(values).filter(([, v]) => v === null).map(([k]) => k);
     if (set.length > 0) {
@@ -258,6 +258,16 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     }
     for (const [k, v] of set) this.metaCache!.set(k, v);
     for (const k of unset) this.metaCache!.delete(k);
+  }
+
+  /** The newest turn and when it was committed (ms since the epoch), read once from the turns table and then
+   * kept here: the counter and the idle clock cost no write of their own. */
+  private head: { turn: number; at: number } | null = null;
+
+  private lastTurn(): { turn: number; at: number } {
+    this.head ??= this.sql.exec<{ turn: number; at: number }>(
+      "SELECT turn, at FROM turns ORDER BY turn DESC LIMIT 1").toArray()[0] ?? { turn: 0, at: 0 };
+    return this.head;
   }
 
   /** The last HISTORY_TURNS turns' messages, as a prompt carries them: read once, then kept in step here. */
@@ -290,9 +300,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     return this.last;
   }
 
-  private async record(req: Scope, intent: string, action: string, d: { decision: string; rule: string }):
-    Promise<DecisionView> {
-    const rec = await appendRecord(this.lastRecord(), {
+  private record(req: Scope, intent: string, action: string, d: { decision: string; rule: string }): DecisionView {
+    const rec = appendRecord(this.lastRecord(), {
       tenant: req.tenant, session: req.session, workflow: req.workflow, intent, action,
       decision: d.decision, rule: d.rule, spec_hash: this.policy.spec_hash,
     });
@@ -342,23 +351,23 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private async runTurn(req: TurnRequest): Promise<TurnOutcome> {
     const started = Date.now();
     const wf = this.policy.workflows[req.workflow]!;
-    const turn = Number(this.meta("turns") ?? "0") + 1;
+    const turn = this.lastTurn().turn + 1;
     const masked = (text: string) => maskPII(text, wf.pii);
     const maskedInput = masked(req.input);
     const intent = maskedInput.slice(0, 200);
     const decisions: DecisionView[] = [];
     const retries: RetryRecord[] = [];
     const toolTraces: ToolTrace[] = [];
-    decisions.push(await this.record(req, intent, `model.route:${wf.turn_tier}`,
+    decisions.push(this.record(req, intent, `model.route:${wf.turn_tier}`,
       { decision: "allow", rule: `route.risk.${wf.turn_risk}` }));
 
     // The session's state lives `ttl` past its last turn (`session affinity ... ttl`): an idle session
     // starts over with no history or summary. Its turn numbers and decision chain go on.
-    const lastTurnAt = Number(this.meta("last_turn_at") ?? "0");
+    const lastTurnAt = this.lastTurn().at;
     if (lastTurnAt > 0 && started - lastTurnAt > wf.affinity.ttl_ms) {
       this.clearHistory();
       this.setMeta({ summary: null, checkpoint_turn: null });
-      decisions.push(await this.record(req, intent, "session.expired", { decision: "allow", rule: "session.ttl" }));
+      decisions.push(this.record(req, intent, "session.expired", { decision: "allow", rule: "session.ttl" }));
     }
 
     const summary = this.meta("summary");
@@ -391,7 +400,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
         usage.output += result.usage.output;
         usage.cached += result.usage.cached;
         if (result.attempts.length > 1) {
-          decisions.push(await this.record(req, intent, `model.fallback:${result.model}`,
+          decisions.push(this.record(req, intent, `model.fallback:${result.model}`,
             { decision: "allow", rule: "model.fallback" }));
         }
         if (result.toolCalls.length === 0 || round === MAX_ROUNDS - 1) {
@@ -408,7 +417,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       }
     } catch (error) {
       if (error instanceof AllModelsFailedError) {
-        decisions.push(await this.record(req, intent, `model.call:${wf.turn_tier}`,
+        decisions.push(this.record(req, intent, `model.call:${wf.turn_tier}`,
           { decision: "deny", rule: "model.unavailable" }));
         this.flushRecords();
         // A failed turn counts against the success SLO (and its latency against the latency SLO).
@@ -446,12 +455,14 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     // One commit for the turn: masked messages, the counter, its decision records and its trace record, with
     // no await in between, so a stop can never leave a counted turn untraced or a trace without its turn.
     this.appendHistory(turn, maskedInput, masked(output));
-    this.setMeta({ turns: String(turn), last_turn_at: String(Date.now()) });
-    if (!wf.checkpoint && turn > HISTORY_TURNS) {
+    if (!wf.checkpoint && turn % HISTORY_TURNS === 0 && turn > HISTORY_TURNS) {
+      // Trimmed every HISTORY_TURNS turns rather than every turn: storage holds 20 to 40 turns, a prompt 20.
       this.sql.exec("DELETE FROM messages WHERE turn <= ?", turn - HISTORY_TURNS);
     }
     this.flushRecords();
-    this.sql.exec("INSERT INTO turns (turn, body) VALUES (?, ?)", turn, JSON.stringify(traceOf(null)));
+    const at = Date.now();
+    this.sql.exec("INSERT INTO turns (turn, at, body) VALUES (?, ?, ?)", turn, at, JSON.stringify(traceOf(null)));
+    this.head = { turn, at };
 
     // Then what may follow a turn: SLO alerts and a checkpoint, which complete the trace record.
     const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
@@ -464,7 +475,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       await this.observeSlo(req, intent, sample, decisions);
     } catch (error) {
       console.error("agentspec: SLO monitor failed", messageOf(error));
-      decisions.push(await this.record(req, intent, "slo.observe", { decision: "failed", rule: "slo.error" }));
+      decisions.push(this.record(req, intent, "slo.observe", { decision: "failed", rule: "slo.error" }));
     }
     let checkpoint: Record<string, unknown> | null = null;
     if (wf.checkpoint && turn - Number(this.meta("checkpoint_turn") ?? "0") >= wf.checkpoint.every) {
@@ -472,7 +483,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
         checkpoint = await this.checkpoint(req, wf, turn, decisions, intent, retries);
       } catch (error) {
         console.error("agentspec: checkpoint failed", messageOf(error));
-        decisions.push(await this.record(req, intent, `checkpoint:${wf.checkpoint.store}`,
+        decisions.push(this.record(req, intent, `checkpoint:${wf.checkpoint.store}`,
           { decision: "failed", rule: "checkpoint.error" }));
         checkpoint = { tier: wf.checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
       }
@@ -493,7 +504,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     args: Record<string, unknown>, fetcher: FetchLike | undefined,
     log: { decisions: DecisionView[]; retries: RetryRecord[]; tools: ToolTrace[] }): Promise<string> {
     const verdict = evaluateToolCall(this.policy, req.workflow, name);
-    log.decisions.push(await this.record(req, intent, `tool.call:${name}`, verdict));
+    log.decisions.push(this.record(req, intent, `tool.call:${name}`, verdict));
     const trace: ToolTrace = { tool: name, decision: verdict.decision, rule: verdict.rule, outcome: "denied",
       status: null, attempts: 0, ms: 0, idempotency_key: null };
     log.tools.push(trace);
@@ -505,9 +516,9 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     // The decision is stored before the call goes out (the output gate holds the request until it is).
     this.flushRecords();
     const started = Date.now();
-    const outcome = async (decision: string, rule: string): Promise<void> => {
+    const outcome = (decision: string, rule: string): void => {
       trace.ms = Date.now() - started;
-      log.decisions.push(await this.record(req, intent, `tool.result:${name}`, { decision, rule }));
+      log.decisions.push(this.record(req, intent, `tool.result:${name}`, { decision, rule }));
     };
     for (let attempt = 1; ; attempt++) {
       trace.attempts = attempt;
@@ -518,7 +529,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       } catch (error) {
         if (error instanceof OutboundBlockedError) {
           trace.outcome = "blocked";
-          await outcome("deny", "outbound.guard");
+          outcome("deny", "outbound.guard");
           return JSON.stringify({ error: "blocked by the outbound allowlist" });
         }
         if (!(error instanceof ToolError)) throw error;
@@ -532,13 +543,13 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
           }
         }
         trace.outcome = "failed";
-        await outcome("failed", failureRule(error));
+        outcome("failed", failureRule(error));
         return JSON.stringify({ error: `tool failed (${error.status})` });
       }
       trace.outcome = "ok";
       trace.status = result.status;
       trace.idempotency_key = result.idempotencyKey === null ? null : maskPII(result.idempotencyKey, wf.pii);
-      await outcome("ok", "tool.ok");
+      outcome("ok", "tool.ok");
       return JSON.stringify(result.result);
     }
   }
@@ -568,7 +579,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     } catch (error) {
       if (!(error instanceof AllModelsFailedError)) throw error;
       retries.push(...modelRetries(error.attempts));
-      decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
+      decisions.push(this.record(req, intent, `checkpoint:${checkpoint.store}`,
         { decision: "failed", rule: "model.unavailable" }));
       return { tier: checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
     }
@@ -578,7 +589,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       session: req.session, tenant: req.tenant, turn, summary, spec_hash: this.policy.spec_hash }));
     this.setMeta({ summary, checkpoint_turn: String(turn) });
     this.clearHistory();
-    decisions.push(await this.record(req, intent, `checkpoint:${checkpoint.store}`,
+    decisions.push(this.record(req, intent, `checkpoint:${checkpoint.store}`,
       { decision: "allow", rule: "checkpoint.every" }));
     const tier = this.policy.tiers[checkpoint.tier]!;
     return { tier: checkpoint.tier, ok: true, prompt_family: `${req.workflow}.checkpoint`,
@@ -595,7 +606,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     if (!slo || Object.keys(slo).length === 0) return; // no SLO: spare the monitor round trip
     const monitor = this.env.SESSION.getByName(sloMonitorName(req.workflow));
     for (const alert of await monitor.observe(req.workflow, sample)) {
-      decisions.push(await this.record(req, intent, `alert:${alert.sli}`,
+      decisions.push(this.record(req, intent, `alert:${alert.sli}`,
         { decision: alert.delivered ? "alert" : "alert_undelivered", rule: `slo.${alert.sli}` }));
     }
   }
@@ -619,7 +630,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   state(): { turns: number; summary: string | null; messages: { role: string; content: string }[] } {
     const messages = this.sql.exec<{ role: string; content: string }>(
       "SELECT role, content FROM messages ORDER BY id").toArray();
-    return { turns: Number(this.meta("turns") ?? "0"), summary: this.meta("summary"), messages };
+    return { turns: this.lastTurn().turn, summary: this.meta("summary"), messages };
   }
 
   // ── RPC: the tenant's task registry ──────────────────────────────────────
@@ -636,9 +647,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   // ── RPC: a task's decision chain (this object named ["task", tenant, task id]) ──
 
   /** One policy decision of a task step, chained and stored at once (a task's steps run one at a time). */
-  async recordDecision(scope: Scope, intent: string, action: string, decision: string, rule: string):
-    Promise<DecisionView> {
-    const view = await this.record(scope, intent, action, { decision, rule });
+  recordDecision(scope: Scope, intent: string, action: string, decision: string, rule: string): DecisionView {
+    const view = this.record(scope, intent, action, { decision, rule });
     this.flushRecords();
     return view;
   }

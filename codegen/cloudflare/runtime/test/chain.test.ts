@@ -1,6 +1,8 @@
 // The hash-chained decision log: canonical JSON parity with Python, chaining, and tamper detection.
 import { describe, expect, it } from "vitest";
-import { appendRecord, canonicalJSON, GENESIS_HASH, recordHash, verifyChain, type ChainRecord, type RecordFields } from "../chain";
+import {
+  appendRecord, canonicalJSON, GENESIS_HASH, recordHash, sha256Hex, verifyChain, type ChainRecord, type RecordFields,
+} from "../chain";
 
 // Expected values computed with CPython 3:
 //   s = json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -36,16 +38,16 @@ function fields(i: number): RecordFields {
   };
 }
 
-async function chainOf(n: number): Promise<ChainRecord[]> {
+function chainOf(n: number): ChainRecord[] {
   const out: ChainRecord[] = [];
-  for (let i = 0; i < n; i++) out.push(await appendRecord(out.at(-1) ?? null, fields(i)));
+  for (let i = 0; i < n; i++) out.push(appendRecord(out.at(-1) ?? null, fields(i)));
   return out;
 }
 
 describe("canonicalJSON", () => {
-  it("is byte-identical to Python's json.dumps(sort_keys, compact, ensure_ascii=False)", async () => {
+  it("is byte-identical to Python's json.dumps(sort_keys, compact, ensure_ascii=False)", () => {
     expect(canonicalJSON(PY_RECORD)).toBe(PY_JSON);
-    expect(await recordHash(PY_RECORD)).toBe(PY_HASH);
+    expect(recordHash(PY_RECORD)).toBe(PY_HASH);
   });
 
   it("sorts keys recursively by code point like Python, not by UTF-16 unit", () => {
@@ -62,8 +64,8 @@ describe("canonicalJSON", () => {
 });
 
 describe("appendRecord", () => {
-  it("starts at genesis and links each record to the previous hash", async () => {
-    const [a, b, c] = await chainOf(3);
+  it("starts at genesis and links each record to the previous hash", () => {
+    const [a, b, c] = chainOf(3);
     expect(a!.seq).toBe(1);
     expect(a!.prev_hash).toBe(GENESIS_HASH);
     expect(b!.seq).toBe(2);
@@ -73,74 +75,85 @@ describe("appendRecord", () => {
     expect(new Set([a!.hash, b!.hash, c!.hash]).size).toBe(3);
   });
 
-  it("hashes exactly the record without its hash field", async () => {
-    const r = await appendRecord(null, { ...fields(0), ts: PY_RECORD.ts });
+  it("hashes exactly the record without its hash field", () => {
+    const r = appendRecord(null, { ...fields(0), ts: PY_RECORD.ts });
     const { hash, ...rest } = r;
-    expect(hash).toBe(await recordHash(rest));
-    const py = await appendRecord(null, { ...PY_RECORD });
+    expect(hash).toBe(recordHash(rest));
+    const py = appendRecord(null, { ...PY_RECORD });
     expect(py.hash).toBe(PY_HASH);
   });
 
-  it("fills ts with an ISO-8601 timestamp when not given", async () => {
+  it("hashes a record with an extra or missing field as it is, never by the known fields alone", () => {
+    const { hash: _h, ...rest } = appendRecord(null, { ...PY_RECORD });
+    const extra = { ...rest, note: "slipped in" };
+    expect(recordHash(extra)).toBe(sha256Hex(canonicalJSON(extra)));
+    expect(recordHash(extra)).not.toBe(PY_HASH);
+    const { rule: _r, ...missing } = rest;
+    const swapped = { ...missing, other: "tools.allow" }; // as many keys as a record, one of them unknown
+    expect(recordHash(swapped as unknown as ChainRecord)).toBe(sha256Hex(canonicalJSON(swapped)));
+    expect(sha256Hex("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+
+  it("fills ts with an ISO-8601 timestamp when not given", () => {
     const { ts: _omit, ...noTs } = fields(0);
-    const r = await appendRecord(null, noTs);
+    const r = appendRecord(null, noTs);
     expect(new Date(r.ts).toISOString()).toBe(r.ts);
   });
 });
 
 describe("verifyChain", () => {
-  it("accepts an intact chain and an empty one", async () => {
-    expect(await verifyChain(await chainOf(5))).toEqual({ ok: true });
-    expect(await verifyChain([])).toEqual({ ok: true });
+  it("accepts an intact chain and an empty one", () => {
+    expect(verifyChain(chainOf(5))).toEqual({ ok: true });
+    expect(verifyChain([])).toEqual({ ok: true });
   });
 
-  it("detects an altered field", async () => {
-    const chain = await chainOf(4);
+  it("detects an altered field", () => {
+    const chain = chainOf(4);
     chain[2] = { ...chain[2]!, decision: "deny" };
-    expect(await verifyChain(chain)).toEqual({ ok: false, index: 2, seq: 3, reason: "hash does not match the record's contents" });
+    expect(verifyChain(chain)).toEqual({ ok: false, index: 2, seq: 3, reason: "hash does not match the record's contents" });
   });
 
-  it("detects an altered field even when the attacker rehashes that record", async () => {
-    const chain = await chainOf(4);
+  it("detects an altered field even when the attacker rehashes that record", () => {
+    const chain = chainOf(4);
     const forged = { ...chain[1]!, action: "tool:nothing_to_see" };
-    forged.hash = await recordHash(forged);
+    forged.hash = recordHash(forged);
     chain[1] = forged;
-    const v = await verifyChain(chain);
+    const v = verifyChain(chain);
     expect(v).toMatchObject({ ok: false, index: 2, seq: 3 });
     expect(v.ok === false && v.reason).toMatch(/prev_hash/);
   });
 
-  it("detects a removed record in the middle and at the start", async () => {
-    const chain = await chainOf(5);
-    expect(await verifyChain([...chain.slice(0, 2), ...chain.slice(3)])).toMatchObject({ ok: false, index: 2, seq: 4 });
-    expect(await verifyChain(chain.slice(1))).toMatchObject({ ok: false, index: 0, reason: "first record does not start at genesis" });
+  it("detects a removed record in the middle and at the start", () => {
+    const chain = chainOf(5);
+    expect(verifyChain([...chain.slice(0, 2), ...chain.slice(3)])).toMatchObject({ ok: false, index: 2, seq: 4 });
+    expect(verifyChain(chain.slice(1))).toMatchObject({ ok: false, index: 0, reason: "first record does not start at genesis" });
   });
 
-  it("detects reordering", async () => {
-    const chain = await chainOf(4);
+  it("detects reordering", () => {
+    const chain = chainOf(4);
     const swapped = [chain[0]!, chain[2]!, chain[1]!, chain[3]!];
-    expect(await verifyChain(swapped)).toMatchObject({ ok: false, index: 1, seq: 3 });
+    expect(verifyChain(swapped)).toMatchObject({ ok: false, index: 1, seq: 3 });
   });
 
-  it("detects a tampered seq (rehashed) and a broken prev_hash", async () => {
-    const chain = await chainOf(3);
+  it("detects a tampered seq (rehashed) and a broken prev_hash", () => {
+    const chain = chainOf(3);
     const badSeq = { ...chain[1]!, seq: 7 };
-    badSeq.hash = await recordHash(badSeq);
-    expect(await verifyChain([chain[0]!, badSeq])).toMatchObject({ ok: false, index: 1, reason: "seq 7 where 2 was expected" });
+    badSeq.hash = recordHash(badSeq);
+    expect(verifyChain([chain[0]!, badSeq])).toMatchObject({ ok: false, index: 1, reason: "seq 7 where 2 was expected" });
     const badPrev = { ...chain[2]!, prev_hash: "f".repeat(64) };
-    badPrev.hash = await recordHash(badPrev);
-    expect(await verifyChain([chain[0]!, chain[1]!, badPrev])).toMatchObject({ ok: false, index: 2, seq: 3 });
+    badPrev.hash = recordHash(badPrev);
+    expect(verifyChain([chain[0]!, chain[1]!, badPrev])).toMatchObject({ ok: false, index: 2, seq: 3 });
   });
 
-  it("verifies a later slice against the last verified record", async () => {
-    const chain = await chainOf(6);
-    expect(await verifyChain(chain.slice(3), chain[2]!)).toEqual({ ok: true });
-    expect(await verifyChain(chain.slice(4), chain[2]!)).toMatchObject({ ok: false, index: 0 });
+  it("verifies a later slice against the last verified record", () => {
+    const chain = chainOf(6);
+    expect(verifyChain(chain.slice(3), chain[2]!)).toEqual({ ok: true });
+    expect(verifyChain(chain.slice(4), chain[2]!)).toMatchObject({ ok: false, index: 0 });
   });
 
-  it("reports malformed records instead of throwing", async () => {
-    const chain = await chainOf(2);
+  it("reports malformed records instead of throwing", () => {
+    const chain = chainOf(2);
     const broken = { ...chain[1]!, rule: 5 } as unknown as ChainRecord;
-    expect(await verifyChain([chain[0]!, broken])).toMatchObject({ ok: false, index: 1, reason: "field `rule` is missing or not a string" });
+    expect(verifyChain([chain[0]!, broken])).toMatchObject({ ok: false, index: 1, reason: "field `rule` is missing or not a string" });
   });
 });
