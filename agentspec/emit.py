@@ -183,10 +183,17 @@ def _context(spec: m.RSpec, policy: dict[str, Any]) -> dict[str, Any]:
                 "class_name": class_name(w.name),
                 "binding": workflow_binding(w.name),
                 "steps": [_step_view(s, spec) for s in w.steps],
+                "observes_slo": _has_slo(w),
             }
             for w in task_workflows
         ],
+        "any_slo": any(_has_slo(w) for w in task_workflows),
     }
+
+
+def _has_slo(workflow: m.RWorkflow) -> bool:
+    """Whether the workflow declares any SLO (the runtime feeds its monitor only then)."""
+    return bool(workflow.slo.model_dump(exclude_none=True))
 
 
 def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:

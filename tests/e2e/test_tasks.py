@@ -343,3 +343,46 @@ def test_a_tasks_tool_decisions_are_chained_records(tasks: Runtime) -> None:
     ]
     assert records[-1]["intent"] == "compensate reserve with release"
     assert verify(records) == []
+
+
+# ── SLOs over tasks ──────────────────────────────────────────────────────────
+
+
+def _task_records(rt: Runtime, task_id: str) -> list[dict]:
+    with rt.client() as c:
+        r = c.get("/v1/traces", params={"task": task_id}, headers=rt.admin_headers())
+        assert r.status_code == 200, r.text
+        return r.json()["records"]
+
+
+def test_finished_tasks_feed_the_workflow_slo(tasks: Runtime) -> None:
+    """`fragile` declares `success >= 90%`: every finished task is one sample of its monitor. One success and
+    four failures make five samples (the monitor's minimum) at 20% success: the fifth fires the alert, once,
+    to the webhook and as a record in that task's own chain; a sixth failure, still crossed, does not re-send."""
+    tools = tasks.tools
+    tools.answer("/v1/orders/", ToolAnswer(body=ORDER))
+    ok = start_ok(tasks, "fragile", {"order_id": "o-1"})
+    assert tasks.wait_task(ok)["status"] == "complete"
+    tools.answer("/v1/orders/", ToolAnswer(status=422, body={"error": "no such order"}))
+    failed = []
+    for i in range(5):
+        task_id = start_ok(tasks, "fragile", {"order_id": f"o-{i + 2}"})
+        body = tasks.wait_task(task_id)
+        assert body["status"] == "errored", body
+        # The task's own failure reason survives the SLO step that ran after it.
+        assert body["error"]["message"] == "step `verify`: tool `lookup`: HTTP 422", body
+        failed.append(task_id)
+        hooks = tools.calls("/hooks/slo")
+        assert len(hooks) == (0 if i < 3 else 1), (i, [h.body for h in hooks])
+
+    body = tools.calls("/hooks/slo")[0].body
+    assert (body["agent"], body["workflow"], body["sli"]) == ("tasks", "fragile", "success")
+    assert (body["value"], body["bound"]) == (20, 90)
+    alerts = {t: [r for r in _task_records(tasks, t) if r["action"].startswith("alert:")] for t in [ok, *failed]}
+    assert [t for t, found in alerts.items() if found] == [failed[3]]
+    [record] = alerts[failed[3]]
+    assert (record["action"], record["decision"], record["rule"]) == ("alert:success", "alert", "slo.success")
+    assert record["session"] == failed[3] and record["workflow"] == "fragile"
+    from agentspec.trace.verify import verify
+
+    assert verify(_task_records(tasks, failed[3])) == []

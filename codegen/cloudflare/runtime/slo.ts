@@ -1,5 +1,5 @@
-// Rolling service-level indicators per workflow, and the alerts they fire: one turn's sample in, the
-// alerts it triggered out. Runs inside the workflow's monitor object (a SessionObject named
+// Rolling service-level indicators per workflow, and the alerts they fire: one turn's (or finished task's)
+// sample in, the alerts it triggered out. Runs inside the workflow's monitor object (a SessionObject named
 // ["slo", workflow]), so every session of the workflow feeds the same window.
 //
 // The window: the last WINDOW_SIZE (100) samples of the workflow, by arrival order, kept in the monitor's
@@ -35,7 +35,7 @@ import { guardedFetch, type FetchLike } from "./guard";
 import type { Policy } from "./policy";
 import { toolFetcher } from "./session";
 
-/** What one turn contributes to its workflow's SLIs. */
+/** What one turn, or one finished task, contributes to its workflow's SLIs. */
 export interface SliSample {
   ok: boolean;
   latency_ms: number;

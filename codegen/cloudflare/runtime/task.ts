@@ -7,10 +7,12 @@
 
 import type { WorkflowEvent, WorkflowStepContext, WorkflowStepEvent } from "cloudflare:workers";
 import { NonRetryableError } from "cloudflare:workflows";
+import type { ChainRecord } from "./chain";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
-import { taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
+import { sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
+import type { SliSample } from "./slo";
 import { invokeTool } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -20,6 +22,12 @@ export type StepValue = { [key: string]: Scalar };
 export type StepResults = Record<string, StepValue>;
 export type TaskParams = { tenant: string; params: { [key: string]: Json } };
 export type TaskOutput = { workflow: string; results: StepResults };
+/** What the SLO step keeps (Workflows persists it, so a replayed run does not feed the monitor twice). */
+export type SloStepResult = { observed: boolean; alerts: string[] };
+
+/** The closing SLO step of a workflow with an `slo`: never retried (observing twice would count the task twice),
+ * and its callback does not throw. The name has a character a spec step name cannot, so it never collides. */
+export const SLO_STEP = { name: "agentspec.slo", config: { retries: { limit: 0, delay: 0 }, timeout: 30_000 } };
 
 /** Keep scalars; encode anything nested as JSON text. Declared `returns` shapes are scalar already. */
 function flat(value: unknown): StepValue {
@@ -211,6 +219,35 @@ export class TaskRun {
   failed(error: unknown): unknown {
     if (!nonRetryable(error) || !(error instanceof Error)) return error;
     return new Error(error.message.replace(/^NonRetryableError:?\s*/, ""));
+  }
+
+  /**
+   * Feed the finished task to its workflow's SLO monitor, as one sample: ok or failed, latency from the
+   * instance's creation (also its ttft: a task's answer comes whole at the end), no tokens or price (step
+   * usage is not tracked), and the denials among its decisions. Each alert it fires becomes an `alert:<sli>`
+   * record in the task's chain. Never throws: a monitor outage must not fail a task, nor replace a failed
+   * task's reason.
+   */
+  async observe(ok: boolean): Promise<SloStepResult> {
+    const { tenant } = this.event.payload;
+    const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
+    try {
+      const log = this.env.SESSION.getByName(taskObjectName(tenant, this.event.instanceId));
+      // The RPC stub types the free-form `turns` as never, and the whole answer with them; the shape is the DO's.
+      const { records } = (await log.traces(0)) as unknown as { records: ChainRecord[] };
+      const latency = Math.max(0, Date.now() - this.event.timestamp.getTime());
+      const sample: SliSample = { ok, latency_ms: latency, ttft_ms: latency, cost_usd: null, input_tokens: 0,
+        cached_tokens: 0, denied: records.filter((r) => r.decision === "deny").length, decisions: records.length };
+      const alerts = await this.env.SESSION.getByName(sloMonitorName(this.workflow)).observe(this.workflow, sample);
+      for (const alert of alerts) {
+        await log.recordDecision(scope, ok ? "task complete" : "task failed", `alert:${alert.sli}`,
+          alert.delivered ? "alert" : "alert_undelivered", `slo.${alert.sli}`);
+      }
+      return { observed: true, alerts: alerts.map((a) => a.sli) };
+    } catch (error) {
+      console.error("agentspec: SLO monitor failed", messageOf(error));
+      return { observed: false, alerts: [] };
+    }
   }
 
   received(event: WorkflowStepEvent<StepValue>): StepValue {
