@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from agentspec import model as m
-from agentspec.parse import Comment, parse
+from agentspec.parse import Bracketed, Comment, parse
 
 __all__ = ["format_file", "format_text", "quote"]
 
@@ -104,11 +104,11 @@ class _Printer:
                 self._block(depth, header, item, klass.span.end_line, clauses, spaced)
             case m.Identity(name=name, secrets=secrets):
                 self._open(depth, f"identity {name.value}", item.span, name.span.end_line, spaced)
-                # The `secrets` keyword has no node of its own: its names place it, else the line after the header.
-                if secrets:
-                    start, end = secrets[0].span.line, secrets[-1].span.end_line
-                else:
-                    start = end = min(item.span.line + 1, item.span.end_line)
+                # `secrets [...]` has no node of its own: it stands for every line from the header's end to its `]`
+                # (the parser's bracketed list knows that line), so no line in between reads as a blank one.
+                start = min(name.span.end_line + 1, item.span.end_line)
+                brackets = secrets.span if isinstance(secrets, Bracketed) else None
+                end = max(start, brackets.end_line if brackets else item.span.end_line)
                 self.lines.append(_Line(depth + 1, f"secrets {_names(secrets)}", start, end, "leaf"))
                 self._close(depth, item.span)
             case _:

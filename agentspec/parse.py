@@ -138,14 +138,14 @@ _CONTENT = frozenset(
 )  # fmt: skip
 
 
-class _Seq(tuple):
+class Bracketed(tuple):
     """A bracketed list: a tuple that also knows where its brackets are, for its parent's span."""
 
     span: m.Span
 
 
 def _seq(items, span: m.Span) -> tuple:
-    seq = _Seq(items)
+    seq = Bracketed(items)
     seq.span = span
     return seq
 

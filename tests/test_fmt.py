@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 
 from agentspec.check import check
 from agentspec.fmt import format_file, format_text, quote
@@ -76,6 +76,9 @@ def test_example_specs_are_already_canonical() -> None:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(specs())
+# Found by this test: `secrets` and its brackets on lines of their own, comments between them and the header.
+@example("library L {\nidentity\n//\nDELETE\n//\n{//\nsecrets//\n[//\n]//\n}}")
+@example("library L {\n  identity w {\n    // before\n    secrets\n\n    [A, B]  // names\n    // after\n  }\n}\n")
 def test_generated_specs(text: str) -> None:
     assert_formats_well(text)
 
