@@ -7,6 +7,8 @@ verify -> hold (undo: release) -> pay (undo: refund) -> send -> notify, with 100
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 
 import httpx
@@ -73,6 +75,10 @@ def test_task_runs_its_steps_in_order_and_reports_them(tasks: Runtime) -> None:
     assert body["output"]["workflow"] == "fulfil"
     assert results["send"] == {"shipment_id": "s-1"}
     assert results["notify"]["text"] == "reply from @cf/test/low-primary"
+    # An infer step's usage rides along (the stub answers 20 completion tokens; tier `low` has no price).
+    notify = results["notify"]
+    assert notify["input_tokens"] > 100 and notify["output_tokens"] == 20 and notify["cached_tokens"] == 0
+    assert notify["cost_usd"] is None
     # Nothing was compensated on success.
     assert not tasks.tools.calls("/v1/reservations/r-1/release")
     assert not tasks.tools.calls("/v1/charges/c-1/refund")
@@ -386,3 +392,27 @@ def test_finished_tasks_feed_the_workflow_slo(tasks: Runtime) -> None:
     from agentspec.trace.verify import verify
 
     assert verify(_task_records(tasks, failed[3])) == []
+
+    # The monitor's window holds one sample per task, in order: the success with its model step's tokens,
+    # then the failures, which never reached the model.
+    samples = [json.loads(body) for body in _monitor_samples(tasks, "fragile")]
+    assert [s["ok"] for s in samples] == [True] + [False] * 5
+    assert samples[0]["input_tokens"] > 100 and samples[0]["cost_usd"] is None  # tier `low` has no price
+    assert all(s["input_tokens"] == 0 for s in samples[1:])
+    assert all(s["latency_ms"] > 0 and s["decisions"] == 1 and s["denied"] == 0 for s in samples)
+
+
+def _monitor_samples(rt: Runtime, workflow: str) -> list[str]:
+    """The sample rows of a workflow's SLO monitor, read from its persisted SQLite file."""
+    for db in sorted(rt.state.rglob("*.sqlite")):
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("SELECT body FROM slo_samples WHERE workflow = ? ORDER BY id", (workflow,))
+            found = [r[0] for r in rows]
+        except sqlite3.Error:
+            continue  # another object's database
+        finally:
+            conn.close()
+        if found:
+            return found
+    raise AssertionError(f"no SLO monitor for {workflow} under {rt.state}")

@@ -11,7 +11,7 @@ import type { ChainRecord } from "./chain";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
-import { sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
+import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import type { SliSample } from "./slo";
 import { invokeTool } from "./tools";
 
@@ -165,7 +165,11 @@ export class TaskRun {
       const answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
         sessionAffinity: this.event.instanceId,
         messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
-      return [{ text: answer.text, model: answer.model }, { model: answer.model }];
+      // Usage and price ride along in the step's result: Workflows keeps them, and the task's SLO sample sums them.
+      const tier = this.policy.tiers[step.tier!]!;
+      return [{ text: answer.text, model: answer.model, input_tokens: answer.usage.input,
+        output_tokens: answer.usage.output, cached_tokens: answer.usage.cached,
+        cost_usd: priceOf(tier, answer.usage) }, { model: answer.model }];
     });
   }
 
@@ -223,12 +227,12 @@ export class TaskRun {
 
   /**
    * Feed the finished task to its workflow's SLO monitor, as one sample: ok or failed, latency from the
-   * instance's creation (also its ttft: a task's answer comes whole at the end), no tokens or price (step
-   * usage is not tracked), and the denials among its decisions. Each alert it fires becomes an `alert:<sli>`
-   * record in the task's chain. Never throws: a monitor outage must not fail a task, nor replace a failed
-   * task's reason.
+   * instance's creation (also its ttft: a task's answer comes whole at the end), the tokens and price of the
+   * infer steps that ran (null price when none was priced), and the denials among its decisions. Each alert
+   * it fires becomes an `alert:<sli>` record in the task's chain. Never throws: a monitor outage must not fail
+   * a task, nor replace a failed task's reason.
    */
-  async observe(ok: boolean): Promise<SloStepResult> {
+  async observe(ok: boolean, results: StepResults): Promise<SloStepResult> {
     const { tenant } = this.event.payload;
     const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
     try {
@@ -236,8 +240,14 @@ export class TaskRun {
       // The RPC stub types the free-form `turns` as never, and the whole answer with them; the shape is the DO's.
       const { records } = (await log.traces(0)) as unknown as { records: ChainRecord[] };
       const latency = Math.max(0, Date.now() - this.event.timestamp.getTime());
-      const sample: SliSample = { ok, latency_ms: latency, ttft_ms: latency, cost_usd: null, input_tokens: 0,
-        cached_tokens: 0, denied: records.filter((r) => r.decision === "deny").length, decisions: records.length };
+      const infers = this.wf.steps.filter((s) => s.kind === "infer" && results[s.name] !== undefined)
+        .map((s) => results[s.name]!);
+      const sum = (key: string) => infers.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);
+      const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
+      const sample: SliSample = { ok, latency_ms: latency, ttft_ms: latency,
+        cost_usd: priced.length > 0 ? sum("cost_usd") : null, input_tokens: sum("input_tokens"),
+        cached_tokens: sum("cached_tokens"), denied: records.filter((r) => r.decision === "deny").length,
+        decisions: records.length };
       const alerts = await this.env.SESSION.getByName(sloMonitorName(this.workflow)).observe(this.workflow, sample);
       for (const alert of alerts) {
         await log.recordDecision(scope, ok ? "task complete" : "task failed", `alert:${alert.sli}`,
