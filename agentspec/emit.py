@@ -276,6 +276,23 @@ def _package(spec: m.RSpec) -> str:
     )
 
 
+@cache
+def _toolchain_lock() -> dict[str, Any]:
+    return json.loads((CODEGEN / "package-lock.json").read_text())
+
+
+def _lockfile(spec: m.RSpec) -> str:
+    """The toolchain's own lockfile under the project's name: the generated package.json asks for exactly the
+    packages codegen/cloudflare pins, so `npm ci` installs the tree the compiler was tested with."""
+    lock = _toolchain_lock()
+    name, version = worker_name(spec.name), f"{spec.version}.0.0"
+    root = {"name": name, "version": version, **{k: v for k, v in lock["packages"][""].items() if k != "name"}}
+    rest = {k: v for k, v in lock.items() if k not in ("name", "version", "packages")}
+    return json_file(
+        {"name": name, "version": version, **rest, "packages": {**lock["packages"], "": root}}, sort_keys=False
+    )
+
+
 def _tsconfig() -> str:
     return json_file(
         {
@@ -308,6 +325,7 @@ def emit(spec: m.RSpec) -> dict[str, str]:
     files: dict[str, str] = {
         "README.md": _render("README.md.j2", **context),
         "package.json": _package(spec),
+        "package-lock.json": _lockfile(spec),
         "tsconfig.json": _tsconfig(),
         "wrangler.jsonc": _wrangler(spec, context),
         ".dev.vars.example": _render("dev.vars.example.j2", **context),

@@ -34,6 +34,7 @@ ESCAPING = ROOT / "tests" / "fixtures" / "escaping.agent"
 CHAT_ONLY = ROOT / "tests" / "fixtures" / "chat_only.agent"
 RUNTIME = CODEGEN / "runtime"
 RUNTIME_PREFIX = "src/runtime/"
+LOCKFILE = "package-lock.json"  # the toolchain's, renamed: compared to it below rather than snapshotted
 
 
 def _rel(path: Path) -> str:
@@ -79,7 +80,7 @@ def _generated_cases() -> list[Any]:
     for spec in [*EXAMPLES, ESCAPING]:
         result = check(load(str(spec)))
         for path in emit(result.spec) if result.spec else []:  # a spec that fails to check fails below
-            if not path.startswith(RUNTIME_PREFIX):
+            if not path.startswith(RUNTIME_PREFIX) and path != LOCKFILE:
                 cases.append(pytest.param(spec, path, id=f"{spec.stem}--{path.replace('/', '--')}"))
     return cases
 
@@ -91,12 +92,29 @@ def test_generated_file(spec: Path, path: str, snapshot: SnapshotAssertion) -> N
         # The runtime's hashes change with every runtime edit; that the runtime is copied
         # verbatim, and hashed right, is asserted below. The snapshot keeps the glue's hashes.
         manifest = json.loads(text)
+        stand_in = {LOCKFILE: "<toolchain lock>"}  # compared to the toolchain's lock below
         manifest["files"] = {
-            name: "<runtime copy>" if name.startswith(RUNTIME_PREFIX) else digest
+            name: "<runtime copy>" if name.startswith(RUNTIME_PREFIX) else stand_in.get(name, digest)
             for name, digest in manifest["files"].items()
         }
         text = json.dumps(manifest, indent=2) + "\n"
     assert text == snapshot.use_extension(TextSnapshot)
+
+
+@pytest.mark.parametrize("spec", [*EXAMPLES, ESCAPING], ids=lambda p: p.stem)
+def test_lockfile_is_the_toolchains_under_the_projects_name(spec: Path) -> None:
+    files = _emit(spec)
+    package, lock = json.loads(files["package.json"]), json.loads(files[LOCKFILE])
+    toolchain = json.loads((CODEGEN / LOCKFILE).read_text())
+    assert (lock["name"], lock["version"]) == (package["name"], package["version"])
+    root = lock["packages"][""]
+    assert (root["name"], root["version"]) == (package["name"], package["version"])
+    assert root["dependencies"] == package["dependencies"] and root["devDependencies"] == package["devDependencies"]
+    # Everything else, every installed package above all, is the toolchain's lock as tested.
+    assert {k: v for k, v in lock["packages"].items() if k} == {k: v for k, v in toolchain["packages"].items() if k}
+    assert {k: v for k, v in lock.items() if k not in ("name", "version", "packages")} == {
+        k: v for k, v in toolchain.items() if k not in ("name", "version", "packages")
+    }
 
 
 @pytest.mark.parametrize("spec", [*EXAMPLES, ESCAPING], ids=lambda p: p.stem)
@@ -127,6 +145,7 @@ def test_project_layout(spec: Path) -> None:
         ".dev.vars.example",
         ".gitignore",
         "README.md",
+        "package-lock.json",
         "package.json",
         "policy/policy.json",
         "src/env.ts",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +115,16 @@ def test_npm_test_script_passes(projects: dict[str, Project]) -> None:
     argv = script.split()
     result = run([str(BIN / argv[0]), *argv[1:]], project.path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lockfile_is_in_sync_with_package_json(tmp_path: Path) -> None:
+    """`npm ci` refuses a lockfile out of step with package.json; a dry run checks that without installing."""
+    npm = shutil.which("npm")
+    assert npm, "npm is missing (the Makefile installs the toolchain with it)"
+    path = tmp_path / SPECS[0].stem
+    assert main(["compile", str(SPECS[0]), "-o", str(path)]) == 0
+    result = run([npm, "ci", "--dry-run", "--ignore-scripts", "--no-audit", "--no-fund"], path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "in sync" not in output, output
+    assert not (path / "node_modules").exists()  # a dry run
