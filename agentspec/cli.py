@@ -56,9 +56,13 @@ def _parser() -> argparse.ArgumentParser:
 
     trace = commands.add_parser("trace", help="pull a running runtime's traces and verify their decision chain")
     trace_commands = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
-    pull = trace_commands.add_parser("pull", help="fetch GET /v1/traces for one session and write it as JSON")
+    pull = trace_commands.add_parser(
+        "pull", help="fetch GET /v1/traces for one session (or one task) and write it as JSON"
+    )
     pull.add_argument("--url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:8787")
-    pull.add_argument("--session", required=True)
+    scope = pull.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--session", help="a session id: its decision records and turn traces")
+    scope.add_argument("--task", help="a task id: the decision records of its steps")
     pull.add_argument("--tenant", required=True)
     pull.add_argument("--admin-token", default=None, help="default: $AGENTSPEC_ADMIN_TOKEN")
     pull.add_argument("--tenant-header", default="x-tenant-id")
@@ -205,6 +209,10 @@ def _explain(code: str) -> int:
     return EXIT_OK
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _trace_pull(args: argparse.Namespace) -> int:
     import json
 
@@ -215,7 +223,15 @@ def _trace_pull(args: argparse.Namespace) -> int:
         sys.stderr.write("agentspec: no admin token; pass `--admin-token` or set AGENTSPEC_ADMIN_TOKEN\n")
         return EXIT_USAGE
     try:
-        traces = pull(args.url, args.session, args.tenant, token, since=args.since, tenant_header=args.tenant_header)
+        traces = pull(
+            args.url,
+            args.session,
+            args.tenant,
+            token,
+            task=args.task,
+            since=args.since,
+            tenant_header=args.tenant_header,
+        )
     except TraceError as exc:
         sys.stderr.write(f"agentspec: {exc}\n")
         return EXIT_ERRORS
@@ -229,10 +245,9 @@ def _trace_pull(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"agentspec: cannot write `{args.out}`: {exc.strerror or exc}\n")
         return EXIT_ERRORS
-    print(
-        f"pulled {len(traces['records'])} records and {len(traces['turns'])} turns of session "
-        f"`{args.session}` -> {args.out}"
-    )
+    what = f"session `{args.session}`" if args.task is None else f"task `{args.task}`"
+    records, turns = len(traces["records"]), len(traces["turns"])
+    print(f"pulled {_count(records, 'record')} and {_count(turns, 'turn')} of {what} -> {args.out}")
     return EXIT_OK
 
 

@@ -329,7 +329,8 @@ def emit(spec: m.RSpec) -> dict[str, str]:
         "tsconfig.json": _tsconfig(),
         "wrangler.jsonc": _wrangler(spec, context),
         ".dev.vars.example": _render("dev.vars.example.j2", **context),
-        ".gitignore": "node_modules/\n.wrangler/\n.dev.vars\ndist/\n",
+        # `node_modules` without a slash: a symlink to a shared toolchain install is ignored too.
+        ".gitignore": "node_modules\n.wrangler/\n.dev.vars\ndist/\n",
         "policy/policy.json": json_file(policy),
         "src/index.ts": _render("index.ts.j2", **context),
         "src/env.ts": _render("env.ts.j2", **context),

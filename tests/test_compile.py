@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -566,3 +567,15 @@ def test_missing_spec_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert code == 1
     assert "E0003" in err and "does not exist" in err
     assert not out.exists()
+
+
+def test_gitignore_covers_a_symlinked_toolchain(tmp_path: Path) -> None:
+    """The READMEs suggest linking node_modules to the shared install: git must ignore the link as well."""
+    project = tmp_path / "p"
+    assert main(["compile", SUPPORT, "-o", str(project)]) == 0
+    (project / "node_modules").symlink_to(CODEGEN, target_is_directory=True)
+    (project / ".dev.vars").write_text("X=1\n")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    argv = ["git", "check-ignore", "node_modules", ".dev.vars", "package.json"]
+    ignored = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False)
+    assert ignored.stdout.split() == ["node_modules", ".dev.vars"]

@@ -1,5 +1,5 @@
-"""An httpx client for a running runtime's `GET /v1/traces`: base URL, session, tenant and admin token in,
-the traces (records oldest first, turn traces) out, stamped with where they came from.
+"""An httpx client for a running runtime's `GET /v1/traces`: base URL, session (or task), tenant and admin token
+in, the traces (records oldest first, turn traces) out, stamped with where they came from.
 """
 
 from __future__ import annotations
@@ -18,17 +18,22 @@ class TraceError(RuntimeError):
 
 def pull(
     url: str,
-    session: str,
+    session: str | None,
     tenant: str,
     admin_token: str,
     *,
+    task: str | None = None,
     since: int = 0,
     tenant_header: str = "x-tenant-id",
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
 ) -> Traces:
+    """A session's traces, or with `task` (and no session) a task's decision chain."""
+    if (session is None) == (task is None):
+        raise ValueError("pull one session or one task")
     headers = {"authorization": f"Bearer {admin_token}", tenant_header: tenant}
-    params: dict[str, Any] = {"session": session, "since": since}
+    scope = {"session": session} if task is None else {"task": task}
+    params: dict[str, Any] = {**scope, "since": since}
     try:
         with httpx.Client(base_url=url, timeout=timeout, transport=transport) as client:
             response = client.get("/v1/traces", params=params, headers=headers)
@@ -47,7 +52,7 @@ def pull(
         raise TraceError(f"`GET /v1/traces` answered something else: {exc}") from exc
     traces["source"] = {
         "url": url,
-        "session": session,
+        **scope,
         "tenant": tenant,
         "since": since,
         "pulled_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import Runtime
 from .stubs import ToolAnswer, ToolStub
@@ -349,6 +351,29 @@ def test_a_tasks_tool_decisions_are_chained_records(tasks: Runtime) -> None:
     ]
     assert records[-1]["intent"] == "compensate reserve with release"
     assert verify(records) == []
+
+
+def test_trace_pull_fetches_a_tasks_chain(tasks: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agentspec.cli import main
+
+    from .conftest import ADMIN
+
+    cue_saga(tasks.tools)
+    task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
+    assert tasks.wait_task(task_id)["status"] == "complete"
+    out = tmp_path / "task.json"
+    argv = ["trace", "pull", "--url", tasks.url, "--task", task_id, "--tenant", "acme", "--admin-token", ADMIN]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert capsys.readouterr().out == f"pulled 4 records and 0 turns of task `{task_id}` -> {out}\n"
+    pulled = json.loads(out.read_text())
+    assert pulled["source"]["task"] == task_id and "session" not in pulled["source"]
+    steps = ("lookup", "reserve", "charge", "ship")
+    assert [r["action"] for r in pulled["records"]] == [f"tool.call:{t}" for t in steps]
+    assert main(["trace", "verify", str(out)]) == 0
+    assert "chain intact: 4 records" in capsys.readouterr().out
+    # Another tenant's admin cannot pull it: the runtime's 404, told as an error.
+    assert main([*argv[:-4], "--tenant", "globex", "--admin-token", ADMIN, "-o", str(out)]) == 1
+    assert "answered 404" in capsys.readouterr().err
 
 
 # ── SLOs over tasks ──────────────────────────────────────────────────────────

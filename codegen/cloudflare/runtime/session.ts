@@ -13,7 +13,7 @@ import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
-import { observe, type Alert, type SliSample } from "./slo";
+import { observe, policyDenials, type Alert, type SliSample } from "./slo";
 import { invokeTool, type ToolResult } from "./tools";
 
 /** What the Worker needs of every generated Env. */
@@ -423,7 +423,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
         // A failed turn counts against the success SLO (and its latency against the latency SLO).
         await this.observeSlo(req, intent, { ok: false, latency_ms: Date.now() - started, ttft_ms: 0,
           cost_usd: null, input_tokens: usage.input, cached_tokens: usage.cached,
-          denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length }, decisions);
+          denied: policyDenials(decisions), decisions: decisions.length }, decisions);
         return { ok: false, status: 503, code: "models_unavailable",
           message: "every model of the tier failed; try again later", decisions };
       }
@@ -467,7 +467,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     // Then what may follow a turn: SLO alerts and a checkpoint, which complete the trace record.
     const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: ttft ?? latency, cost_usd: cost,
       input_tokens: usage.input, cached_tokens: usage.cached,
-      denied: decisions.filter((d) => d.decision === "deny").length, decisions: decisions.length };
+      denied: policyDenials(decisions), decisions: decisions.length };
     // The turn is committed: from here a failure is recorded, never answered as an error (a client retrying
     // an error would run the turn twice).
     const before = decisions.length;

@@ -47,6 +47,15 @@ export interface SliSample {
   decisions: number;
 }
 
+/**
+ * How many of `decisions` are policy denials, the `denied` SLI's numerator: a tool call the policy refused or the
+ * outbound guard blocked. A model outage is recorded as a `deny` too (`model.unavailable`), but it is no policy
+ * decision: the `success` SLI counts it.
+ */
+export function policyDenials(decisions: readonly { decision: string; rule: string }[]): number {
+  return decisions.filter((d) => d.decision === "deny" && d.rule !== "model.unavailable").length;
+}
+
 /** An SLO crossed: which indicator, its value and the bound, and whether the webhook took it. */
 export interface Alert {
   sli: string;

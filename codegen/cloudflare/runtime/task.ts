@@ -12,7 +12,7 @@ import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
-import type { SliSample } from "./slo";
+import { policyDenials, type SliSample } from "./slo";
 import { invokeTool } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -246,7 +246,7 @@ export class TaskRun {
       const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
       const sample: SliSample = { ok, latency_ms: latency, ttft_ms: latency,
         cost_usd: priced.length > 0 ? sum("cost_usd") : null, input_tokens: sum("input_tokens"),
-        cached_tokens: sum("cached_tokens"), denied: records.filter((r) => r.decision === "deny").length,
+        cached_tokens: sum("cached_tokens"), denied: policyDenials(records),
         decisions: records.length };
       const alerts = await this.env.SESSION.getByName(sloMonitorName(this.workflow)).observe(this.workflow, sample);
       for (const alert of alerts) {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import {
   alertPayload, cacheDrop, cacheHitRate, deliver, DROP_MIN_BASELINE, DROP_RECENT, judge, MIN_SAMPLES,
-  parsePercentile, percentile, sloTable, transitions, type Judgement, type SliSample,
+  parsePercentile, percentile, policyDenials, sloTable, transitions, type Judgement, type SliSample,
 } from "../slo";
 import { hang, makePolicy, stubServer } from "./fixtures";
 
@@ -12,6 +12,17 @@ const sample = (over: Partial<SliSample> = {}): SliSample => ({
 });
 const many = (n: number, over: Partial<SliSample> = {}): SliSample[] => Array.from({ length: n }, () => sample(over));
 const byName = (js: Judgement[], sli: string): Judgement | undefined => js.find((j) => j.sli === sli);
+
+describe("policyDenials", () => {
+  it("counts the policy's denials and blocks, not a model outage", () => {
+    const d = (decision: string, rule: string) => ({ decision, rule });
+    expect(policyDenials([
+      d("allow", "route.risk.low"), d("deny", "tools.allowlist"), d("deny", "outbound.guard"),
+      d("shadow_deny", "tools.allowlist"), d("deny", "model.unavailable"), d("failed", "tool.status"),
+    ])).toBe(2);
+    expect(policyDenials([])).toBe(0);
+  });
+});
 
 describe("percentile", () => {
   it("is nearest-rank", () => {
