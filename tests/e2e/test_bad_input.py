@@ -20,13 +20,16 @@ LIMIT = 64 * 1024  # limits.max_body_bytes of every compiled spec (policy.json)
 TRACE = re.compile(r"\n\s+at |\bat \S+ \(|\b\w*Error: |\.ts:\d+|\.js:\d+|node_modules")
 
 
+JSON_TYPE = "application/json; charset=utf-8"
+
+
 def sid() -> str:
     return f"bad-{uuid.uuid4().hex[:12]}"
 
 
 def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
     assert r.status_code == status, (r.status_code, r.text)
-    assert r.headers["content-type"].startswith("application/json"), r.headers
+    assert r.headers["content-type"] == JSON_TYPE, r.headers
     body = r.json()
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), body
     error = body["error"]
@@ -198,6 +201,15 @@ def test_a_session_id_of_exactly_128_characters_is_accepted(playground: Runtime,
     assert r.status_code == 200, r.text
     assert r.json()["session_id"] == session
     playground.model.reset()  # this one reached the model on purpose
+
+
+def test_answers_and_errors_share_one_content_type(playground: Runtime, client: httpx.Client) -> None:
+    turn = post_turn(playground, client, json.dumps({"workflow": "watch", "input": "hi"}), session=sid())
+    health = client.get("/healthz")
+    policy = client.get("/v1/policy", headers=playground.headers())
+    assert [r.status_code for r in (turn, health, policy)] == [200, 200, 200]
+    assert {r.headers["content-type"] for r in (turn, health, policy)} == {JSON_TYPE}
+    playground.model.reset()  # the turn reached the model on purpose
 
 
 def test_a_bad_session_id_on_traces_is_400(playground: Runtime, client: httpx.Client) -> None:

@@ -8,6 +8,11 @@ import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } fr
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
+/** A JSON answer, with the same content type as every error (Response.json leaves the charset out). */
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+}
+
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const MAX_INPUT = 32_000;
 /** An affinity key is forwarded to the model as a header: printable ASCII, bounded. */
@@ -137,12 +142,12 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
   const path = url.pathname;
   const method = request.method;
   if (path === "/healthz" && method === "GET") {
-    return Response.json({ ok: true, agent: policy.agent.name, version: policy.agent.version,
+    return json({ ok: true, agent: policy.agent.name, version: policy.agent.version,
       spec_hash: policy.spec_hash });
   }
   if (path === "/v1/policy" && method === "GET") {
     authenticate(request, env, policy, false);
-    return Response.json(policy);
+    return json(policy);
   }
   const turn = /^\/v1\/sessions\/([^/]+)\/turns$/.exec(path);
   if (turn && method === "POST") {
@@ -173,14 +178,14 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     const id = `${workflow}-${crypto.randomUUID()}`;
     await env.SESSION.getByName(taskRegistryName(caller.tenant)).registerTask(id, workflow);
     await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params } });
-    return Response.json({ task_id: id }, { status: 202 });
+    return json({ task_id: id }, 202);
   }
   const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
   if (task && method === "GET") {
     const caller = authenticate(request, env, policy, false);
     const { id, instance, registry } = await ownedTask(env, policy, caller, task[1]!);
     const status = await instance.status();
-    return Response.json({ task_id: id, status: status.status, output: status.output ?? null,
+    return json({ task_id: id, status: status.status, output: status.output ?? null,
       error: status.error ?? null, steps: await registry.taskSteps(id) });
   }
   const event = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})\/events$/.exec(path);
@@ -198,7 +203,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     }
     const { id, instance } = await ownedTask(env, policy, caller, event[1]!);
     await instance.sendEvent({ type, payload });
-    return Response.json({ task_id: id, event: type }, { status: 202 });
+    return json({ task_id: id, event: type }, 202);
   }
   if (path === "/v1/traces" && method === "GET") {
     const caller = authenticate(request, env, policy, true);
@@ -208,7 +213,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     if (taskId !== null) {
       // A task's decisions: its own chain, for a task of this tenant only.
       const { id } = await ownedTask(env, policy, caller, taskId);
-      return Response.json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
+      return json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
     }
     const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
     // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
@@ -219,7 +224,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     if (since === 0 && traces.records.length === 0 && traces.turns.length === 0) {
       throw new HttpError(404, "unknown_session", `session \`${session}\` has no records`);
     }
-    return Response.json(traces);
+    return json(traces);
   }
   const allow = allowedMethods(path);
   if (allow !== null && allow !== method) {
