@@ -45,15 +45,36 @@ export async function readLimited(request: Request, limit: number): Promise<Uint
 }
 
 /**
+ * How much of a body too large is still read, and dropped, before the refusal: answering while the client still
+ * sends can end the connection under the answer (a truncated 413). A body larger than this is cut off.
+ */
+const DRAIN_MAX = 1024 * 1024;
+
+/** Read and drop the rest of a refused body, up to DRAIN_MAX bytes in all (`read` of them already read). */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, read = 0): Promise<void> {
+  try {
+    while (read <= DRAIN_MAX) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nothing left to answer.
+  }
+}
+
+/**
  * A request's or response's body, or null when it is larger than `limit` bytes: refused on a declared
- * Content-Length before reading, else read as a stream and cut off as soon as it passes the limit, so an
- * oversize body is never buffered whole. Shared by the front door and tool answers.
+ * Content-Length, else read as a stream and refused as soon as it passes the limit; either way an oversize
+ * body is never buffered, only drained (see DRAIN_MAX). Shared by the front door and tool answers.
  */
 export async function readBody(message: Request | Response, limit: number): Promise<Uint8Array | null> {
   const header = message.headers.get("content-length")?.trim() ?? null;
   const declared = header !== null && /^\d+$/.test(header) ? Number(header) : null;
   if (declared !== null && declared > limit) {
-    await message.body?.cancel().catch(() => undefined);
+    if (declared <= DRAIN_MAX && message.body !== null) await drain(message.body.getReader());
+    else await message.body?.cancel().catch(() => undefined);
     return null;
   }
   if (message.body === null) return new Uint8Array(0);
@@ -70,7 +91,7 @@ export async function readBody(message: Request | Response, limit: number): Prom
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await reader.cancel().catch(() => undefined);
+      await drain(reader, size);
       return null;
     }
     chunks.push(value);
