@@ -10,7 +10,9 @@ and call the same model stub: a raw-asyncio OpenAI-compatible `/v1/chat/completi
 process that answers at once with a fixed body.
 
   generated  the spec's compiled project (default tests/e2e/specs/playground.agent, workflow `watch`):
-             auth -> session Durable Object -> model call -> SQLite, hash-chained record, SLO monitor hop
+             auth -> session Durable Object -> PII masking, routing decision (hash-chained record) -> model call
+             with the session's history -> one SQLite commit (messages, record, turn trace). `watch` has no SLO
+             and no checkpoint, so no monitor hop and no summarizer call.
   baseline   benchmarks/baseline/: Worker -> Durable Object by session name -> one fetch -> JSON answer
 
 Two phases, each with fresh sessions warmed up by a few turns, sides interleaved (G B, B G, G B, ...):
