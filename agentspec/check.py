@@ -970,6 +970,7 @@ class _Checker:
             delay = self.duration(backoff.delay if backoff else None, "a backoff delay", DEFAULT_STEP_DELAY_MS)
             timeout_clause = step.first(m.Timeout)
             action = step.action
+            self.unusable_options(step, action, where)
             kind: str
             fields: set[str] | None = None
             extra: dict = {}
@@ -1087,6 +1088,27 @@ class _Checker:
                 )
             )
         return out
+
+    def unusable_options(self, step: m.Step, action: m.Node, where: str) -> None:
+        """A sleep is neither retried nor timed out, and a wait is not retried (its `timeout` is how long it
+        waits): an option written there would be dropped without a word."""
+        if isinstance(action, m.Sleep):
+            unusable, what = (m.Retry, m.Backoff, m.Timeout), "a `sleep` step"
+        elif isinstance(action, m.WaitEvent):
+            unusable, what = (m.Retry, m.Backoff), "a `wait event` step"
+        else:
+            return
+        for option in step.clauses:
+            if isinstance(option, unusable):
+                word = {m.Retry: "retry", m.Backoff: "backoff", m.Timeout: "timeout"}[type(option)]
+                self.err(
+                    "E0008",
+                    option.span,
+                    f"{where} is {what}, which has no use for `{word}`",
+                    "would be ignored",
+                    help="remove it"
+                    + (" (a wait's `timeout` is how long it waits)" if isinstance(action, m.WaitEvent) else ""),
+                )
 
     def check_template(self, template: m.Str, earlier: dict[str, set[str] | None], where: str) -> None:
         for placeholder in _placeholders(template.value):

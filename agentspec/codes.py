@@ -73,6 +73,16 @@ endpoint (`GET "https://..."`) and a `risk`; a model tier needs a `primary` mode
 an agent needs `auth` and `tenant` to serve requests.""",
     ),
     Code(
+        "E0008",
+        "option the step cannot use",
+        """A step option that means nothing on that kind of step would be dropped without a
+word: a `sleep` is neither retried nor timed out, and a `wait event` step is not
+retried (its `timeout` is how long it waits for the event).
+
+    step hold = sleep 4h                                  // no options
+    step approval = wait event "payment.approved" timeout 1h""",
+    ),
+    Code(
         "E0101",
         "duplicate name",
         """Two declarations of the same kind share a name (two tools `lookup_order`,
