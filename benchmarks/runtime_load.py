@@ -194,6 +194,28 @@ def _group_cpu(pgid: int) -> dict[str, float]:
     return out
 
 
+def _group_memory_mib(pgid: int) -> tuple[float, float]:
+    """Resident and peak resident memory (MiB) of the workerd processes in a process group, summed."""
+    rss = peak = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        if (
+            stat[stat.index("(") + 1 : stat.rindex(")")] != "workerd"
+            or int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid
+        ):
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        rss += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+        peak += int(fields.get("VmHWM", "0 kB").split()[0]) / 1024
+    return rss, peak
+
+
 def _machine_busy() -> float:
     """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -231,6 +253,9 @@ class Worker:
 
     def cpu(self) -> dict[str, float]:
         return _group_cpu(self.server.process.pid) if self.server.process else {}
+
+    def memory_mib(self) -> tuple[float, float]:
+        return _group_memory_mib(self.server.process.pid) if self.server.process else (0.0, 0.0)
 
     def stop(self) -> None:
         self.server.stop()
@@ -595,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
         ok_p99 = added < P99_BAR_MS and not errors["generated"]
+        for w in (gen, base):
+            rss, peak = w.memory_mib()
+            print(f"  {w.label:9}: workerd resident memory {rss:6.1f} MiB after both phases (peak {peak:.1f} MiB)")
         print(
             f"\n  throughput ratio generated/baseline = {ratio:.3f}   (bar >= {RATIO_BAR})   "
             f"{'PASS' if ok_ratio else 'FAIL'}"
