@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,9 +177,8 @@ class Stub:
 # ── CPU accounting (to show who uses the 2 cores) ────────────────────────────────────────────────────
 
 
-def _group_cpu(pgid: int) -> dict[str, float]:
-    """CPU seconds (user + system) of every live process in a process group, by command name."""
-    out: dict[str, float] = {}
+def _group_processes(pgid: int) -> Iterator[tuple[str, str, list[str]]]:
+    """(pid, command name, /proc/PID/stat fields after the name) of every live process in a process group."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -186,10 +186,15 @@ def _group_cpu(pgid: int) -> dict[str, float]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) != pgid:
-            continue
+        if int(fields[2]) == pgid:
+            yield entry, stat[stat.index("(") + 1 : stat.rindex(")")], fields
+
+
+def _group_cpu(pgid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of every live process in a process group, by command name."""
+    out: dict[str, float] = {}
+    for _, comm, fields in _group_processes(pgid):
         out[comm] = out.get(comm, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
 
@@ -197,18 +202,12 @@ def _group_cpu(pgid: int) -> dict[str, float]:
 def _group_memory_mib(pgid: int) -> tuple[float, float]:
     """Resident and peak resident memory (MiB) of the workerd processes in a process group, summed."""
     rss = peak = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for pid, comm, _ in _group_processes(pgid):
+        if comm != "workerd":
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            status = Path(f"/proc/{entry}/status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
-            continue
-        if (
-            stat[stat.index("(") + 1 : stat.rindex(")")] != "workerd"
-            or int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid
-        ):
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         rss += int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
