@@ -192,7 +192,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     print(f"compiled `{result.spec.name}` v{result.spec.version} -> {outdir}/ ({len(files)} files)")
     print(f"  workflows: {', '.join(workflows)}")
     print(f"  spec hash: {spec_hash(result.spec)}")
-    print("  run it:    cd " + outdir + " && npm install && cp .dev.vars.example .dev.vars && npm run dev")
+    print("  run it:    cd " + outdir + " && npm ci && cp .dev.vars.example .dev.vars && npm run dev")
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ and a notebook replaying traces against a live runtime all start one the same wa
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from agentspec.emit import CODEGEN
+from agentspec.model import RSpec
 
 # The one toolchain install every generated project shares (codegen/cloudflare/package.json).
 TOOLCHAIN = CODEGEN / "node_modules"
@@ -45,6 +47,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def local_secrets(spec: RSpec, tokens: dict[str, str], admin_token: str) -> dict[str, str]:
+    """Every secret a compiled spec reads, for a local run: its token map (token -> tenant), its admin token, and
+    `value-of-NAME` for each identity secret, so a tool stub can tell which secret a tool was sent."""
+    secrets = {spec.tokens_secret: json.dumps(tokens)}
+    if spec.admin_secret:
+        secrets[spec.admin_secret] = admin_token
+    for _, held in spec.identities:
+        for secret in held:
+            secrets[secret] = f"value-of-{secret}"
+    return secrets
+
+
+def write_dev_vars(project: Path, values: dict[str, str]) -> None:
+    """The project's `.dev.vars`, which wrangler dev reads its variables and secrets from."""
+    (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
 def toolchain_ready(toolchain: Path = TOOLCHAIN) -> bool:

@@ -61,23 +61,23 @@ def class_name(workflow: str) -> str:
 
 
 @cache
+def _toolchain_file(name: str) -> dict[str, Any]:
+    """codegen/cloudflare's package.json or package-lock.json, read once."""
+    return json.loads((CODEGEN / name).read_text())
+
+
 def toolchain() -> dict[str, str]:
     """The pinned toolchain of every generated project: the versions codegen/cloudflare pins."""
-    package = json.loads((CODEGEN / "package.json").read_text())
-    return dict(sorted(package["devDependencies"].items()))
+    return dict(sorted(_toolchain_file("package.json")["devDependencies"].items()))
 
 
-@cache
 def runtime_dependencies() -> dict[str, str]:
     """What the runtime library imports at run time (bundled into the Worker), pinned as codegen/cloudflare pins it."""
-    package = json.loads((CODEGEN / "package.json").read_text())
-    return dict(sorted(package.get("dependencies", {}).items()))
+    return dict(sorted(_toolchain_file("package.json").get("dependencies", {}).items()))
 
 
-@cache
 def allowed_scripts() -> dict[str, bool]:
-    package = json.loads((CODEGEN / "package.json").read_text())
-    return dict(sorted(package.get("allowScripts", {}).items()))
+    return dict(sorted(_toolchain_file("package.json").get("allowScripts", {}).items()))
 
 
 @cache
@@ -276,15 +276,10 @@ def _package(spec: m.RSpec) -> str:
     )
 
 
-@cache
-def _toolchain_lock() -> dict[str, Any]:
-    return json.loads((CODEGEN / "package-lock.json").read_text())
-
-
 def _lockfile(spec: m.RSpec) -> str:
     """The toolchain's own lockfile under the project's name: the generated package.json asks for exactly the
     packages codegen/cloudflare pins, so `npm ci` installs the tree the compiler was tested with."""
-    lock = _toolchain_lock()
+    lock = _toolchain_file("package-lock.json")
     name, version = worker_name(spec.name), f"{spec.version}.0.0"
     root = {"name": name, "version": version, **{k: v for k, v in lock["packages"][""].items() if k != "name"}}
     rest = {k: v for k, v in lock.items() if k not in ("name", "version", "packages")}

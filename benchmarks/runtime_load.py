@@ -56,7 +56,7 @@ from pathlib import Path
 
 import httpx
 
-from agentspec.devserver import TOOLCHAIN, DevServer, DevServerError, free_port
+from agentspec.devserver import TOOLCHAIN, DevServer, DevServerError, free_port, local_secrets, write_dev_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = Path(__file__).resolve().parent / "baseline"
@@ -237,7 +237,7 @@ class Worker:
     ) -> None:
         self.label = label
         self.project = project
-        (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in dev_vars.items()))
+        write_dev_vars(project, dev_vars)
         self.server = DevServer(project, work / f"{label}-state", work / f"{label}-wrangler.log", env=env)
 
     @property
@@ -276,13 +276,7 @@ def generated_project(spec_path: Path, work: Path) -> tuple[Path, dict[str, str]
 
 
 def spec_secrets(spec) -> dict[str, str]:
-    secrets = {spec.tokens_secret: json.dumps({TOKEN: TENANT})}
-    if spec.admin_secret:
-        secrets[spec.admin_secret] = ADMIN
-    for _, held in spec.identities:
-        for secret in held:
-            secrets[secret] = f"value-of-{secret}"
-    return secrets
+    return local_secrets(spec, {TOKEN: TENANT}, ADMIN)
 
 
 # ── load ─────────────────────────────────────────────────────────────────────────────────────────────

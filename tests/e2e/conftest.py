@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from agentspec.check import check
-from agentspec.devserver import DevServer, DevServerError, toolchain_ready
+from agentspec.devserver import DevServer, DevServerError, local_secrets, toolchain_ready, write_dev_vars
 from agentspec.emit import emit, write
 from agentspec.load import load
 
@@ -29,6 +30,26 @@ SPECS = Path(__file__).resolve().parent / "specs"
 
 TOKENS = {"token-acme": "acme", "token-globex": "globex"}
 ADMIN = "admin-secret-token"
+
+
+def sqlite_rows(db: Path, sql: str, *args: object) -> list[tuple]:
+    """A query over one persisted SQLite file, opened read-only (workerd may still be writing it)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+def persisted_rows(runtime: Runtime, sql: str, *args: object) -> Iterator[tuple[Path, list[tuple]]]:
+    """The query's rows in each persisted SQLite file it runs on: every object's database is a file of its
+    own under the state directory, named by a hash, so a test finds the one it wants by its contents."""
+    for db in sorted(runtime.state.rglob("*.sqlite")):
+        try:
+            rows = sqlite_rows(db, sql, *args)
+        except sqlite3.Error:
+            continue  # another kind of database (KV metadata, another table set)
+        yield db, rows
 
 
 class Runtime:
@@ -46,19 +67,12 @@ class Runtime:
         self.state = workdir / f"{self.spec.name}-state"
         self.model = model
         self.tools = tools
-        secrets = {self.spec.tokens_secret: json.dumps(TOKENS)}
-        if self.spec.admin_secret:
-            secrets[self.spec.admin_secret] = ADMIN
-        for _, held in self.spec.identities:
-            for secret in held:
-                secrets[secret] = f"value-of-{secret}"
+        secrets = local_secrets(self.spec, TOKENS, ADMIN)
         origins = {t.host: tools.origin for t in self.spec.tools}
         for wf in self.spec.workflows:
             if wf.slo.webhook:
                 origins[httpx.URL(wf.slo.webhook).host] = tools.origin
-        lines = [f"INFERENCE_URL={model.url}", f"TOOL_ORIGINS={json.dumps(origins)}"]
-        lines += [f"{k}={v}" for k, v in secrets.items()]
-        (self.project / ".dev.vars").write_text("\n".join(lines) + "\n")
+        write_dev_vars(self.project, {"INFERENCE_URL": model.url, "TOOL_ORIGINS": json.dumps(origins), **secrets})
         self.secrets = secrets
         self.log = workdir / f"{self.spec.name}-wrangler.log"
         self.server = DevServer(self.project, self.state, self.log)

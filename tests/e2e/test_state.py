@@ -7,11 +7,10 @@ the tests open them with sqlite3 (read-only) and scan every persisted byte for t
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from pathlib import Path
 
-from .conftest import Runtime
+from .conftest import Runtime, persisted_rows, sqlite_rows
 from .stubs import Cue, ToolAnswer
 
 LOW = "@cf/test/low-primary"
@@ -21,21 +20,9 @@ CARD = "4111 1111 1111 1111"
 RAW = [EMAIL, PHONE, "415 555 0134", CARD, CARD.replace(" ", "-"), CARD.replace(" ", "")]
 
 
-def _rows(db: Path, sql: str, *args: object) -> list[tuple]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
-
-
 def session_db(runtime: Runtime, tenant: str, session: str) -> Path:
     """The session object's SQLite file: the one whose decision records belong to (tenant, session)."""
-    for db in sorted(runtime.state.rglob("*.sqlite")):
-        try:
-            rows = _rows(db, "SELECT body FROM records ORDER BY seq LIMIT 1")
-        except sqlite3.Error:
-            continue  # not a session object's database (KV metadata, another class)
+    for db, rows in persisted_rows(runtime, "SELECT body FROM records ORDER BY seq LIMIT 1"):
         if rows and (json.loads(rows[0][0])["tenant"], json.loads(rows[0][0])["session"]) == (tenant, session):
             return db
     raise AssertionError(f"no persisted session object for {tenant}/{session} under {runtime.state}")
@@ -83,9 +70,9 @@ def test_checkpoint_summarizes_stores_and_trims(playground: Runtime) -> None:
     assert not any(raw in history for raw in RAW)
 
     db = session_db(playground, "acme", sid)
-    assert _rows(db, "SELECT COUNT(*) FROM messages") == [(0,)]  # trimmed
-    assert _rows(db, "SELECT turn FROM turns ORDER BY turn") == [(1,), (2,)]
-    meta = dict(_rows(db, "SELECT key, value FROM meta"))
+    assert sqlite_rows(db, "SELECT COUNT(*) FROM messages") == [(0,)]  # trimmed
+    assert sqlite_rows(db, "SELECT turn FROM turns ORDER BY turn") == [(1,), (2,)]
+    meta = dict(sqlite_rows(db, "SELECT key, value FROM meta"))
     assert meta["checkpoint_turn"] == "2"
     assert meta["summary"] == "Customer [email], phone [phone], card [card], wants a refund."
     stored = [json.loads(v) for v in kv_values(playground) if sid.encode() in v]
@@ -105,7 +92,7 @@ def test_checkpoint_summarizes_stores_and_trims(playground: Runtime) -> None:
     prompt = playground.model.requests[-1].body["messages"]
     assert prompt[1] == {"role": "system", "content": f"Summary of the conversation so far: {meta['summary']}"}
     assert [m["role"] for m in prompt[2:]] == ["user"] and prompt[2]["content"] == "and now?"
-    assert _rows(db, "SELECT turn, role FROM messages ORDER BY id") == [(3, "user"), (3, "assistant")]
+    assert sqlite_rows(db, "SELECT turn, role FROM messages ORDER BY id") == [(3, "user"), (3, "assistant")]
 
     # Nothing persisted anywhere (messages, summaries, decision and trace records, KV) holds the raw data.
     everything = persisted_bytes(playground)
@@ -129,10 +116,10 @@ def test_a_summarizer_outage_keeps_the_history_for_the_next_turn(playground: Run
     failed = [d for d in second.json()["decisions"] if d["action"] == "checkpoint:SUMMARIES"]
     assert [(d["decision"], d["rule"]) for d in failed] == [("failed", "model.unavailable")]
     db = session_db(playground, "acme", sid)
-    assert _rows(db, "SELECT COUNT(*) FROM messages") == [(4,)]
+    assert sqlite_rows(db, "SELECT COUNT(*) FROM messages") == [(4,)]
     third = playground.turn(sid, "chat", "third")
     assert third.status_code == 200, third.text
     assert [d["decision"] for d in third.json()["decisions"] if d["action"] == "checkpoint:SUMMARIES"] == ["allow"]
-    assert _rows(db, "SELECT COUNT(*) FROM messages") == [(0,)]
-    meta = dict(_rows(db, "SELECT key, value FROM meta"))
+    assert sqlite_rows(db, "SELECT COUNT(*) FROM messages") == [(0,)]
+    meta = dict(sqlite_rows(db, "SELECT key, value FROM meta"))
     assert (meta["summary"], meta["checkpoint_turn"]) == ("summary of three turns", "3")

@@ -8,14 +8,13 @@ verify -> hold (undo: release) -> pay (undo: refund) -> send -> notify, with 100
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import Runtime
+from .conftest import Runtime, persisted_rows
 from .stubs import ToolAnswer, ToolStub
 
 ORDER = {"order_id": "o-1", "total_cents": 4200}
@@ -429,15 +428,8 @@ def test_finished_tasks_feed_the_workflow_slo(tasks: Runtime) -> None:
 
 def _monitor_samples(rt: Runtime, workflow: str) -> list[str]:
     """The sample rows of a workflow's SLO monitor, read from its persisted SQLite file."""
-    for db in sorted(rt.state.rglob("*.sqlite")):
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("SELECT body FROM slo_samples WHERE workflow = ? ORDER BY id", (workflow,))
-            found = [r[0] for r in rows]
-        except sqlite3.Error:
-            continue  # another object's database
-        finally:
-            conn.close()
-        if found:
-            return found
+    query = "SELECT body FROM slo_samples WHERE workflow = ? ORDER BY id"
+    for _, rows in persisted_rows(rt, query, workflow):
+        if rows:
+            return [r[0] for r in rows]
     raise AssertionError(f"no SLO monitor for {workflow} under {rt.state}")

@@ -167,10 +167,16 @@ function failureRule(error: ToolError): string {
   return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
 }
 
+let parsedOrigins: { source: string; origins: Record<string, string> } | null = null;
+
 /** A fetch that sends a tool's request to the loopback origin standing in for its host (local runs). */
 export function toolFetcher(env: { TOOL_ORIGINS?: string }): FetchLike | undefined {
   if (!env.TOOL_ORIGINS) return undefined;
-  const origins = JSON.parse(env.TOOL_ORIGINS) as Record<string, string>;
+  // Parsed once per isolate and value, not once per turn.
+  if (parsedOrigins?.source !== env.TOOL_ORIGINS) {
+    parsedOrigins = { source: env.TOOL_ORIGINS, origins: JSON.parse(env.TOOL_ORIGINS) as Record<string, string> };
+  }
+  const { origins } = parsedOrigins;
   return (input, init) => {
     const url = new URL(input);
     const origin = origins[url.host] ?? origins[url.hostname];
@@ -236,17 +242,19 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   /** The meta table, read once: this object is its only writer, so the copy in memory stays true. */
   private metaCache: Map<string, string> | null = null;
 
+  private metaTable(): Map<string, string> {
+    this.metaCache ??= new Map(this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta")
+      .toArray().map((r) => [r.key, r.value]));
+    return this.metaCache;
+  }
+
   private meta(key: string): string | null {
-    if (this.metaCache === null) {
-      const rows = this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray();
-      this.metaCache = new Map(rows.map((r) => [r.key, r.value]));
-    }
-    return this.metaCache.get(key) ?? null;
+    return this.metaTable().get(key) ?? null;
   }
 
   /** Set (or, with null, remove) meta keys in one statement each way. */
   private setMeta(values: Record<string, string | null>): void {
-    this.meta("summary"); // load the cache first, so it never misses what is written here
+    const cache = this.metaTable(); // loaded first, so it never misses what is written here
     const set = Object.entries(values).filter((e): e is [string, string] => e[1] !== null);
     const unset = Object.entries(values).filter(([, v]) => v === null).map(([k]) => k);
     if (set.length > 0) {
@@ -256,8 +264,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     if (unset.length > 0) {
       this.sql.exec(`DELETE FROM meta WHERE key IN (${unset.map(() => "?").join(", ")})`, ...unset);
     }
-    for (const [k, v] of set) this.metaCache!.set(k, v);
-    for (const k of unset) this.metaCache!.delete(k);
+    for (const [k, v] of set) cache.set(k, v);
+    for (const k of unset) cache.delete(k);
   }
 
   /** The newest turn and when it was committed (ms since the epoch), read once from the turns table and then

@@ -263,12 +263,17 @@ export async function deliver(webhook: string | undefined, allowedHosts: readonl
 
 // ── the monitor's storage ──────────────────────────────────────────────────
 
+/** The storages whose tables exist already: the DDL runs once per object, not once per sample. */
+const tablesMade = new WeakSet<SqlStorage>();
+
 function ensureTables(sql: SqlStorage): void {
+  if (tablesMade.has(sql)) return;
   sql.exec(`CREATE TABLE IF NOT EXISTS slo_samples (id INTEGER PRIMARY KEY AUTOINCREMENT, workflow TEXT NOT NULL,
       ts INTEGER NOT NULL, body TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS slo_samples_wf ON slo_samples (workflow, id);
     CREATE TABLE IF NOT EXISTS slo_alerts (workflow TEXT NOT NULL, sli TEXT NOT NULL, since INTEGER NOT NULL,
       PRIMARY KEY (workflow, sli));`);
+  tablesMade.add(sql);
 }
 
 /** Keep only the values a sample may hold, so a stored row always parses back into a valid SliSample. */
