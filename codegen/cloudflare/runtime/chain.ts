@@ -35,8 +35,12 @@ const STRING_FIELDS = [
   "ts", "tenant", "session", "workflow", "intent", "action", "decision", "rule", "spec_hash", "prev_hash", "hash",
 ] as const;
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 /** Python's str ordering: by code point (JavaScript's default sort compares UTF-16 code units). */
 function compareCodePoints(a: string, b: string): number {
+  // Without surrogates the two orders agree, and plain comparison is much cheaper than walking code points.
+  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   const ia = a[Symbol.iterator]();
   const ib = b[Symbol.iterator]();
   for (;;) {
@@ -86,29 +90,10 @@ export function sha256Hex(text: string): string {
   return bytesToHex(sha256(UTF8.encode(text)));
 }
 
-/** A chain record's fields in code-point order: what canonicalJSON would sort them into. */
-const RECORD_KEYS = [
-  "action", "decision", "intent", "prev_hash", "rule", "seq", "session", "spec_hash", "tenant", "ts", "workflow",
-] as const;
-
-/** canonicalJSON of a well-formed record without its hash: the keys are known, so nothing is sorted. */
-function recordJSON(record: Omit<ChainRecord, "hash">): string | null {
-  let out = "{";
-  for (const key of RECORD_KEYS) {
-    const value = record[key];
-    if (key === "seq" ? !Number.isSafeInteger(value) : typeof value !== "string") return null;
-    out += `${out.length > 1 ? "," : ""}"${key}":${key === "seq" ? String(value) : JSON.stringify(value)}`;
-  }
-  return `${out}}`;
-}
-
 /** The hash a record should carry: sha256 of the canonical JSON of every field except "hash". */
 export function recordHash(record: Omit<ChainRecord, "hash"> | ChainRecord): string {
   const { hash: _ignored, ...rest } = record as ChainRecord;
-  // Only a record with exactly the known fields takes the short way; anything else (an extra field slipped
-  // into a stored record) is hashed as it is, so verification still sees it.
-  const fast = Object.keys(rest).length === RECORD_KEYS.length ? recordJSON(rest) : null;
-  return sha256Hex(fast ?? canonicalJSON(rest));
+  return sha256Hex(canonicalJSON(rest));
 }
 
 /** The record that follows `prev` (or starts a chain when `prev` is null). */
