@@ -1,0 +1,106 @@
+"""The two sides of a review: a spec file, or the same file at a git revision, in; a checked side out.
+
+A side is the checked model (`agentspec.check`), its policy tables, and where each declaration is
+written, so a change can point at both sides. A revision is read with `git show` into a scratch
+directory holding every `.agent` file of that revision, so its imports resolve as they did then.
+Anything that keeps a side from being reviewed raises `InputError` with a located, rendered message.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from agentspec import model as m
+from agentspec.check import check
+from agentspec.diagnostics import render_human
+from agentspec.load import Loaded, load
+from agentspec.review.tables import Tables, tables_of
+
+
+class InputError(Exception):
+    """A side cannot be reviewed; the message is ready to print."""
+
+
+@dataclass
+class Side:
+    label: str  # how the side is named in a report: a path, or REV:path
+    spec: m.RSpec
+    tables: Tables
+    loaded: Loaded
+    prefix: str = ""  # a scratch directory to strip from span file names
+
+    def display(self, path: str) -> str:
+        if self.prefix and path.startswith(self.prefix):
+            return self.label.split(":", 1)[0] + ":" + os.path.relpath(path, self.prefix)
+        return path
+
+
+def load_side(path: str, label: str | None = None, prefix: str = "") -> Side:
+    """Load and check one spec; it must check without errors and be an agent."""
+    loaded = load(path)
+    result = check(loaded)
+    shown = label or path
+    if result.spec is None:
+        text = render_human(result.diagnostics, loaded.sources)
+        if prefix:
+            text = text.replace(prefix + os.sep, (label or path).split(":", 1)[0] + ":")
+        raise InputError(f"`{shown}` does not check, so it cannot be reviewed:\n{text}")
+    if result.spec.kind != "agent":
+        raise InputError(f"`{shown}` holds a library, not an agent; review an agent that imports it")
+    return Side(shown, result.spec, tables_of(result.spec), loaded, prefix)
+
+
+# ───────────────────────────── git ─────────────────────────────
+
+
+def _git(args: list[str], cwd: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise InputError("`git` is not installed; `--base` needs it") from exc
+    if done.returncode != 0:
+        raise InputError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"git {args[0]} failed")
+    return done.stdout
+
+
+def repo_root(path: str) -> str:
+    where = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
+    try:
+        return _git(["rev-parse", "--show-toplevel"], where).strip()
+    except InputError as exc:
+        raise InputError(f"`{path}` is not inside a git repository: {exc}") from exc
+
+
+def check_revision(root: str, rev: str) -> str:
+    """The commit a revision names, or an InputError saying it does not exist."""
+    try:
+        return _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root).strip()
+    except InputError as exc:
+        raise InputError(f"revision `{rev}` does not exist in `{root}`") from exc
+
+
+def agent_files_at(root: str, rev: str) -> list[str]:
+    """Every `.agent` path (relative to the repository root) tracked at a revision."""
+    names = _git(["ls-tree", "-r", "--name-only", "-z", rev], root).split("\0")
+    return sorted(n for n in names if n.endswith(".agent"))
+
+
+@contextmanager
+def revision_tree(root: str, rev: str) -> Iterator[str]:
+    """A scratch directory holding every `.agent` file of `rev`, removed afterwards."""
+    check_revision(root, rev)
+    with tempfile.TemporaryDirectory(prefix="agentspec-base-") as tmp:
+        for name in agent_files_at(root, rev):
+            data = subprocess.run(
+                ["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, check=True
+            ).stdout
+            target = os.path.join(tmp, name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
+                out.write(data)
+        yield os.path.realpath(tmp)
