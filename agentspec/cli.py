@@ -7,6 +7,8 @@
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
+    agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from agentspec import __version__
+from agentspec.review import cli as review_cli
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE")
     verify.add_argument("--format", choices=["human", "json"], default="human")
+    review_cli.add_parsers(commands)  # diff, snapshot: agentspec/review/cli.py
     return parser
 
 
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args.code)
     if args.command == "compile":
         return _compile(args.spec, args.out, args.force, args.color)
+    if args.command in ("diff", "snapshot"):
+        return review_cli.run(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -201,6 +207,8 @@ def _explain(code: str) -> int:
     from agentspec.diagnostics import did_you_mean
 
     entry = CODES.get(code.upper())
+    if entry is None and (reviewed := review_cli.explain(code)) is not None:  # R codes: agentspec/review/catalogue.py
+        return reviewed
     if entry is None:
         hint = did_you_mean(code.upper(), CODES) or f"known codes are {', '.join(CODES)}"
         sys.stderr.write(f"agentspec: unknown diagnostic code `{code}`" + (f"; {hint}" if hint else "") + "\n")

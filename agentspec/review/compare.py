@@ -159,7 +159,6 @@ class Comparison:
         where: Key | None = None,
         old_where: Key | None = None,
         note: str | None = None,
-        sides: str = "both",
     ) -> None:
         key = where or subject
         self.changes.append(
@@ -170,8 +169,9 @@ class Comparison:
                 message=message,
                 old=None if old is None else _show(old),
                 new=None if new is None else _show(new),
-                old_at=self.old_at.at(*(old_where or key)) if sides in ("both", "old") else None,
-                new_at=self.new_at.at(*key) if sides in ("both", "new") else None,
+                # A side without the item points at its nearest enclosing declaration.
+                old_at=self.old_at.at(*(old_where or key)),
+                new_at=self.new_at.at(*key),
                 note=note,
             )
         )
@@ -200,8 +200,12 @@ class Comparison:
             self.add("R0803", ("tenant",), "tenant header changed", o.tenant_header, n.tenant_header)
         if set(o.stores) != set(n.stores):
             self.add(
-                "R0804", ("stores",), "stores changed", [f"{k} {s}" for s, k in o.stores],
-                [f"{k} {s}" for s, k in n.stores], where=("agent",),
+                "R0804",
+                ("stores",),
+                "stores changed",
+                [f"{k} {s}" for s, k in o.stores],
+                [f"{k} {s}" for s, k in n.stores],
+                where=("agent",),
             )
 
     # ── tiers ──
@@ -213,10 +217,10 @@ class Comparison:
             subject = ("tier", name)
             a, b = old.get(name), new.get(name)
             if a is None:
-                self.add("R0305", subject, f"tier `{name}` added", sides="new")
+                self.add("R0305", subject, f"tier `{name}` added")
                 continue
             if b is None:
-                self.add("R0306", subject, f"tier `{name}` removed", sides="old")
+                self.add("R0306", subject, f"tier `{name}` removed")
                 continue
             direction = cl.risk_direction(a.clearance, b.clearance)
             if direction != "neutral":
@@ -224,16 +228,26 @@ class Comparison:
                 self.add(code, (*subject, "clears"), f"tier `{name}` clears risk", a.clearance, b.clearance)
             if a.models != b.models:
                 self.add(
-                    "R0303", (*subject, "models"), f"tier `{name}` models changed", " -> ".join(a.models),
-                    " -> ".join(b.models), note=self.price_note(workflows_on=name),
+                    "R0303",
+                    (*subject, "models"),
+                    f"tier `{name}` models changed",
+                    " -> ".join(a.models),
+                    " -> ".join(b.models),
+                    note=self.price_note(workflows_on=name),
                 )
             if (a.price_in, a.price_out) != (b.price_in, b.price_out):
                 self.add(
-                    "R0304", (*subject, "price"), f"tier `{name}` price changed", cl.price(a), cl.price(b),
+                    "R0304",
+                    (*subject, "price"),
+                    f"tier `{name}` price changed",
+                    cl.price(a),
+                    cl.price(b),
                     note=self.price_note(workflows_on=name),
                 )
             if a.timeout_ms != b.timeout_ms:
-                self.add("R0307", (*subject, "timeout"), f"tier `{name}` timeout", f"{a.timeout_ms}ms", f"{b.timeout_ms}ms")
+                self.add(
+                    "R0307", (*subject, "timeout"), f"tier `{name}` timeout", f"{a.timeout_ms}ms", f"{b.timeout_ms}ms"
+                )
 
     def price_note(self, workflows_on: str | None = None, workflow: str | None = None) -> str | None:
         """The price per 1,000 tasks of the affected workflows, at their declared token budgets."""
@@ -262,9 +276,9 @@ class Comparison:
         for name in sorted(old.keys() | new.keys()):
             subject = ("identity", name)
             if name not in old:
-                self.add("R0404", subject, f"identity `{name}` added", None, new[name], sides="new")
+                self.add("R0404", subject, f"identity `{name}` added", None, new[name])
             elif name not in new:
-                self.add("R0405", subject, f"identity `{name}` removed", old[name], None, sides="old")
+                self.add("R0405", subject, f"identity `{name}` removed", old[name], None)
             else:
                 code = cl.set_code(set(old[name]), set(new[name]), gained="R0401", lost="R0402", both="R0403")
                 if code:
@@ -279,9 +293,9 @@ class Comparison:
             a, b = old.get(name), new.get(name)
             if a is None:
                 assert b is not None
-                self.add("R0101", ("tool", name), f"tool `{name}` added (risk `{b.risk}`)", sides="new")
+                self.add("R0101", ("tool", name), f"tool `{name}` added (risk `{b.risk}`)")
             elif b is None:
-                self.add("R0102", ("tool", name), f"tool `{name}` removed", sides="old")
+                self.add("R0102", ("tool", name), f"tool `{name}` removed")
             elif a != b:
                 self.tool(name, a, b)
 
@@ -289,7 +303,9 @@ class Comparison:
         s = ("tool", name)
         direction = cl.risk_direction(b.risk, a.risk)  # a lower risk widens
         if direction != "neutral":
-            self.add("R0103" if direction == "widening" else "R0104", (*s, "risk"), f"tool `{name}` risk", a.risk, b.risk)
+            self.add(
+                "R0103" if direction == "widening" else "R0104", (*s, "risk"), f"tool `{name}` risk", a.risk, b.risk
+            )
         if a.read_only != b.read_only:
             code = "R0105" if b.read_only else "R0106"
             self.add(code, (*s, "read_only"), f"tool `{name}` read-only", a.read_only, b.read_only)
@@ -306,10 +322,18 @@ class Comparison:
             code = "R0117"
         if code:
             self.add(
-                code, (*s, "identity"), f"tool `{name}` runs as `{b.identity}` holding secrets",
-                a.secrets, b.secrets, note=f"identity `{a.identity}` -> `{b.identity}`",
+                code,
+                (*s, "identity"),
+                f"tool `{name}` runs as `{b.identity}` holding secrets",
+                a.secrets,
+                b.secrets,
+                note=f"identity `{a.identity}` -> `{b.identity}`",
             )
-        fields = [f for f in ("args", "returns", "headers", "timeout_ms", "max_response_bytes") if getattr(a, f) != getattr(b, f)]
+        fields = [
+            f
+            for f in ("args", "returns", "headers", "timeout_ms", "max_response_bytes")
+            if getattr(a, f) != getattr(b, f)
+        ]
         if fields:
             self.add("R0118", (*s, "contract"), f"tool `{name}` contract changed: {', '.join(fields)}")
 
@@ -321,21 +345,25 @@ class Comparison:
         for name in sorted(old.keys() | new.keys()):
             a, b = old.get(name), new.get(name)
             if a is None:
-                self.add("R0201", ("workflow", name), f"workflow `{name}` added", sides="new")
+                self.add("R0201", ("workflow", name), f"workflow `{name}` added")
             elif b is None:
-                self.add("R0202", ("workflow", name), f"workflow `{name}` removed", sides="old")
+                self.add("R0202", ("workflow", name), f"workflow `{name}` removed")
             elif a != b:
                 self.workflow(name, a, b)
 
     def workflow(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:
         s = ("workflow", name)
         self.added_removed(s, "tools", set(a.tools), set(b.tools), "R0203", "R0204", f"workflow `{name}` may call")
-        self.added_removed(s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` may reach")
+        self.added_removed(
+            s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` may reach"
+        )
         if a.mode != b.mode:
             code = "R0207" if b.mode == "shadow" else "R0208"
             self.add(code, (*s, "policy"), f"workflow `{name}` policy", a.mode, b.mode)
         self.routes(name, a, b)
-        self.added_removed(s, "pii", set(a.pii_classes), set(b.pii_classes), "R0502", "R0501", f"workflow `{name}` masks")
+        self.added_removed(
+            s, "pii", set(a.pii_classes), set(b.pii_classes), "R0502", "R0501", f"workflow `{name}` masks"
+        )
         pa, pb = dict(a.pii_patterns), dict(b.pii_patterns)
         for p in sorted(pa.keys() | pb.keys()):
             if pa.get(p) != pb.get(p):
@@ -345,11 +373,20 @@ class Comparison:
         if ca != cb:
             self.add("R0601", (*s, "checkpoint"), f"workflow `{name}` checkpoint", cl.checkpoint(ca), cl.checkpoint(cb))
         if a.steps != b.steps:
-            self.add("R0213", (*s, "steps"), f"workflow `{name}` steps", [st.name for st in a.steps], [st.name for st in b.steps])
+            self.add(
+                "R0213",
+                (*s, "steps"),
+                f"workflow `{name}` steps",
+                [st.name for st in a.steps],
+                [st.name for st in b.steps],
+            )
         if (a.affinity_header, a.ttl_ms) != (b.affinity_header, b.ttl_ms):
             self.add(
-                "R0214", (*s, "affinity"), f"workflow `{name}` session affinity",
-                f"{a.affinity_header} ttl {a.ttl_ms}ms", f"{b.affinity_header} ttl {b.ttl_ms}ms",
+                "R0214",
+                (*s, "affinity"),
+                f"workflow `{name}` session affinity",
+                f"{a.affinity_header} ttl {a.ttl_ms}ms",
+                f"{b.affinity_header} ttl {b.ttl_ms}ms",
             )
         for field_, old_v, new_v, code in cl.slo_changes(a.slo, b.slo):
             self.add(code, (*s, "slo", field_), f"workflow `{name}` SLO `{field_}`", old_v, new_v)
@@ -361,7 +398,15 @@ class Comparison:
         for item in sorted(new - old):
             self.add(gained, (*s, clause, item), f"{what} `{item}` (added)", None, item, old_where=(*s, clause))
         for item in sorted(old - new):
-            self.add(lost, (*s, clause, item), f"{what} `{item}` no longer", item, None, where=(*s, clause), old_where=(*s, clause, item))
+            self.add(
+                lost,
+                (*s, clause, item),
+                f"{what} `{item}` no longer",
+                item,
+                None,
+                where=(*s, clause),
+                old_where=(*s, clause, item),
+            )
 
     def routes(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:
         ra = {**dict(a.routes), "turns": a.turn_tier}
@@ -379,8 +424,12 @@ class Comparison:
                 directions.append(cl.tier_direction(self.o.tier(ta), self.n.tier(tb)))
         code = cl.combined_code(directions, widening="R0209", narrowing="R0210", mixed="R0211", neutral="R0212")
         self.add(
-            code, ("workflow", name, "route"), f"workflow `{name}` routing ({'; '.join(moved)})",
-            _routes(ra), _routes(rb), note=self.price_note(workflow=name),
+            code,
+            ("workflow", name, "route"),
+            f"workflow `{name}` routing ({'; '.join(moved)})",
+            _routes(ra),
+            _routes(rb),
+            note=self.price_note(workflow=name),
         )
 
 

@@ -112,8 +112,8 @@ def verdicts(old: Side, new: Side) -> list[Change]:
                     agent=new.spec.name,
                     subject=("permission", w, t, *sorted(found)),
                     message=f"workflow `{w}` {verb} tool `{t}` (risk `{risk}`) at {hosts_shown}",
-                    old_at=old_at.at("workflow", w, "tools", t) if w in ow else None,
-                    new_at=new_at.at("workflow", w, "tools", t) if w in nw else None,
+                    old_at=old_at.at("workflow", w, "tools", t),
+                    new_at=new_at.at("workflow", w, "tools", t),
                     counterexamples=tuple(found[h] for h in sorted(found)),
                 )
             )

@@ -27,7 +27,9 @@ from agentspec.review.sources import InputError
 FailOn = Literal["widening", "any", "never"]
 
 
-def version_finding(changes: list[Change], old: m.RSpec, new: m.RSpec, version_at: Location | None = None) -> Change | None:
+def version_finding(
+    changes: list[Change], old: m.RSpec, new: m.RSpec, version_at: tuple[Location, Location] | None = None
+) -> Change | None:
     """R0003 when some change widens and the agent's version was not raised."""
     if not any(c.classification in ("widening", "mixed") for c in changes):
         return None
@@ -40,7 +42,8 @@ def version_finding(changes: list[Change], old: m.RSpec, new: m.RSpec, version_a
         message=f"agent `{new.name}` widens but stays at version `{new.version}`",
         old=str(old.version),
         new=str(new.version),
-        new_at=version_at,
+        old_at=version_at[0] if version_at else None,
+        new_at=version_at[1] if version_at else None,
         note=f"bump it: `agent {new.name} version {(new.version or 0) + 1}`",
     )
 

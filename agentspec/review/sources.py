@@ -96,9 +96,7 @@ def revision_tree(root: str, rev: str) -> Iterator[str]:
     check_revision(root, rev)
     with tempfile.TemporaryDirectory(prefix="agentspec-base-") as tmp:
         for name in agent_files_at(root, rev):
-            data = subprocess.run(
-                ["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, check=True
-            ).stdout
+            data = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, check=True).stdout
             target = os.path.join(tmp, name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as out:
