@@ -353,16 +353,16 @@ class Comparison:
 
     def workflow(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:
         s = ("workflow", name)
-        self.added_removed(s, "tools", set(a.tools), set(b.tools), "R0203", "R0204", f"workflow `{name}` may call")
+        self.added_removed(s, "tools", set(a.tools), set(b.tools), "R0203", "R0204", f"workflow `{name}` tool allowlist")
         self.added_removed(
-            s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` may reach"
+            s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` outbound allowlist"
         )
         if a.mode != b.mode:
             code = "R0207" if b.mode == "shadow" else "R0208"
             self.add(code, (*s, "policy"), f"workflow `{name}` policy", a.mode, b.mode)
         self.routes(name, a, b)
         self.added_removed(
-            s, "pii", set(a.pii_classes), set(b.pii_classes), "R0502", "R0501", f"workflow `{name}` masks"
+            s, "pii", set(a.pii_classes), set(b.pii_classes), "R0502", "R0501", f"workflow `{name}` PII mask"
         )
         pa, pb = dict(a.pii_patterns), dict(b.pii_patterns)
         for p in sorted(pa.keys() | pb.keys()):
@@ -396,12 +396,12 @@ class Comparison:
     ) -> None:
         """One change per item gained and per item lost, so each has its own fingerprint and place."""
         for item in sorted(new - old):
-            self.add(gained, (*s, clause, item), f"{what} `{item}` (added)", None, item, old_where=(*s, clause))
+            self.add(gained, (*s, clause, item), f"{what} gains `{item}`", None, item, old_where=(*s, clause))
         for item in sorted(old - new):
             self.add(
                 lost,
                 (*s, clause, item),
-                f"{what} `{item}` no longer",
+                f"{what} loses `{item}`",
                 item,
                 None,
                 where=(*s, clause),

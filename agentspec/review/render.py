@@ -237,7 +237,8 @@ def human(reviews: list[Review], color: bool = False, width: int = 100) -> str:
     for review in reviews:
         console.print(
             f"[bold]{escape(review.agent)}[/]: {escape(review.old_label)} -> {escape(review.new_label)}: "
-            f"[{_STYLE[review.classification]}]{review.classification}[/] ({_counts(review)})"
+            f"[{_STYLE[review.classification]}]{review.classification}[/] ({_counts(review)})",
+            soft_wrap=True,
         )
         for c in review.changes:
             accepted = review.accepted.get(c.fingerprint)

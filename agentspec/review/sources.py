@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from agentspec import model as m
 from agentspec.check import check
 from agentspec.diagnostics import render_human
-from agentspec.load import Loaded, load
+from agentspec.load import Loaded, load, load_text
 from agentspec.review.tables import Tables, tables_of
 
 
@@ -41,14 +41,22 @@ class Side:
 
 
 def load_side(path: str, label: str | None = None, prefix: str = "") -> Side:
-    """Load and check one spec; it must check without errors and be an agent."""
-    loaded = load(path)
+    """Load and check one spec file; it must check without errors and be an agent."""
+    return _side(load(path), label or path, prefix)
+
+
+def side_from_text(text: str, path: str = "<input>") -> Side:
+    """A side held in memory (a test, a notebook cell); imports resolve from the cwd."""
+    return _side(load_text(text, path), path, "")
+
+
+def _side(loaded: Loaded, shown: str, prefix: str) -> Side:
     result = check(loaded)
-    shown = label or path
+    label = shown
     if result.spec is None:
         text = render_human(result.diagnostics, loaded.sources)
         if prefix:
-            text = text.replace(prefix + os.sep, (label or path).split(":", 1)[0] + ":")
+            text = text.replace(prefix + os.sep, label.split(":", 1)[0] + ":")
         raise InputError(f"`{shown}` does not check, so it cannot be reviewed:\n{text}")
     if result.spec.kind != "agent":
         raise InputError(f"`{shown}` holds a library, not an agent; review an agent that imports it")
