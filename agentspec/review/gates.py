@@ -40,8 +40,6 @@ def version_finding(
         agent=new.name,
         subject=("version", str(new.version)),
         message=f"agent `{new.name}` widens but stays at version `{new.version}`",
-        old=str(old.version),
-        new=str(new.version),
         old_at=version_at[0] if version_at else None,
         new_at=version_at[1] if version_at else None,
         note=f"bump it: `agent {new.name} version {(new.version or 0) + 1}`",

@@ -40,6 +40,11 @@ def _example(ex: Counterexample) -> str:
     )
 
 
+def _label(c: Change) -> str:
+    """A widening's request is a counterexample to "nothing more may run"; a narrowing's is an example."""
+    return "counterexample" if c.classification == "widening" else "example"
+
+
 def _values(c: Change) -> str | None:
     if c.old is None and c.new is None:
         return None
@@ -92,7 +97,7 @@ def markdown(reviews: list[Review]) -> str:
                     out.append(f"  - {_md_line(values)}")
                 out.append(f"  - OLD {_md_code(str(c.old_at))}, NEW {_md_code(str(c.new_at))}")
                 for ex in c.counterexamples:
-                    out.append(f"  - counterexample: {_md_line(_example(ex))}")
+                    out.append(f"  - {_label(c)}: {_md_line(_example(ex))}")
                 if c.note:
                     out.append(f"  - {_md_line(c.note)}")
                 if accepted:
@@ -173,7 +178,7 @@ def to_sarif(reviews: list[Review]) -> str:
             if values:
                 text += f"\n{values}"
             text += f"\nOLD {c.old_at}"
-            text += "".join(f"\ncounterexample: {_example(ex)}" for ex in c.counterexamples)
+            text += "".join(f"\n{_label(c)}: {_example(ex)}" for ex in c.counterexamples)
             if c.note:
                 text += f"\n{c.note}"
             result: dict[str, Any] = {
@@ -251,7 +256,7 @@ def human(reviews: list[Review], color: bool = False, width: int = 100) -> str:
                 console.print(f"      {escape(values)}", soft_wrap=True)
             console.print(f"      --> OLD {escape(str(c.old_at))}  NEW {escape(str(c.new_at))}", soft_wrap=True)
             for ex in c.counterexamples:
-                console.print(f"      = counterexample: {escape(_example(ex))}", soft_wrap=True)
+                console.print(f"      = {_label(c)}: {escape(_example(ex))}", soft_wrap=True)
             if c.note:
                 console.print(f"      = {escape(c.note)}", soft_wrap=True)
             if accepted:
