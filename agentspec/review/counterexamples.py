@@ -24,7 +24,9 @@ from agentspec.review.change import Change, Counterexample
 from agentspec.review.compare import Locator
 from agentspec.review.sources import Side
 
+# Stands for every host neither side names for a (workflow, tool): all of them are decided alike.
 UNLISTED_HOST = "unlisted.example.invalid"
+OTHER_HOSTS = "any other host"
 
 
 def _entry_host_port(entry: str) -> tuple[str, int | None]:
@@ -105,12 +107,13 @@ def verdicts(old: Side, new: Side) -> list[Change]:
         for found, code, verb in ((wider, "R0001", "may now call"), (narrower, "R0002", "may no longer call")):
             if not found:
                 continue
-            hosts_shown = ", ".join(f"`{h}`" for h in sorted(found))
+            names = sorted(OTHER_HOSTS if h == UNLISTED_HOST else h for h in found)
+            hosts_shown = ", ".join(h if h == OTHER_HOSTS else f"`{h}`" for h in names)
             changes.append(
                 Change(
                     code=code,
                     agent=new.spec.name,
-                    subject=("permission", w, t, *sorted(found)),
+                    subject=("permission", w, t, *names),
                     message=f"workflow `{w}` {verb} tool `{t}` (risk `{risk}`) at {hosts_shown}",
                     old_at=old_at.at("workflow", w, "tools", t),
                     new_at=new_at.at("workflow", w, "tools", t),
