@@ -353,7 +353,9 @@ class Comparison:
 
     def workflow(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:
         s = ("workflow", name)
-        self.added_removed(s, "tools", set(a.tools), set(b.tools), "R0203", "R0204", f"workflow `{name}` tool allowlist")
+        self.added_removed(
+            s, "tools", set(a.tools), set(b.tools), "R0203", "R0204", f"workflow `{name}` tool allowlist"
+        )
         self.added_removed(
             s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` outbound allowlist"
         )

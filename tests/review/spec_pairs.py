@@ -64,15 +64,17 @@ def render(meaning: Meaning) -> str:
     tools, wfs = meaning
     out = [
         "agent drawn version 1 {",
-        '  auth bearer secret API_TOKENS',
+        "  auth bearer secret API_TOKENS",
         '  tenant header "x-tenant-id"',
         '  model tier small { primary "@cf/openai/gpt-oss-20b" clears risk medium }',
         '  model tier big { primary "@cf/openai/gpt-oss-120b" clears risk high }',
     ]
     for name, t in sorted(tools.items()):
         method = "GET" if t.read_only else "POST"
-        extra = "read_only" if t.read_only else f'idempotency key "{{session}}:{{args.id}}"'
-        out.append(f'  tool {name} {{ {method} "https://{t.host}/v1/{{id}}" risk {t.risk} {extra} args {{ id: string }} }}')
+        extra = "read_only" if t.read_only else 'idempotency key "{session}:{args.id}"'
+        out.append(
+            f'  tool {name} {{ {method} "https://{t.host}/v1/{{id}}" risk {t.risk} {extra} args {{ id: string }} }}'
+        )
     for name, w in sorted(wfs.items()):
         allowed = [t for t in w.tools if t in tools and not (w.shadow and tools[t].risk == "high")]
         needed = sorted({tools[t].host for t in allowed})
@@ -97,10 +99,11 @@ def spec_pairs(draw: st.DrawFn) -> tuple[str, str]:
     """(OLD, NEW) texts; NEW keeps or redraws each tool and workflow of OLD, and may add or drop some."""
     old_tools, old_wfs = draw(meanings())
     new_tools, new_wfs = draw(meanings())
-    tools = {n: old_tools[n] if n in old_tools and n in new_tools and draw(st.booleans()) else new_tools[n]
-             for n in new_tools}
-    wfs = {n: old_wfs[n] if n in old_wfs and n in new_wfs and draw(st.booleans()) else new_wfs[n]
-           for n in new_wfs}
+    tools = {
+        n: old_tools[n] if n in old_tools and n in new_tools and draw(st.booleans()) else new_tools[n]
+        for n in new_tools
+    }
+    wfs = {n: old_wfs[n] if n in old_wfs and n in new_wfs and draw(st.booleans()) else new_wfs[n] for n in new_wfs}
     if draw(st.booleans()):  # often NEW is OLD with a few parts redrawn
         tools = {**old_tools, **{n: tools[n] for n in list(tools)[:1]}}
         wfs = {**old_wfs, **{n: wfs[n] for n in list(wfs)[:1]}}

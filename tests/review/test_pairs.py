@@ -1,7 +1,8 @@
 """Spec pairs under tests/review/pairs/: each case's Markdown report pinned by a snapshot, its codes by a table.
 
-Every case is `pairs/base.agent` with one edit (`make_pairs.py` says which). The snapshots under
-`__snapshots__/test_pairs/` are the pull-request comments a reviewer would read: read them like code.
+Every case is `pairs/base.agent` with one edit (its directory name says which; diff the two files to
+see it). The snapshots under `__snapshots__/test_pairs/` are the pull-request comments a reviewer
+would read: read them like code.
 """
 
 from __future__ import annotations

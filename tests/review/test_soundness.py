@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from agentspec.policy import evaluate_tool_call
 from agentspec.review import review
 from agentspec.review.sources import side_from_text
-from tests.review.spec_pairs import HOSTS, TOOLS, WORKFLOWS, render, spec_pairs, meanings
+from tests.review.spec_pairs import HOSTS, TOOLS, WORKFLOWS, meanings, render, spec_pairs
 
 UNLISTED = "nowhere.example.org"
 URLS = [
