@@ -26,7 +26,7 @@ def review(old: Side, new: Side) -> Review:
     fields = compare(old, new)
     permissions = verdicts(old, new)
     changes = attach(fields, permissions) + permissions
-    bump = version_finding(changes, old.spec, new.spec, (Locator(old).at("version"), Locator(new).at("version")))
+    bump = version_finding(changes, old.spec, new.spec, (Locator.of(old).at("version"), Locator.of(new).at("version")))
     if bump is not None:
         changes.append(bump)
     changes.sort(key=Change.sort_key)

@@ -13,6 +13,7 @@ from typing import Any
 
 from agentspec import model as m
 from agentspec.review import classify as cl
+from agentspec.review import tables as tb
 from agentspec.review.change import Change, Location
 from agentspec.review.sources import Side
 
@@ -22,36 +23,50 @@ Key = tuple[str, ...]
 # ───────────────────────────── where things are written ─────────────────────────────
 
 
-def span_index(side: Side) -> dict[Key, m.Span]:
-    """Every declaration and clause of a side's files, by a key such as ("workflow", "orders", "tools")."""
+def span_index(side: Side) -> tuple[dict[Key, m.Span], dict[Key, m.Node]]:
+    """The agent header's spans by key, and each tier, tool and workflow declaration by (kind, name).
+
+    Clauses are indexed only when a change asks for one (`Locator.at`): a 5,000-tool spec has
+    hundreds of thousands of clause spans and a review reads a few hundred of them.
+    """
+    index: dict[Key, m.Span] = {}
+    decls: dict[Key, m.Node] = {}
+    kinds: dict[type, str] = {m.Tier: "tier", m.Tool: "tool", m.Workflow: "workflow"}
+    for f in side.loaded.files:
+        body = f.body
+        if isinstance(body, m.Agent):
+            index.setdefault(("agent",), body.name.span)
+            index.setdefault(("version",), body.version.span)
+        for item in body.items:
+            kind = kinds.get(type(item))
+            if kind is not None:
+                decls.setdefault((kind, item.name.value), item)  # type: ignore[attr-defined]
+            elif isinstance(item, m.Owner):
+                index.setdefault(("owner",), item.span)
+            elif isinstance(item, m.Auth):
+                index.setdefault(("auth",), item.span)
+                index.setdefault(("admin",), item.admin_secret.span if item.admin_secret else item.span)
+            elif isinstance(item, m.Tenant):
+                index.setdefault(("tenant",), item.span)
+            elif isinstance(item, m.Store):
+                index.setdefault(("store", item.name.value), item.span)
+            elif isinstance(item, m.Identity):
+                index.setdefault(("identity", item.name.value), item.span)
+    return index, decls
+
+
+def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
     index: dict[Key, m.Span] = {}
 
     def put(key: Key, span: m.Span) -> None:
         index.setdefault(key, span)
 
-    for f in side.loaded.files:
-        body = f.body
-        if isinstance(body, m.Agent):
-            put(("agent",), body.name.span)
-            put(("version",), body.version.span)
-        for item in body.items:
-            if isinstance(item, m.Owner):
-                put(("owner",), item.span)
-            elif isinstance(item, m.Auth):
-                put(("auth",), item.span)
-                put(("admin",), item.admin_secret.span if item.admin_secret else item.span)
-            elif isinstance(item, m.Tenant):
-                put(("tenant",), item.span)
-            elif isinstance(item, m.Store):
-                put(("store", item.name.value), item.span)
-            elif isinstance(item, m.Identity):
-                put(("identity", item.name.value), item.span)
-            elif isinstance(item, m.Tier):
-                _tier_spans(put, item)
-            elif isinstance(item, m.Tool):
-                _tool_spans(put, item)
-            elif isinstance(item, m.Workflow):
-                _workflow_spans(put, item)
+    if isinstance(decl, m.Tier):
+        _tier_spans(put, decl)
+    elif isinstance(decl, m.Tool):
+        _tool_spans(put, decl)
+    elif isinstance(decl, m.Workflow):
+        _workflow_spans(put, decl)
     return index
 
 
@@ -117,9 +132,22 @@ class Locator:
 
     def __init__(self, side: Side) -> None:
         self.side = side
-        self.index = span_index(side)
+        self.index, self.decls = span_index(side)
+        self.done: set[Key] = set()
+
+    @classmethod
+    def of(cls, side: Side) -> Locator:
+        """One locator per side, shared by every stage of a review."""
+        if not isinstance(side.locator, Locator):
+            side.locator = cls(side)
+        return side.locator
 
     def at(self, *key: str) -> Location:
+        decl_key = key[:2]
+        if len(key) >= 2 and decl_key not in self.done and decl_key in self.decls:
+            self.done.add(decl_key)
+            for k, span in _clause_spans(self.decls[decl_key]).items():
+                self.index.setdefault(k, span)
         for n in range(len(key), 0, -1):
             span = self.index.get(key[:n])
             if span is not None:
@@ -145,9 +173,13 @@ class Comparison:
     def __init__(self, old: Side, new: Side) -> None:
         self.old, self.new = old, new
         self.o, self.n = old.spec, new.spec
-        self.old_at, self.new_at = Locator(old), Locator(new)
+        self.old_at, self.new_at = Locator.of(old), Locator.of(new)
         self.agent = new.spec.name
         self.changes: list[Change] = []
+        # A tool's and a workflow's table entries project every field of their resolved models, and
+        # plain dicts compare far faster than pydantic models: unchanged ones are skipped by them.
+        self.old_tools, self.new_tools = tb.tools(old.tables), tb.tools(new.tables)
+        self.old_wfs, self.new_wfs = tb.workflows(old.tables), tb.workflows(new.tables)
 
     def add(
         self,
@@ -296,7 +328,7 @@ class Comparison:
                 self.add("R0101", ("tool", name), f"tool `{name}` added (risk `{b.risk}`)")
             elif b is None:
                 self.add("R0102", ("tool", name), f"tool `{name}` removed")
-            elif a != b:
+            elif self.old_tools.get(name) != self.new_tools.get(name):
                 self.tool(name, a, b)
 
     def tool(self, name: str, a: m.RTool, b: m.RTool) -> None:
@@ -348,7 +380,7 @@ class Comparison:
                 self.add("R0201", ("workflow", name), f"workflow `{name}` added")
             elif b is None:
                 self.add("R0202", ("workflow", name), f"workflow `{name}` removed")
-            elif a != b:
+            elif self.old_wfs.get(name) != self.new_wfs.get(name):
                 self.workflow(name, a, b)
 
     def workflow(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:

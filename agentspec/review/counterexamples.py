@@ -80,8 +80,8 @@ def pairs_to_decide(old: tb.Tables, new: tb.Tables) -> list[tuple[str, str]]:
         a, b = ow.get(w), nw.get(w)
         enforced = all(x is None or x["mode"] == "enforce" for x in (a, b))
         reachable = set((a or {}).get("tools", [])) | set((b or {}).get("tools", []))
-        candidates = all_tools if everything or a != b else changed_tools
-        pairs.extend((w, t) for t in sorted(candidates) if not enforced or t in reachable)
+        candidates = set(all_tools) if everything or a != b else changed_tools
+        pairs.extend((w, t) for t in sorted(candidates & reachable if enforced else candidates))
     return pairs
 
 
@@ -89,7 +89,7 @@ def verdicts(old: Side, new: Side) -> list[Change]:
     """R0001 for every (workflow, tool) that gains a host where it executes; R0002 for every one that loses one."""
     o, n = old.tables, new.tables
     ow, nw, ot, nt = tb.workflows(o), tb.workflows(n), tb.tools(o), tb.tools(n)
-    old_at, new_at = Locator(old), Locator(new)
+    old_at, new_at = Locator.of(old), Locator.of(new)
     changes: list[Change] = []
     for w, t in pairs_to_decide(o, n):
         hosts = _hosts([ow.get(w), nw.get(w)], [ot.get(t), nt.get(t)])

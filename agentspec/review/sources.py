@@ -33,6 +33,7 @@ class Side:
     tables: Tables
     loaded: Loaded
     prefix: str = ""  # a scratch directory to strip from span file names
+    locator: object = None  # the side's `compare.Locator`, made once on first use
 
     def display(self, path: str) -> str:
         if self.prefix and path.startswith(self.prefix):
