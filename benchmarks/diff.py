@@ -98,14 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     bump = found.pop("R0003", 0)
     # Each workflow given a host lets each of its 10 tools call there: one R0001 per (workflow, tool).
     ok_changes = found == expect and verdicts == 10 * expect["R0205"] and bump == 1
-    med = {k: statistics.median(v) for k, v in (("load+check", checks), ("review", reviews), ("render", renders))}
-    for k, v in med.items():
-        print(
-            f"  {k:<11} median {v * 1000:8.1f} ms  (min {min(dict(zip(med, (checks, reviews, renders)))[k]) * 1000:.1f})"
-        )
-    print(
-        f"  changes     {sum(found.values())} field changes {dict(sorted(found.items()))}, {verdicts} R0001, {bump} R0003"
-    )
+    runs = {"load+check": checks, "review": reviews, "render": renders}
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for k, v in runs.items():
+        print(f"  {k:<11} median {med[k] * 1000:8.1f} ms  (min {min(v) * 1000:.1f} ms)")
+    fields = dict(sorted(found.items()))
+    print(f"  changes     {sum(found.values())} field changes {fields}, {verdicts} R0001, {bump} R0003")
     total = med["review"] + med["render"]
     bar = total < BAR_S
     print(f"  review+render median {total:.3f} s < {BAR_S} s: {'PASS' if bar else 'FAIL'}")
