@@ -353,3 +353,9 @@ def test_snapshot_of_a_bad_spec(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad.write_text("agent x version 1 {")
     assert main(["snapshot", str(bad)]) == 2
     assert "error[E0001]" in capsys.readouterr().err
+
+
+def test_snapshot_skips_a_library(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert main(["snapshot", "--check", str(root / "specs" / "shared" / "billing_tools.agent")]) == 0
+    assert "a library" in capsys.readouterr().out
