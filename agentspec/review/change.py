@@ -88,7 +88,8 @@ class Review:
         kinds = {c.classification for c in self.changes}
         if "mixed" in kinds or {"widening", "narrowing"} <= kinds:
             return "mixed"
-        for kind in ("widening", "narrowing"):
-            if kind in kinds:
-                return kind  # type: ignore[return-value]
+        if "widening" in kinds:
+            return "widening"
+        if "narrowing" in kinds:
+            return "narrowing"
         return "neutral"

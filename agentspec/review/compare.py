@@ -38,9 +38,8 @@ def span_index(side: Side) -> tuple[dict[Key, m.Span], dict[Key, m.Node]]:
             index.setdefault(("agent",), body.name.span)
             index.setdefault(("version",), body.version.span)
         for item in body.items:
-            kind = kinds.get(type(item))
-            if kind is not None:
-                decls.setdefault((kind, item.name.value), item)  # type: ignore[attr-defined]
+            if isinstance(item, (m.Tier, m.Tool, m.Workflow)):
+                decls.setdefault((kinds[type(item)], item.name.value), item)
             elif isinstance(item, m.Owner):
                 index.setdefault(("owner",), item.span)
             elif isinstance(item, m.Auth):
@@ -149,9 +148,9 @@ class Locator:
             for k, span in _clause_spans(self.decls[decl_key]).items():
                 self.index.setdefault(k, span)
         for n in range(len(key), 0, -1):
-            span = self.index.get(key[:n])
-            if span is not None:
-                return Location(self.side.display(span.file), span.line, span.column)
+            found = self.index.get(key[:n])
+            if found is not None:
+                return Location(self.side.display(found.file), found.line, found.column)
         span = self.index[("agent",)]
         return Location(self.side.display(span.file), span.line, span.column)
 
@@ -339,8 +338,13 @@ class Comparison:
                 "R0103" if direction == "widening" else "R0104", (*s, "risk"), f"tool `{name}` risk", a.risk, b.risk
             )
         if a.read_only != b.read_only:
-            code = "R0105" if b.read_only else "R0106"
-            self.add(code, (*s, "read_only"), f"tool `{name}` read-only", a.read_only, b.read_only)
+            self.add(
+                "R0105" if b.read_only else "R0106",
+                (*s, "read_only"),
+                f"tool `{name}` read-only",
+                a.read_only,
+                b.read_only,
+            )
         code = cl.optional_code(a.idempotency_key, b.idempotency_key, removed="R0107", added="R0108", changed="R0109")
         if code:
             self.add(code, (*s, "idempotency"), f"tool `{name}` idempotency key", a.idempotency_key, b.idempotency_key)
@@ -443,8 +447,8 @@ class Comparison:
             )
 
     def routes(self, name: str, a: m.RWorkflow, b: m.RWorkflow) -> None:
-        ra = {**dict(a.routes), "turns": a.turn_tier}
-        rb = {**dict(b.routes), "turns": b.turn_tier}
+        ra: dict[str, str] = {**dict(a.routes), "turns": a.turn_tier}
+        rb: dict[str, str] = {**dict(b.routes), "turns": b.turn_tier}
         if ra == rb:
             return
         directions: list[str] = []
@@ -467,7 +471,7 @@ class Comparison:
         )
 
 
-def _routes(routes: dict[str, str | None]) -> str:
+def _routes(routes: dict[str, str]) -> str:
     return ", ".join(f"{k}->{v}" for k, v in sorted(routes.items()))
 
 

@@ -75,7 +75,7 @@ def pairs_to_decide(old: tb.Tables, new: tb.Tables) -> list[tuple[str, str]]:
     all_tools = sorted(ot.keys() | nt.keys())
     changed_tools = {t for t in all_tools if ot.get(t) != nt.get(t)}
     everything = tb.shared(old) != tb.shared(new)
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for w in sorted(ow.keys() | nw.keys()):
         a, b = ow.get(w), nw.get(w)
         enforced = all(x is None or x["mode"] == "enforce" for x in (a, b))
