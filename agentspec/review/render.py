@@ -240,11 +240,13 @@ def human(reviews: list[Review], color: bool = False, width: int = 100) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
     for review in reviews:
-        console.print(
-            f"[bold]{escape(review.agent)}[/]: {escape(review.old_label)} -> {escape(review.new_label)}: "
-            f"[{_STYLE[review.classification]}]{review.classification}[/] ({_counts(review)})",
-            soft_wrap=True,
+        verdict = (
+            f"[{_STYLE[review.classification]}]{review.classification}[/] ({_counts(review)})"
+            if review.changes
+            else "no change of meaning"
         )
+        sides = f"{escape(review.old_label)} -> {escape(review.new_label)}"
+        console.print(f"[bold]{escape(review.agent)}[/]: {sides}: {verdict}", soft_wrap=True)
         for c in review.changes:
             accepted = review.accepted.get(c.fingerprint)
             tag = f"{c.classification}, accepted" if accepted else c.classification

@@ -105,7 +105,12 @@ def revision_tree(root: str, rev: str) -> Iterator[str]:
     check_revision(root, rev)
     with tempfile.TemporaryDirectory(prefix="agentspec-base-") as tmp:
         for name in agent_files_at(root, rev):
-            data = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, check=True).stdout
+            done = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=root, capture_output=True, check=False)
+            if done.returncode != 0:
+                raise InputError(
+                    f"cannot read `{name}` at revision `{rev}`: {done.stderr.decode(errors='replace').strip()}"
+                )
+            data = done.stdout
             target = os.path.join(tmp, name)
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as out:

@@ -188,6 +188,12 @@ def test_human_output_names_both_sides(capsys: pytest.CaptureFixture[str]) -> No
     assert "counterexample: workflow `help` calls tool `unnotify`" in out
 
 
+def test_human_output_says_when_nothing_changed(capsys: pytest.CaptureFixture[str]) -> None:
+    same = Path(__file__).parent / "same" / "reordered.agent"
+    assert main(["diff", str(PAIRS / "base.agent"), str(same), "--fail-on", "any"]) == 0
+    assert capsys.readouterr().out.endswith(": no change of meaning\n")
+
+
 def test_explain_a_change_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "r0207"]) == 0
     assert capsys.readouterr().out.startswith("R0207: enforce to shadow (widening)")
