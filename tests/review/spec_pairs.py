@@ -59,14 +59,14 @@ def meanings(draw: st.DrawFn) -> Meaning:
     return tools, wfs
 
 
-def render(meaning: Meaning) -> str:
-    """The `.agent` text of a drawn meaning, adjusted so that it checks."""
+def render(meaning: Meaning, small_clears: str = "medium") -> str:
+    """The `.agent` text of a drawn meaning, adjusted so that it checks; `small_clears` varies a shared table."""
     tools, wfs = meaning
     out = [
         "agent drawn version 1 {",
         "  auth bearer secret API_TOKENS",
         '  tenant header "x-tenant-id"',
-        '  model tier small { primary "@cf/openai/gpt-oss-20b" clears risk medium }',
+        f'  model tier small {{ primary "@cf/openai/gpt-oss-20b" clears risk {small_clears} }}',
         '  model tier big { primary "@cf/openai/gpt-oss-120b" clears risk high }',
     ]
     for name, t in sorted(tools.items()):
@@ -107,4 +107,5 @@ def spec_pairs(draw: st.DrawFn) -> tuple[str, str]:
     if draw(st.booleans()):  # often NEW is OLD with a few parts redrawn
         tools = {**old_tools, **{n: tools[n] for n in list(tools)[:1]}}
         wfs = {**old_wfs, **{n: wfs[n] for n in list(wfs)[:1]}}
-    return render((old_tools, old_wfs)), render((tools, wfs))
+    clears = st.sampled_from(["medium", "high"])  # a tier's clearance: read by every decision (shadow mode)
+    return render((old_tools, old_wfs), draw(clears)), render((tools, wfs), draw(clears))

@@ -10,12 +10,14 @@ R0002 for narrowings, and every counterexample it gives must be one.
 
 from __future__ import annotations
 
+from unittest import mock
 from urllib.parse import urlsplit
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentspec.policy import evaluate_tool_call
+from agentspec import policy
+from agentspec.model import RISK_ORDER
 from agentspec.review import review
 from agentspec.review.sources import side_from_text
 from tests.review.spec_pairs import HOSTS, TOOLS, WORKFLOWS, meanings, render, spec_pairs
@@ -28,8 +30,8 @@ URLS = [
 ]
 
 
-def _executes(policy: dict, w: str, t: str, url: str) -> bool:  # type: ignore[type-arg]
-    return evaluate_tool_call(policy, w, t, url)["decision"] != "deny"
+def _executes(tables: dict, w: str, t: str, url: str) -> bool:  # type: ignore[type-arg]
+    return policy.evaluate_tool_call(tables, w, t, url)["decision"] != "deny"
 
 
 def _brute_force(old: dict, new: dict) -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]]]:  # type: ignore[type-arg]
@@ -48,11 +50,11 @@ def _brute_force(old: dict, new: dict) -> tuple[set[tuple[str, str, str]], set[t
 def _named(old: dict, new: dict, w: str, t: str) -> set[str]:  # type: ignore[type-arg]
     """The hosts a (workflow, tool) names on either side: its outbound entries and the tool's URL."""
     named = set()
-    for policy in (old, new):
-        for entry in policy["workflows"].get(w, {}).get("outbound", []):
+    for tables in (old, new):
+        for entry in tables["workflows"].get(w, {}).get("outbound", []):
             named.add(urlsplit("//" + entry).hostname or "")
-        if t in policy["tools"]:
-            named.add(urlsplit(policy["tools"][t]["url"]).hostname or "")
+        if t in tables["tools"]:
+            named.add(urlsplit(tables["tools"][t]["url"]).hostname or "")
     return named
 
 
@@ -73,6 +75,34 @@ def _reported(changes: list, code: str, old: dict, new: dict) -> set[tuple[str, 
 @given(spec_pairs())
 @settings(max_examples=150, deadline=None)
 def test_widening_reported_exactly_when_the_evaluator_shows_one(pair: tuple[str, str]) -> None:
+    _check_soundness(pair)
+
+
+_EVALUATOR = policy.evaluate_tool_call
+
+
+def _strict_shadow(tables: dict, workflow: str, tool: str, url: str | None = None) -> policy.Verdict:  # type: ignore[type-arg]
+    """Shadow mode as it is being changed: a would-be denial runs only for a read-only tool within the
+    workflow's tier clearance; anything else is denied for real."""
+    verdict = _EVALUATOR(tables, workflow, tool, url)
+    if verdict["decision"] != "shadow_deny":
+        return verdict
+    wf, t = tables["workflows"][workflow], tables["tools"][tool]
+    clearance = tables["tiers"][wf["turn_tier"]]["clearance"]
+    if t["read_only"] and RISK_ORDER[t["risk"]] <= RISK_ORDER[clearance]:
+        return verdict
+    return {"decision": "deny", "rule": verdict["rule"], "reason": verdict["reason"]}
+
+
+@given(spec_pairs())
+@settings(max_examples=100, deadline=None)
+def test_soundness_follows_the_evaluator_when_shadow_mode_changes(pair: tuple[str, str]) -> None:
+    # The review reads decisions only through the evaluator, so a stricter shadow mode needs no change here.
+    with mock.patch.object(policy, "evaluate_tool_call", _strict_shadow):
+        _check_soundness(pair)
+
+
+def _check_soundness(pair: tuple[str, str]) -> None:
     old_text, new_text = pair
     old, new = side_from_text(old_text, "old.agent"), side_from_text(new_text, "new.agent")
     result = review(old, new)
