@@ -230,13 +230,17 @@ class Comparison:
         if o.tenant_header != n.tenant_header:
             self.add("R0803", ("tenant",), "tenant header changed", o.tenant_header, n.tenant_header)
         if set(o.stores) != set(n.stores):
+            # Point at a store that changed on each side (the agent's name when a side has none).
+            first_new = min(set(n.stores) - set(o.stores), default=("", ""))[0]
+            first_old = min(set(o.stores) - set(n.stores), default=("", ""))[0]
             self.add(
                 "R0804",
                 ("stores",),
                 "stores changed",
                 [f"{k} {s}" for s, k in o.stores],
                 [f"{k} {s}" for s, k in n.stores],
-                where=("agent",),
+                where=("store", first_new) if first_new else ("agent",),
+                old_where=("store", first_old) if first_old else ("agent",),
             )
 
     # ── tiers ──
