@@ -114,3 +114,31 @@ class ChatPanel(_Shown):
             else:
                 lines.append(f"<div style='margin-left:1em;color:crimson'>{esc(t.headline())}</div>")
         return "<div class='agentspec-chat'>" + "".join(lines) + "</div>"
+
+
+class PiiPreview(_Shown):
+    """Paste text, pick a workflow, see what its `pii mask` would persist (`agentspec.pii`, the runtime's
+    semantics). `preview(text)` does what typing does."""
+
+    def __init__(self, checked: Checked, workflow: str | None = None, text: str = "") -> None:
+        from agentspec.workbench.pii_preview import MaskPreview, preview
+
+        self.checked = checked
+        self._preview = preview
+        names = [wf.name for wf in checked.spec.workflows]
+        self.workflow = w.Dropdown(options=names, value=workflow or names[0], description="workflow")
+        self.area = w.Textarea(value=text, layout=w.Layout(width="100%", height="120px"))
+        self.shown = w.HTML()
+        self.result: MaskPreview | None = None
+        self.area.observe(lambda change: self.preview(change["new"]), names="value")
+        self.workflow.observe(lambda change: self.preview(self.area.value), names="value")
+        self.box = w.VBox([self.workflow, self.area, self.shown])
+        self.preview(text)
+
+    def preview(self, text: str) -> Any:
+        if self.area.value != text:
+            self.area.value = text  # the observer comes back here
+            return self.result
+        self.result = self._preview(self.checked, self.workflow.value, text)
+        self.shown.value = self.result._repr_html_()
+        return self.result
