@@ -21,6 +21,7 @@ from agentspec.check import check
 from agentspec.gcpause import paused
 from agentspec.load import load as _load
 from agentspec.load import load_text as _load_text
+from agentspec.workbench import charts
 from agentspec.workbench.live import LiveAgent, Turn, serve
 from agentspec.workbench.scripted_model import ANY, Cue, ScriptedModel
 from agentspec.workbench.tool_stub import ToolAnswer, ToolStub
@@ -37,6 +38,7 @@ __all__ = [
     "ToolAnswer",
     "ToolStub",
     "Turn",
+    "charts",
     "load",
     "load_text",
     "serve",
