@@ -106,3 +106,21 @@ def test_prototype_notebook_runs_and_shows_a_live_turn(tmp_path: Path) -> None:
     assert probe_out["persisted"] == "I'm Ann ([email], [phone]), card [card]."
     assert probe_out["running"] is False and probe_out["pidfile"] is False  # the last cell stopped it
     assert probe_out["python"] == sys.executable  # the kernel is the venv's ipykernel, not another Python
+
+    # A static export shows the chart with no network: the PNG is inside the HTML, not linked.
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter(embed_images=True).from_notebook_node(nb)
+    assert html.count("data:image/png;base64,") >= 1
+
+
+def test_notebooks_are_stored_without_outputs() -> None:
+    """Stored notebooks hold no outputs or execution counts, so a diff shows only what a person changed."""
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert NOTEBOOK in notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: cell `{cell.id}`"
