@@ -188,6 +188,7 @@ class LiveAgent:
         self.pidfile = self.workdir / "wrangler.pid"
         self.server: DevServer | None = None
         self.turns: list[Turn] = []
+        self._at_exit = False
         self._seen: dict[tuple[str, str], int] = {}  # (tenant, session) -> last decision seq pulled
 
     # ── lifecycle ──────────────────────────────────────────────────────────
@@ -220,7 +221,9 @@ class LiveAgent:
         self.server = DevServer(
             self.project, self.workdir / "state", self.workdir / "wrangler.log", toolchain=self.toolchain
         )
-        atexit.register(self.stop)
+        if not self._at_exit:
+            atexit.register(self.stop)  # a kernel that exits normally leaves no wrangler behind
+            self._at_exit = True
         try:
             self.server.start(timeout)
         finally:

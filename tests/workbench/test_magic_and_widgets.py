@@ -76,3 +76,32 @@ def test_intent_is_cut_as_javascript_cuts_it() -> None:
     assert js_slice("é" * 300, 200) == "é" * 200
     checked = wb.load(SUPPORT)
     assert preview(checked, "orders", "x" * 250).intent == "x" * 200
+
+
+class _Agent:
+    """Just what ChatPanel reads of a LiveAgent: its spec and `turn`; answers with markup the model wrote."""
+
+    def __init__(self) -> None:
+        self.spec = wb.load(SUPPORT).spec
+
+    def turn(self, session: str, workflow: str, text: str) -> wb.Turn:
+        if text == "fail":
+            error = {"error": {"code": "models_unavailable", "message": "x"}}
+            return wb.Turn(session, workflow, text, 503, error, None)
+        body = {"turn": 1, "output": "<script>steal()</script>", "model": "m", "decisions": []}
+        trace = {"tier": "low", "gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 3, "cost_usd": 0.5}
+        return wb.Turn(session, workflow, text, 200, body, trace)
+
+
+def test_chat_panel_shows_turns_escaped() -> None:
+    from agentspec.workbench.widgets import ChatPanel
+
+    panel = ChatPanel(_Agent(), workflow="refunds")  # type: ignore[arg-type]
+    assert panel.send("   ") is None and panel.turns == []
+    turn = panel.send("<b>hi</b>")
+    assert turn is not None and turn.workflow == "refunds" and panel.message.value == ""
+    for markup in (panel.transcript.value, panel.detail.value):
+        assert "<script>" not in markup and "<b>hi" not in markup and "&lt;script&gt;" in markup
+    assert "tier low, 7+3 tokens, $0.500000" in panel.transcript.value
+    panel.send("fail")
+    assert "HTTP 503 models_unavailable" in panel.transcript.value
