@@ -1,6 +1,7 @@
 # The two commands a newcomer needs:
 #   make demo   set up, check every example spec, compile the support desk agent and show the result
 #   make test   set up, then run every test: Python, the TypeScript runtime in workerd, generated projects
+#   make workbench  set up (the workbench extra included), then open JupyterLab on notebooks/
 #
 # Everything installs from the project's own files: pyproject.toml for Python,
 # codegen/cloudflare/package.json + package-lock.json for the Node toolchain (Node 22 from npm,
@@ -17,7 +18,7 @@ export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_HIDE_BANNER := true
 
-.PHONY: setup node-setup demo test lint clean
+.PHONY: setup node-setup demo test lint clean workbench
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,11 @@ demo: setup
 	@echo
 	@echo "Generated project ($(DEMO_OUT)):"
 	@cd $(DEMO_OUT) && find . -type f -not -path './node_modules/*' | sort | sed 's|^\./|  |'
+
+# The prototype notebook runs a compiled agent under wrangler dev, hence node-setup. JupyterLab listens on
+# loopback only and prints its URL (with its token) instead of opening a browser.
+workbench: setup node-setup
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
 lint: setup
 	$(BIN)/ruff check .
