@@ -181,7 +181,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     with paused():
         files = emit(result.spec)
     try:
-        write(files, outdir, force=force)
+        report = write(files, outdir, force=force)
     except OutputRefused as exc:
         sys.stderr.write(f"agentspec: refused: {exc}\n")
         return EXIT_ERRORS
@@ -192,6 +192,11 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     print(f"compiled `{result.spec.name}` v{result.spec.version} -> {outdir}/ ({len(files)} files)")
     print(f"  workflows: {', '.join(workflows)}")
     print(f"  spec hash: {spec_hash(result.spec)}")
+    if report.kept:
+        print(f"  kept:      {', '.join(report.kept)} (yours: agentspec never touches them)")
+    for label, paths in (("replaced", report.replaced), ("removed", report.removed)):
+        for path in paths:
+            print(f"  {label}:  {path} (--force)")
     print("  run it:    cd " + outdir + " && npm ci && cp .dev.vars.example .dev.vars && npm run dev")
     return EXIT_OK
 
