@@ -28,6 +28,7 @@ from agentspec.emit import emit
 from agentspec.load import load
 from agentspec.model import RSpec
 from agentspec.output import OutputRefused, write
+from agentspec.policy import spec_hash
 from agentspec.workbench.scripted_model import ScriptedModel
 from agentspec.workbench.tool_stub import ToolStub
 
@@ -90,9 +91,9 @@ class DevLoop:
         assert self.build is not None
         return Path(self.outdir or f"out/{self.build.spec.name}")
 
-    def _compile(self, build: Build) -> None:
+    def _compile(self, build: Build, in_place: bool = False) -> None:
         self.build = build
-        report = write(emit(build.spec), str(self.project))
+        report = write(emit(build.spec), str(self.project), in_place=in_place)
         link = self.project / "node_modules"
         if not link.exists() and not link.is_symlink():
             link.symlink_to(self.toolchain.resolve(), target_is_directory=True)
@@ -116,7 +117,8 @@ class DevLoop:
         path.write_text(MARKER + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
 
     def _serve(self) -> None:
-        state = self.project / ".wrangler" / "state"
+        state = self.project / ".wrangler" / "state"  # where a plain `npm run dev` keeps it too
+        state.mkdir(parents=True, exist_ok=True)
         self.server = DevServer(self.project, state, self.project / ".wrangler" / "dev.log", toolchain=self.toolchain)
         self.server.start(timeout=90, port=self.port)
 
@@ -184,21 +186,41 @@ class DevLoop:
             return False
         self._stamps = self._mtimes(candidate.sources)
         previous = self.build
+        if spec_hash(candidate.spec) == spec_hash(previous.spec):
+            self.build = candidate
+            self.print("agentspec dev: the spec's meaning did not change; nothing to reload")
+            return True
         try:
-            self._compile(candidate)
+            self._compile(candidate, in_place=True)
         except OutputRefused as exc:
             self.build = previous
             self.print(f"agentspec dev: refused: {exc}\nthe last good build keeps running")
             return False
-        if self.server is not None:
-            self.server.stop()
-        try:
-            self._serve()
-        except DevServerError as exc:
-            self.print(f"agentspec dev: the new build does not start:\n{exc}")
-            return False
+        # wrangler dev watches the files it serves and rebuilds on its own; the new build is live once
+        # /healthz reports the new spec hash. A restart (same port, same state) only if it does not come.
+        if not self._serving(spec_hash(candidate.spec), timeout=20):
+            if self.server is not None:
+                self.server.stop()
+            try:
+                self._serve()
+            except DevServerError as exc:
+                self.print(f"agentspec dev: the new build does not start:\n{exc}")
+                return False
         self.print(f"agentspec dev: reloaded `{candidate.spec.name}` in {time.monotonic() - started:.1f}s")
         return True
+
+    def _serving(self, expected: str, timeout: float) -> bool:
+        if self.server is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.server.url}/healthz", timeout=2).json().get("spec_hash") == expected:
+                    return True
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        return False
 
     def run(self, poll: float = 0.5) -> None:
         while True:

@@ -113,8 +113,13 @@ def _plan(target: Path, files: dict[str, str], force: bool) -> tuple[list[str], 
     return keep, report
 
 
-def write(files: dict[str, str], outdir: str, force: bool = False) -> WriteReport:
-    """Write the project into OUTDIR atomically, keeping the user's files (see the module's docstring)."""
+def write(files: dict[str, str], outdir: str, force: bool = False, in_place: bool = False) -> WriteReport:
+    """Write the project into OUTDIR atomically, keeping the user's files (see the module's docstring).
+
+    `in_place` (for `agentspec dev`, whose running wrangler watches the files it serves) updates an existing
+    project file by file instead — each changed file replaced atomically, unchanged ones not touched — so the
+    watcher sees one edit per changed file rather than a directory swapped under it.
+    """
     target = Path(outdir)
     if target.exists() and not target.is_dir():
         raise OutputRefused(f"`{outdir}` exists and is not a directory")
@@ -122,6 +127,9 @@ def write(files: dict[str, str], outdir: str, force: bool = False) -> WriteRepor
     keep: list[str] = []
     if target.is_dir() and any(target.iterdir()):
         keep, report = _plan(target, files, force)
+        if in_place and (target / MANIFEST).exists():
+            _update_in_place(target, files)
+            return report
     parent = target.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
@@ -151,3 +159,19 @@ def write(files: dict[str, str], outdir: str, force: bool = False) -> WriteRepor
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def _update_in_place(target: Path, files: dict[str, str]) -> None:
+    old = _old_manifest(target) or {}
+    for rel, text in files.items():
+        dest = target / rel
+        data = text.encode()
+        if dest.is_file() and dest.read_bytes() == data:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.agentspec-tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    for rel in old:
+        if rel not in files:
+            (target / rel).unlink(missing_ok=True)

@@ -156,9 +156,10 @@ agent devloop version 1 {
   auth bearer secret API_TOKENS admin secret ADMIN_TOKEN
   tenant header "x-tenant-id"
   model tier low { primary "@cf/test/low" clears risk low }
-  workflow chat {
+  workflow chat class chat {
     route risk low -> tier low
     policy enforce
+    pii mask [email] before persist
   }
 }
 """
