@@ -205,3 +205,61 @@ def test_agentspec_dev_refuses_a_spec_with_errors(tmp_path: Path, capsys: pytest
     captured = capsys.readouterr()
     assert "error[" in captured.out and "the spec has errors; nothing is running" in captured.err
     assert not (tmp_path / "p").exists()
+
+
+def _logged(log: Path, line: str, timeout: float = 10) -> None:
+    """wrangler writes a Worker's console lines a moment after the response: wait for one before a stop."""
+    deadline = time.monotonic() + timeout
+    while line not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"not logged: {line}"
+        time.sleep(0.1)
+
+
+def test_misconfiguration_is_named_not_disguised(tmp_path: Path) -> None:
+    """No token map, no admin token, no INFERENCE_URL, an unreachable model: each said for what it is."""
+    from agentspec.check import check
+    from agentspec.devserver import DevServer, write_dev_vars
+    from agentspec.emit import emit, write
+    from agentspec.load import load
+
+    spec_path = tmp_path / "devloop.agent"
+    spec_path.write_text(SMALL)
+    spec = check(load(str(spec_path))).spec
+    assert spec is not None
+    project = tmp_path / "project"
+    write(emit(spec), str(project))
+    write_dev_vars(project, {"UNRELATED": "1"})  # none of the secrets, no INFERENCE_URL
+    server = DevServer(project, tmp_path / "state", tmp_path / "wrangler.log")
+    headers = {"authorization": "Bearer whatever", "x-tenant-id": "t"}
+    body = {"workflow": "chat", "input": "hi"}
+    try:
+        server.start(90)
+        turn = httpx.post(f"{server.url}/v1/sessions/s1/turns", json=body, headers=headers, timeout=30)
+        assert turn.status_code == 500, turn.text
+        assert turn.json()["error"]["code"] == "misconfigured"
+        assert "`API_TOKENS`" in turn.json()["error"]["message"]
+        traces = httpx.get(f"{server.url}/v1/traces", params={"session": "s1"}, headers=headers, timeout=30)
+        assert traces.status_code == 500 and "`ADMIN_TOKEN`" in traces.json()["error"]["message"]
+        _logged(tmp_path / "wrangler.log", "misconfigured: secret `API_TOKENS`")
+        _logged(tmp_path / "wrangler.log", "misconfigured: secret `ADMIN_TOKEN`")
+        server.stop()
+
+        write_dev_vars(project, {"API_TOKENS": json.dumps({"tok": "t"}), "ADMIN_TOKEN": "adm", "INFERENCE_URL": ""})
+        server.start(90)
+        ok_headers = {"authorization": "Bearer tok", "x-tenant-id": "t"}
+        turn = httpx.post(f"{server.url}/v1/sessions/s1/turns", json=body, headers=ok_headers, timeout=30)
+        assert turn.status_code == 500 and "set INFERENCE_URL" in turn.json()["error"]["message"], turn.text
+        assert turn.json()["error"]["code"] == "misconfigured"
+        _logged(tmp_path / "wrangler.log", "misconfigured: no inference backend")
+        server.stop()
+
+        dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+        write_dev_vars(project, {"API_TOKENS": json.dumps({"tok": "t"}), "ADMIN_TOKEN": "adm", "INFERENCE_URL": dead})
+        server.start(90)
+        turn = httpx.post(f"{server.url}/v1/sessions/s2/turns", json=body, headers=ok_headers, timeout=30)
+        assert turn.status_code == 503 and turn.json()["error"]["code"] == "models_unavailable"
+        port = dead.split(":")[2].split("/")[0]
+        assert f"@cf/test/low: cannot reach 127.0.0.1:{port}: " in turn.json()["error"]["message"], turn.text
+        _logged(tmp_path / "wrangler.log", f"every model failed at 127.0.0.1:{port}: @cf/test/low: cannot reach")
+    finally:
+        server.stop()
