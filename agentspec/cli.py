@@ -4,6 +4,7 @@
     agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
     agentspec explain CODE                                the long explanation of a diagnostic code
     agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
+    agentspec dev SPEC [-o OUTDIR] [--port N]             run it locally, rebuilt and reloaded on every spec change
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
@@ -54,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR agentspec did not create")
     compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
+    dev = commands.add_parser(
+        "dev", help="compile a spec, run it locally under wrangler dev, and rebuild when the spec changes"
+    )
+    dev.add_argument("spec", metavar="SPEC")
+    dev.add_argument("-o", "--out", default=None, metavar="OUTDIR", help="the project directory (default: out/AGENT)")
+    dev.add_argument("--port", type=int, default=8787, help="the loopback port to serve on (default: %(default)s)")
+    dev.add_argument(
+        "--inference-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible endpoint (default: a scripted loopback model that ships with agentspec)",
+    )
+    dev.add_argument(
+        "--tools",
+        choices=["stub", "real"],
+        default="stub",
+        help="send tool calls to a loopback stub, or to the tools' real hosts (default: %(default)s)",
+    )
+
     explain = commands.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code", metavar="CODE")
 
@@ -93,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compile(args.spec, args.out, args.force, args.color)
     if args.command in ("diff", "snapshot"):
         return review_cli.run(args)
+    if args.command == "dev":
+        return _dev(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -187,7 +209,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     with paused():
         files = emit(result.spec)
     try:
-        write(files, outdir, force=force)
+        report = write(files, outdir, force=force)
     except OutputRefused as exc:
         sys.stderr.write(f"agentspec: refused: {exc}\n")
         return EXIT_ERRORS
@@ -198,7 +220,29 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
     print(f"compiled `{result.spec.name}` v{result.spec.version} -> {outdir}/ ({len(files)} files)")
     print(f"  workflows: {', '.join(workflows)}")
     print(f"  spec hash: {spec_hash(result.spec)}")
+    if report.kept:
+        print(f"  kept:      {', '.join(report.kept)} (yours: agentspec never touches them)")
+    for label, paths in (("replaced", report.replaced), ("removed", report.removed)):
+        for path in paths:
+            print(f"  {label}:  {path} (--force)")
     print("  run it:    cd " + outdir + " && npm ci && cp .dev.vars.example .dev.vars && npm run dev")
+    return EXIT_OK
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from agentspec.dev import DevError, DevLoop
+
+    loop = DevLoop(args.spec, args.out, port=args.port, inference_url=args.inference_url, tools=args.tools)
+    try:
+        loop.start()
+        loop.run()
+    except DevError as exc:
+        sys.stderr.write(f"agentspec: {exc}\n")
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("agentspec dev: stopped")
+    finally:
+        loop.stop()
     return EXIT_OK
 
 

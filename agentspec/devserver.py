@@ -89,8 +89,8 @@ class DevServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
-        self.port = free_port()
+    def start(self, timeout: float = 60.0, port: int | None = None) -> None:
+        self.port = port or free_port()
         bin_dir = self.toolchain / ".bin"
         env = {**os.environ, **QUIET, **self.extra_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
         argv = [

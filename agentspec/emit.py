@@ -1,32 +1,35 @@
 """Emit a Cloudflare project: the resolved model in, a mapping of relative path to file text out.
 
-`emit` is pure and deterministic (same spec, same compiler, same bytes); `write` puts the
-files in place atomically. Everything spec-specific is lowered here into plain values and
-TypeScript/JSON literals, so the templates under codegen/cloudflare/templates only loop
-and branch. Every spec string reaching TypeScript or JSON crosses one boundary: `lit`.
+`emit` is pure and deterministic (same spec, same compiler, same bytes); `write`
+(agentspec/output.py) puts the files in place atomically, keeping the user's own files.
+Everything spec-specific is lowered here into plain values and TypeScript/JSON literals,
+so the templates under codegen/cloudflare/templates only loop and branch.
+Every spec string reaching TypeScript or JSON crosses one boundary: `lit`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from agentspec import __version__
 from agentspec import model as m
+
+# Writing the files into a directory (and keeping the user's) is agentspec/output.py; re-exported here.
+from agentspec.output import MANIFEST as MANIFEST
+from agentspec.output import OutputRefused as OutputRefused
+from agentspec.output import WriteReport as WriteReport
+from agentspec.output import write as write
 from agentspec.policy import binding_name, tables, workflow_binding
 
 CODEGEN = Path(__file__).resolve().parent.parent / "codegen" / "cloudflare"
 if not CODEGEN.exists():  # installed as a wheel: codegen ships inside the package
     CODEGEN = Path(__file__).resolve().parent / "codegen" / "cloudflare"
 
-MANIFEST = ".agentspec-manifest.json"
 
 # The compatibility date every generated Worker pins: the newest the pinned workerd supports.
 # https://developers.cloudflare.com/workers/configuration/compatibility-dates/
@@ -326,6 +329,10 @@ def emit(spec: m.RSpec) -> dict[str, str]:
         ".dev.vars.example": _render("dev.vars.example.j2", **context),
         # `node_modules` without a slash: a symlink to a shared toolchain install is ignored too.
         ".gitignore": "node_modules\n.wrangler/\n.dev.vars\ndist/\n",
+        # wrangler reads its own settings from `.env`: a plain `npm run dev` stays offline (no request for
+        # the `cf` object, no metrics). With a `.dev.vars` present, `.env` does not reach the Worker's `env`.
+        # https://developers.cloudflare.com/workers/wrangler/system-environment-variables/
+        ".env": "CLOUDFLARE_CF_FETCH_ENABLED=false\nWRANGLER_SEND_METRICS=false\n",
         "policy/policy.json": json_file(policy),
         "src/index.ts": _render("index.ts.j2", **context),
         "src/env.ts": _render("env.ts.j2", **context),
@@ -344,48 +351,3 @@ def emit(spec: m.RSpec) -> dict[str, str]:
     }
     files[MANIFEST] = json_file(manifest)
     return dict(sorted(files.items()))
-
-
-# ───────────────────────────── writing ─────────────────────────────
-
-
-class OutputRefused(Exception):
-    """OUTDIR exists, is not empty, and agentspec did not create it (no --force)."""
-
-
-def write(files: dict[str, str], outdir: str, force: bool = False) -> None:
-    """Write the project into OUTDIR atomically: all files or none.
-
-    The files go to a temporary directory beside OUTDIR, which then replaces it in one
-    rename; a failure at any point leaves OUTDIR as it was. A non-empty OUTDIR that holds
-    no agentspec manifest is refused unless `force`. A `node_modules` already in OUTDIR is
-    carried over, so recompiling does not cost a new `npm install`.
-    """
-    target = Path(outdir)
-    if target.exists() and not target.is_dir():
-        raise OutputRefused(f"`{outdir}` exists and is not a directory")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST).exists() and not force:
-        raise OutputRefused(f"`{outdir}` is not empty and was not created by agentspec; pass --force to replace it")
-    parent = target.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    try:
-        for path, text in files.items():
-            dest = staging / path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(text, encoding="utf-8", newline="\n")
-        keep = target / "node_modules"
-        if keep.is_symlink() or keep.is_dir():
-            os.rename(keep, staging / "node_modules")
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            os.rename(target, old / "out")
-            os.rename(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, target)
-    except BaseException:
-        if (staging / "node_modules").exists() and not (target / "node_modules").exists() and target.exists():
-            os.rename(staging / "node_modules", target / "node_modules")
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

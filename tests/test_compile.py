@@ -144,6 +144,7 @@ def test_project_layout(spec: Path) -> None:
     expected = {
         ".agentspec-manifest.json",
         ".dev.vars.example",
+        ".env",
         ".gitignore",
         "README.md",
         "package-lock.json",
@@ -451,21 +452,90 @@ def test_recompile_replaces_output_and_keeps_node_modules(
     else:
         (modules / ".bin").mkdir(parents=True)
         (modules / ".bin" / "tsc").write_text("#!/bin/sh\n")
-    (out / "src" / "stale.ts").write_text("export {};\n")  # a file the new output does not have
+    (out / "src" / "mine.ts").write_text("export {};\n")  # the user's own file, which no compile writes
     kept = _tree(modules) if kind == "directory" else None
 
     code, stdout, err = _compile(capsys, SUPPORT, "-o", str(out))
     assert (code, err) == (0, "")
     assert "compiled `support_desk` v3" in stdout
-    assert not (out / "src" / "stale.ts").exists()
+    assert (out / "src" / "mine.ts").read_text() == "export {};\n"
+    assert "kept:      node_modules, src/mine.ts" in stdout
     if kind == "symlink":
         assert modules.is_symlink() and modules.readlink() == tmp_path / "shared_modules"
         assert (modules / "marker").read_text() == "installed\n"
     else:
         assert not modules.is_symlink() and _tree(modules) == kept
-    tree = {p: d for p, d in _tree(out).items() if not p.startswith("node_modules")}
+    tree = {p: d for p, d in _tree(out).items() if not p.startswith("node_modules") and p != "src/mine.ts"}
     assert tree == {p: t.encode() for p, t in _emit(ROOT / SUPPORT).items()}
     assert sorted(_beside(out)) == sorted(["out", *(["shared_modules"] if kind == "symlink" else [])])
+
+
+# ── the ownership rule: files in the manifest are agentspec's, everything else is the user's ──
+
+
+def _user_state(out: Path) -> dict[str, bytes]:
+    """What a user keeps in a project: local variables, local state, a file of their own."""
+    (out / ".dev.vars").write_text("INFERENCE_URL=http://127.0.0.1:9999\nMY_OWN=1\n")
+    (out / ".wrangler" / "state" / "v3" / "do").mkdir(parents=True)
+    (out / ".wrangler" / "state" / "v3" / "do" / "session.sqlite").write_bytes(b"SQLite format 3\x00...")
+    (out / "notes" / "runbook.md").parent.mkdir()
+    (out / "notes" / "runbook.md").write_text("# on call\n")
+    return {p: d for p, d in _tree(out).items() if p == ".dev.vars" or p.startswith((".wrangler/", "notes/"))}
+
+
+def test_recompile_keeps_every_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _compile(capsys, "specs/ops_agent.agent", "-o", str(out))[0] == 0
+    theirs = _user_state(out)
+    code, stdout, err = _compile(capsys, SUPPORT, "-o", str(out))
+    assert (code, err) == (0, "")
+    assert {p: d for p, d in _tree(out).items() if p in theirs} == theirs
+    assert "kept:      .dev.vars, .wrangler, notes" in stdout
+    generated = {p: d for p, d in _tree(out).items() if p not in theirs}
+    assert generated == {p: t.encode() for p, t in _emit(ROOT / SUPPORT).items()}  # stale ops files are gone
+
+
+def test_an_edited_generated_file_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert _compile(capsys, SUPPORT, "-o", str(out))[0] == 0
+    theirs = _user_state(out)
+    (out / "src" / "index.ts").write_text("// my fix\n")
+    (out / "wrangler.jsonc").write_text("{}\n")
+    before = _tree(out)
+    code, stdout, err = _compile(capsys, "specs/ops_agent.agent", "-o", str(out))
+    assert (code, stdout) == (1, "")
+    assert "changed by hand" in err and "\n  src/index.ts\n  wrangler.jsonc\n" in err and "--force" in err
+    assert _tree(out) == before
+    assert _beside(out) == ["out"]
+
+    code, stdout, err = _compile(capsys, "specs/ops_agent.agent", "-o", str(out), "--force")
+    assert (code, err) == (0, "")
+    assert "replaced:  src/index.ts (--force)" in stdout and "replaced:  wrangler.jsonc (--force)" in stdout
+    assert {p: d for p, d in _tree(out).items() if p in theirs} == theirs
+    assert (out / "src" / "index.ts").read_text() == _emit(ROOT / "specs/ops_agent.agent")["src/index.ts"]
+
+
+def test_an_unedited_recompile_needs_no_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Recompiling the same spec twice, or a file edited back to what the compiler writes, is no conflict."""
+    out = tmp_path / "out"
+    assert _compile(capsys, SUPPORT, "-o", str(out))[0] == 0
+    assert _compile(capsys, SUPPORT, "-o", str(out))[0] == 0
+    (out / "README.md").write_text("mine\n")
+    (out / "README.md").write_text(_emit(ROOT / SUPPORT)["README.md"])
+    assert _compile(capsys, SUPPORT, "-o", str(out))[0] == 0
+
+
+def test_a_user_file_where_a_generated_one_goes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chat-only agent has no `src/workflows.ts`; the user's file of that name meets support_desk's."""
+    out = tmp_path / "out"
+    assert _compile(capsys, str(CHAT_ONLY), "-o", str(out))[0] == 0
+    (out / "src" / "workflows.ts").write_text("// mine\n")
+    before = _tree(out)
+    code, _, err = _compile(capsys, SUPPORT, "-o", str(out))
+    assert code == 1 and "\n  src/workflows.ts\n" in err
+    assert _tree(out) == before
+    code, stdout, _ = _compile(capsys, SUPPORT, "-o", str(out), "--force")
+    assert code == 0 and "replaced:  src/workflows.ts (--force)" in stdout
 
 
 @pytest.mark.parametrize("with_modules", [False, True], ids=["plain", "node_modules"])

@@ -6,6 +6,7 @@
 // it does not go through the tool outbound allowlist.
 
 import { AllModelsFailedError, PolicyError, type InferenceAttempt } from "./errors";
+import { HttpError } from "./http";
 import type { FetchLike } from "./guard";
 import type { Policy, Tier } from "./policy";
 
@@ -167,7 +168,8 @@ async function viaHttp(req: InferenceRequest, baseUrl: string, model: string, si
   try {
     res = await fetcher(url, { method: "POST", headers, body: JSON.stringify(body), signal });
   } catch (e) {
-    throw new AttemptFailure(describe(e), true);
+    const cause = describe(e);
+    throw new AttemptFailure(cause === "timeout" ? cause : `cannot reach ${hostOf(url)}: ${cause}`, true);
   }
   if (!res.ok) {
     await res.body?.cancel();
@@ -210,7 +212,8 @@ export async function runInference(req: InferenceRequest): Promise<InferenceResu
   const baseUrl = typeof req.env.INFERENCE_URL === "string" && req.env.INFERENCE_URL !== "" ? req.env.INFERENCE_URL : null;
   const ai = req.env.AI;
   if (baseUrl === null && !(isObject(ai) && typeof ai["run"] === "function")) {
-    throw new PolicyError("no inference backend: set INFERENCE_URL or bind Workers AI as AI");
+    console.error("agentspec: misconfigured: no inference backend (INFERENCE_URL unset, no Workers AI binding `AI`)");
+    throw new HttpError(500, "misconfigured", "no inference backend: set INFERENCE_URL or bind Workers AI as AI");
   }
   const attempts: InferenceAttempt[] = [];
   for (const model of tier.models) {
@@ -233,5 +236,19 @@ export async function runInference(req: InferenceRequest): Promise<InferenceResu
       if (!failure.retryable) break;
     }
   }
+  // The cause of each failure, logged where an operator looks first (wrangler's console, Workers Logs).
+  const where = baseUrl !== null ? ` at ${hostOf(baseUrl)}` : " (Workers AI)";
+  console.error(
+    `agentspec: tier \`${req.tier}\`: every model failed${where}: ` +
+      attempts.map((a) => `${a.model}: ${a.error ?? "error"}`).join("; "),
+  );
   throw new AllModelsFailedError(attempts);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "an unparseable INFERENCE_URL";
+  }
 }

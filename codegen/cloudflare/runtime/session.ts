@@ -10,6 +10,7 @@ import {
   AllModelsFailedError, messageOf, OutboundBlockedError, PolicyError, ToolError, type InferenceAttempt,
 } from "./errors";
 import { type FetchLike } from "./guard";
+import { HttpError } from "./http";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
@@ -433,7 +434,11 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
           cost_usd: null, input_tokens: usage.input, cached_tokens: usage.cached,
           denied: policyDenials(decisions), decisions: decisions.length }, decisions);
         return { ok: false, status: 503, code: "models_unavailable",
-          message: "every model of the tier failed; try again later", decisions };
+          message: `every model of the tier failed (${error.attempts.map((a) => `${a.model}: ${a.error ?? a.status ?? "error"}`).join("; ")}); try again later`, decisions };
+      }
+      if (error instanceof HttpError && error.code === "misconfigured") {
+        // Said to the caller as what it is; an error thrown across the RPC boundary would lose its class.
+        return { ok: false, status: error.status, code: error.code, message: error.message, decisions };
       }
       throw error;
     }

@@ -48,6 +48,12 @@ function tokenMap(source: string, name: string): Record<string, unknown> {
   return parsedTokens.tokens;
 }
 
+/** A secret the deployment must hold is not set: said as such (and logged), never as "the token is not valid". */
+function misconfigured(secret: string, what: string): HttpError {
+  console.error(`agentspec: misconfigured: secret \`${secret}\` (${what}) is not set`);
+  return new HttpError(500, "misconfigured", `secret \`${secret}\` (${what}) is not set on this deployment`);
+}
+
 /** Who is calling: 401 without a valid token, 403 when the tenant header names another tenant. */
 function authenticate(request: Request, env: AgentEnv, policy: Policy, adminOnly: boolean): Caller {
   const header = request.headers.get("authorization") ?? "";
@@ -56,12 +62,15 @@ function authenticate(request: Request, env: AgentEnv, policy: Policy, adminOnly
   const token = match[1]!;
   const claimed = request.headers.get(policy.auth.tenant_header);
   const admin = secretOf(env, policy.auth.admin_secret);
+  if (adminOnly && policy.auth.admin_secret && !admin) throw misconfigured(policy.auth.admin_secret, "the admin token");
   if (admin && sameSecret(token, admin)) {
     if (!claimed) throw new HttpError(400, "missing_tenant", `send the \`${policy.auth.tenant_header}\` header`);
     return { tenant: claimed, admin: true };
   }
   if (adminOnly) throw new HttpError(401, "unauthorized", "this route needs the admin token");
-  const tokens = tokenMap(secretOf(env, policy.auth.tokens_secret) ?? "{}", policy.auth.tokens_secret);
+  const source = secretOf(env, policy.auth.tokens_secret);
+  if (source === undefined) throw misconfigured(policy.auth.tokens_secret, "the token map (token -> tenant)");
+  const tokens = tokenMap(source, policy.auth.tokens_secret);
   let tenant: string | undefined;
   for (const [known, owner] of Object.entries(tokens)) {
     if (sameSecret(token, known) && typeof owner === "string") tenant = owner;

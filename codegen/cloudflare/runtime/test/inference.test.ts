@@ -94,7 +94,8 @@ describe("runInference over an OpenAI-compatible endpoint", () => {
     expect(r.text).toBe("ok");
     expect(r.attempts[0]).toMatchObject({ ok: false, error: "timeout" });
     expect(r.attempts[0]!.ms).toBeGreaterThanOrEqual(40);
-    expect(r.attempts[1]).toMatchObject({ ok: false, error: "Network connection lost." });
+    // The cause names the host it could not reach (what an operator needs first).
+    expect(r.attempts[1]).toMatchObject({ ok: false, error: "cannot reach 127.0.0.1:8788: Network connection lost." });
     expect(s.seen[0]!.signal).not.toBe(s.seen[1]!.signal); // a fresh timeout per attempt
   });
 
