@@ -3,7 +3,7 @@
     agentspec check FILE... [--format human|json|sarif]   0 clean (warnings allowed), 1 errors, 2 usage
     agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
     agentspec explain CODE                                the long explanation of a diagnostic code
-    agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
+    agentspec compile SPEC -o OUTDIR [--force] [--target cloudflare]   a deployable project, written atomically
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from agentspec import __version__
+from agentspec.targets import DEFAULT_TARGET, TARGETS
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     compile_.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR agentspec did not create")
     compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    compile_.add_argument(
+        "--target", choices=sorted(TARGETS), default=DEFAULT_TARGET, help="the platform to compile for"
+    )
 
     explain = commands.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code", metavar="CODE")
@@ -86,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compile":
-        return _compile(args.spec, args.out, args.force, args.color)
+        return _compile(args.spec, args.out, args.force, args.color, args.target)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -158,7 +162,7 @@ def _fmt(files: list[str], check_only: bool) -> int:
     return status
 
 
-def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
+def _compile(spec_path: str, outdir: str, force: bool, color: str, target: str = DEFAULT_TARGET) -> int:
     from agentspec.check import check
     from agentspec.diagnostics import has_errors, render_human, summary
     from agentspec.emit import OutputRefused, emit, write
@@ -179,7 +183,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
         sys.stderr.write(f"agentspec: `{spec_path}` is a library; compile the agent that imports it\n")
         return EXIT_ERRORS
     with paused():
-        files = emit(result.spec)
+        files = emit(result.spec, target=target)
     try:
         write(files, outdir, force=force)
     except OutputRefused as exc:

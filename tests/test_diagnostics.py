@@ -277,3 +277,18 @@ def test_valid_example_is_clean() -> None:
     _, result = _run(ROOT / "specs" / "support_desk.agent")
     assert result.diagnostics == []
     assert result.spec is not None
+
+
+# ───────────────────────────── the catalogue ─────────────────────────────
+
+
+def test_every_form_is_a_template_over_named_fields() -> None:
+    """A literal `{` in a form must be doubled; a field must be a plain name the checker passes."""
+    import string
+
+    for code in CODES.values():
+        for name, form in code.forms.items():
+            for text in (form.message, form.label, form.help or ""):
+                fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                assert all(f.isidentifier() for f in fields), (code.code, name, fields)
+                text.format(**{f: "x" for f in fields})
