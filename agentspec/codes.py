@@ -254,6 +254,58 @@ other clause.""",
         },
     ),
     Code(
+        "E0205",
+        "idempotency key that does not identify the change",
+        """An idempotency key built only from `{workflow}` and `{session}` is the same for
+every call of the tool in a session (the agent loop may call a tool many times) or in a
+task (two steps may call it). The remote service would take the second, distinct refund
+for a repeat of the first and drop it. Build the key from the arguments that identify the
+change as well, such as `idempotency key "{session}:{args.order_id}"`.""",
+        {
+            "workflow-only": Form(
+                "idempotency key of tool `{tool}` is the same for every call in {where}",
+                "constant for the workflow",
+                "build it from the session and an argument that identifies the change: {example}",
+            ),
+            "session-only": Form(
+                "idempotency key of tool `{tool}` is the same for two calls in one session of {where}",
+                "does not identify the change",
+                "add an argument that identifies the change: {example}",
+            ),
+        },
+    ),
+    Code(
+        "E0206",
+        "key or URL reads an optional argument",
+        """An idempotency key or a URL reads `{args.NAME}` (or `{NAME}`) of an argument
+declared optional (`NAME?: string`). A caller that leaves it out gets a key or URL with
+nothing in its place: two different calls could share a key, or the request goes to the
+wrong path. Make the argument required or leave it out of the template.""",
+        {
+            "optional": Form(
+                "the {what} of tool `{tool}` reads `{arg}`, an optional argument",
+                "may be left out",
+                "make it required (`{arg}: string`) or leave it out of the {what}",
+            ),
+        },
+    ),
+    Code(
+        "E0207",
+        "compensation that cannot get its arguments",
+        """A compensating tool runs with arguments the runtime takes, by name, from the
+original call's arguments and from its result. A required argument of the compensating
+tool that is in neither (not an argument of the original tool, not in its `returns`) can
+never be given: the rollback would never run. Declare it in the original tool's
+`returns`, or rename the argument to match.""",
+        {
+            "lacking": Form(
+                "tool `{tool}` is compensated by `{compensation}`, whose argument `{arg}` it neither takes nor returns",
+                "cannot be undone",
+                "declare `{arg}` in the `returns` of `{tool}`, or take it as an argument",
+            ),
+        },
+    ),
+    Code(
         "E0301",
         "host not in the outbound allowlist",
         """A tool reachable from a workflow (allowed or called by a step), or the SLO

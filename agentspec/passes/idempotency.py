@@ -26,6 +26,61 @@ def check(res: Resolution) -> Iterator[Diagnostic]:
     yield from _side_effect_clauses(res)
     compensating = yield from _compensations(res)
     yield from _reachable_without_key(res, reported=compensating)
+    yield from _keys_that_do_not_identify(res)
+    yield from _optional_in_key_or_url(res)
+    yield from _undoable(res)
+
+
+def _keys_that_do_not_identify(res: Resolution) -> Iterator[Diagnostic]:
+    """E0205: a key built only from `{workflow}` and `{session}` is one key for every call the model or a task
+    makes in a session, so a second, distinct change (another refund) would be taken for a repeat of the first."""
+    reported: set[str] = set()
+    for site in res.sites:
+        for name in site.reachable:
+            node = res.tools.get(name)
+            idem = node.first(m.Idempotency) if node else None
+            used = placeholders(idem.key.value) if idem else []
+            if node is None or idem is None or not used or name in reported or node.first(m.ReadOnly):
+                continue
+            if any(p.startswith("args.") for p in used):
+                continue
+            reported.add(name)
+            form = "workflow-only" if "session" not in used else "session-only"
+            yield report("E0205", form, idem.key.span, tool=name, where=site.where, example=example_key(node))
+
+
+def _optional_in_key_or_url(res: Resolution) -> Iterator[Diagnostic]:
+    """E0206: a caller may leave an optional argument out, and the key or URL would then read nothing."""
+    for name, tool in res.tools.items():
+        args = tool.first(m.Args)
+        optional = {f.name.value for f in args.fields if f.optional} if args else set()
+        if not optional:
+            continue
+        idem = tool.first(m.Idempotency)
+        endpoint = tool.first(m.Endpoint)
+        for text, what in (
+            (idem.key if idem else None, "idempotency key"),
+            (endpoint.url if endpoint else None, "URL"),
+        ):
+            for placeholder in placeholders(text.value) if text else ():
+                arg = placeholder.removeprefix("args.") if what == "idempotency key" else placeholder
+                if arg in optional and text is not None:
+                    yield report("E0206", "optional", text.span, tool=name, what=what, arg=arg)
+
+
+def _undoable(res: Resolution) -> Iterator[Diagnostic]:
+    """E0207: the runtime fills a compensation's arguments, by name, from the original call's arguments and its
+    result; a required argument found in neither means the rollback can never run."""
+    for name, tool in res.tools.items():
+        compensate = tool.first(m.Compensate)
+        original = res.r_tools.get(name)
+        target = res.r_tools.get(compensate.tool.value) if compensate else None
+        if compensate is None or original is None or target is None:
+            continue
+        available = {f.name for f in original.args} | {f.name for f in original.returns or ()}
+        lacking = [f.name for f in target.args if not f.optional and f.name not in available]
+        if lacking:
+            yield report("E0207", "lacking", compensate.tool.span, tool=name, compensation=target.name, arg=lacking[0])
 
 
 def _side_effect_clauses(res: Resolution) -> Iterator[Diagnostic]:
