@@ -15,7 +15,7 @@ from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, has_errors
 from agentspec.gcpause import paused
 from agentspec.load import Loaded
-from agentspec.passes import allowlists, idempotency, platform, risk, secrets, slo, state
+from agentspec.passes import allowlists, headers, idempotency, platform, risk, secrets, slo, state
 from agentspec.resolve import Resolution, resolve
 
 Pass = Callable[[Resolution], Iterable[Diagnostic]]
@@ -26,6 +26,7 @@ PASSES: tuple[Pass, ...] = (
     allowlists.check,  # E0301, E0302: every reachable tool and host is listed
     risk.check,  # E0303, E0304: turns run on cleared tiers; no high risk in shadow mode
     secrets.check,  # E0103, E0305: a tool reads only its identity's secrets
+    headers.check,  # E0101, E0306, E0307, W0308: headers are the spec's own; auth secrets stay with auth
     state.check,  # E0401, E0402, E0405: persisted state is masked, checkpoints whole
     slo.check,  # W0501, W0502: the SLOs can hold in the worst case
     platform.check,  # E0603: the target accepts the generated project

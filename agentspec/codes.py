@@ -142,8 +142,9 @@ retried (its `timeout` is how long it waits for the event).
         "E0101",
         "duplicate name",
         """Two declarations of the same kind share a name (two tools `lookup_order`,
-two steps `verify` in one workflow). Names are unique per kind across an agent and
-everything it imports.""",
+two steps `verify` in one workflow, two headers `X-Key` and `x-key` on one tool). Names
+are unique per kind across an agent and everything it imports; header names compare
+case-insensitively.""",
         {
             "declared-twice": Form(
                 "{kind} `{name}` is declared twice", "declared again here", "rename one of them or remove the duplicate"
@@ -160,6 +161,11 @@ everything it imports.""",
             "argument-twice": Form("argument `{arg}` is given twice", "given again"),
             "detector-twice": Form("PII detector `{name}` is declared twice", "declared again here"),
             "detector-builtin": Form("PII detector `{name}` is declared twice", "a built-in class"),
+            "header-twice": Form(
+                "header `{header}` is given twice in tool `{tool}`",
+                "given again here",
+                "header names are case-insensitive: keep one of them",
+            ),
         },
     ),
     Code(
@@ -385,6 +391,57 @@ secrets of the identity they run as.""",
                 "run the tool `as` an identity that holds `{secret}`",
             ),
             "holder": Form("", "", "run it `as {holder}`, which holds `{secret}`"),
+        },
+    ),
+    Code(
+        "E0306",
+        "header the runtime or the platform reserves",
+        """A header the spec names is one the runtime or the platform already gives a
+meaning to. The tenant or session-affinity header cannot be `authorization` (the runtime
+reads the caller's bearer token there), `host`, `cookie`, a `cf-*` header or a hop-by-hop
+header. A tool header cannot be `idempotency-key` or `content-type` (the runtime sets them
+after the spec's headers, so the spec's value would be lost) nor a header fetch does not
+let a Worker set (`host`, `content-length`, hop-by-hop headers).""",
+        {
+            "request": Form(
+                "the {what} header cannot be `{header}`, which the runtime or the platform reserves",
+                "reserved header",
+                'pick a header of its own, such as `"x-tenant-id"`',
+            ),
+            "tool": Form(
+                "tool `{tool}` cannot set header `{header}`, which the runtime sets or fetch forbids",
+                "reserved header",
+                "remove it; the runtime sends `idempotency-key` from the tool's `idempotency key`",
+            ),
+        },
+    ),
+    Code(
+        "E0307",
+        "identity holding the agent's own credentials",
+        """An identity holds the secret named by `auth` (the map of callers' tokens, or the
+admin secret). Tools receive the secrets of the identity they run as, so a tool could send
+every caller's token, or the admin secret, to a remote service. Keep auth secrets out of
+identities.""",
+        {
+            "auth": Form(
+                "identity `{identity}` holds `{secret}`, the agent's {what}",
+                "auth secret in an identity",
+                "remove `{secret}` from the identity; give tools secrets of their own",
+            ),
+        },
+    ),
+    Code(
+        "W0308",
+        "secret sent over plain http",
+        """A tool whose URL is `http://` sends a header that reads a secret: the secret
+crosses the network unencrypted. Use `https://` (a loopback address in tests is the usual
+exception, hence a warning).""",
+        {
+            "plain-http": Form(
+                "tool `{tool}` sends secret `{secret}` over plain http",
+                "not encrypted",
+                "use an `https://` URL",
+            ),
         },
     ),
     Code(
