@@ -70,8 +70,11 @@ def _optional_in_key_or_url(res: Resolution) -> Iterator[Diagnostic]:
 
 def _undoable(res: Resolution) -> Iterator[Diagnostic]:
     """E0207: the runtime fills a compensation's arguments, by name, from the original call's arguments and its
-    result; a required argument found in neither means the rollback can never run."""
+    result; a required argument found in neither means the rollback can never run. A tool on a compensation
+    cycle is left to E0203: breaking the cycle changes what compensates what."""
     for name, tool in res.tools.items():
+        if _on_cycle(res, name):
+            continue
         compensate = tool.first(m.Compensate)
         original = res.r_tools.get(name)
         target = res.r_tools.get(compensate.tool.value) if compensate else None
@@ -141,3 +144,21 @@ def _reachable_without_key(res: Resolution, reported: set[str]) -> Iterator[Diag
             yield report(
                 "E0201", "not-idempotent", node.name.span, tool=name, where=site.where, example=example_key(node)
             )
+
+
+def _on_cycle(res: Resolution, start: str) -> bool:
+    """Whether following `compensate` from `start` comes back to it."""
+    seen: set[str] = set()
+    current = res.tools.get(start)
+    while current is not None:
+        compensate = current.first(m.Compensate)
+        if compensate is None:
+            return False
+        nxt = compensate.tool.value
+        if nxt == start:
+            return True
+        if nxt in seen:
+            return False
+        seen.add(nxt)
+        current = res.tools.get(nxt)
+    return False
