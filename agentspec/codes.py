@@ -599,6 +599,16 @@ type Workflows do not accept.""",
                 "lower `max response` of `{tool}` to `1MiB` or less",
             ),
             "sleep": Form("{where} sleeps longer than the 365 days a Workflow may sleep", "too long"),
+            "bucket": Form(
+                "store `{store}` would be the R2 bucket `{bucket}`, which is not a valid bucket name",
+                "not a bucket name",
+                "bucket names are 3-63 lowercase letters, digits and `-`, starting and ending with a letter or digit",
+            ),
+            "workflow-resource": Form(
+                "workflow `{name}` would be the Workflow `{resource}`, {length} characters, over Cloudflare's {limit}",
+                "name too long",
+                "shorten the workflow's or the agent's name",
+            ),
             "event": Form(
                 "event type `{event}` is not one Workflows accept",
                 "bad event type",
@@ -748,6 +758,48 @@ without `?`); every run of the step would fail at its first attempt. (E0604 in a
                 "{where} does not give `{arg}`, which tool `{tool}` requires",
                 "missing argument",
                 'add `{arg}: "{{params.{arg}}}"`',
+            ),
+        },
+    ),
+    Code(
+        "E0613",
+        "names that collide after code generation",
+        """Two names the spec keeps apart fold to one generated name: store bindings are
+upper case (`summaries` and `Summaries` are both `SUMMARIES`), task workflows become a
+class (`refund_flow` and `refundFlow` are both `RefundFlowWorkflow`), a binding `WF_NAME`
+and a Workflow `<worker>-name`. A store or workflow binding may also not take a binding
+the runtime uses itself (`SESSION`, `AI`, `AGENTSPEC_SPEC_HASH`, `INFERENCE_URL`,
+`TOOL_ORIGINS`) or a secret's name, since secrets are bindings too.""",
+        {
+            "binding": Form(
+                "{what} would be the binding `{generated}`, already {other}",
+                "collides in `env`",
+                "rename it so its binding is its own",
+            ),
+            "generated": Form(
+                "{what} would be the {kind} `{generated}`, like {other}",
+                "collides after code generation",
+                "rename one of them: generated names fold case and `_`",
+            ),
+        },
+    ),
+    Code(
+        "E0614",
+        "name JavaScript objects already have",
+        """The runtime keeps tools, arguments, steps and result fields as keys of plain
+JavaScript objects, where `constructor`, `__proto__`, `toString` and the other members
+of `Object.prototype` already exist. A spec name equal to one would read the prototype's
+member instead of the spec's value, so the checker refuses these names everywhere.""",
+        {
+            "name": Form(
+                "{kind} `{name}` is a name JavaScript objects already have",
+                "reserved by JavaScript",
+                "rename it, for example `{name}_`",
+            ),
+            "param": Form(
+                "`{{{placeholder}}}` reads a parameter JavaScript objects already have",
+                "reserved by JavaScript",
+                "name the parameter something else",
             ),
         },
     ),
