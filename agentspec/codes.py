@@ -803,6 +803,30 @@ member instead of the spec's value, so the checker refuses these names everywher
             ),
         },
     ),
+    Code(
+        "E0615",
+        "host the runtime reads differently",
+        """A host in a tool URL, webhook or `outbound allow` is written in a form the runtime's
+URL parser (WHATWG, `new URL()`) rewrites while Python's keeps it as written: an IPv4
+address as one number (`2130706433`), in hex or octal (`0x7f.0.0.1`, `0177.0.0.1`) or
+with fewer parts (`127.1`); an IPv6 address not in its shortest form (`[0:0::1]` for
+`[::1]`); characters a host name cannot hold. The checker, the Python evaluator and the
+runtime would then disagree about which host a call goes to. Write the form the runtime
+writes, which the help line gives.""",
+        {
+            "url": Form(
+                "the host `{host}` of {what} {why}",
+                "read differently by the runtime",
+                "write the host as a name or a dotted-decimal IPv4 or shortest IPv6 address",
+            ),
+            "entry": Form(
+                "`outbound allow` entry `{host}` {why}",
+                "read differently by the runtime",
+                "write the host as a name or a dotted-decimal IPv4 or shortest IPv6 address",
+            ),
+            "write": Form("", "", "write it as `{canonical}`"),
+        },
+    ),
 ]
 
 CODES: dict[str, Code] = {c.code: c for c in _CODES}

@@ -21,7 +21,8 @@ from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from agentspec import model as m
-from agentspec.diagnostics import KEEP_HELP, Diagnostic, did_you_mean, report
+from agentspec.diagnostics import KEEP_HELP, Diagnostic, did_you_mean, form_help, report
+from agentspec.hosts import canonical_problem, whatwg_host
 from agentspec.platform import (
     BUILTIN_PII,
     DEFAULT_AFFINITY_HEADER,
@@ -33,6 +34,7 @@ from agentspec.platform import (
     DEFAULT_WAIT_TIMEOUT_MS,
 )
 
+_NOWHERE = m.Span(file="", line=1, column=1, end_line=1, end_column=1, start=0, end=0)
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 RISKS: tuple[m.RiskLevel, ...] = ("low", "medium", "high")
 
@@ -162,6 +164,22 @@ def resolve(root: m.SpecFile, libraries: list[m.SpecFile]) -> Resolution:
     resolver = _Resolver(Resolution(root, libraries))
     resolver.run()
     return resolver.res
+
+
+def _scratch() -> _Resolver:
+    return _Resolver(Resolution(m.SpecFile.model_construct(), []))
+
+
+def url_host(text: str) -> str | None:
+    """The host (as the runtime's `URL.host` writes it) of a tool URL the checker accepts, else None."""
+    resolver = _scratch()
+    host = resolver.check_url(m.Str.model_construct(value=text, span=_NOWHERE), "a URL", None, "")
+    return host if not resolver.res.diagnostics else None
+
+
+def outbound_entry(text: str) -> str | None:
+    """An `outbound allow` entry as the checker keeps it, or None when the checker refuses it."""
+    return _scratch().outbound_entry(m.Str.model_construct(value=text, span=_NOWHERE))
 
 
 def url_parts(text: str) -> tuple[Any, int | None] | None:
@@ -478,8 +496,13 @@ class _Resolver:
                 self.add("E0604", "url", url.span, help=help, where=where, placeholder=placeholder)
         if placeholder_host:
             return ""  # no fixed host to check against the allowlist
-        host = parts.hostname.lower()
-        return f"{host}:{port}" if port else host
+        problem = canonical_problem(parts.hostname)
+        if problem is not None:
+            why, canonical = problem
+            help = form_help("E0615", "write", canonical=canonical) if canonical else KEEP_HELP
+            self.add("E0615", "url", url.span, help=help, what=what, host=parts.hostname, why=why)
+            return ""
+        return whatwg_host(parts.scheme, parts.hostname, port)
 
     # workflows ---------------------------------------------------------------
 
@@ -563,14 +586,23 @@ class _Resolver:
 
     def outbound(self, wf: m.Workflow) -> list[str]:
         outbound = wf.first(m.OutboundAllow)
-        hosts: list[str] = []
-        for host in outbound.hosts if outbound else ():
-            value = host.value.strip().lower()
-            if "/" in value or not re.fullmatch(r"[a-z0-9.-]+(:[0-9]{1,5})?|\[[0-9a-f:]+\](:[0-9]{1,5})?", value):
-                self.add("E0610", "host", host.span, host=host.value)
-                continue
-            hosts.append(value)
-        return hosts
+        entries = [self.outbound_entry(host) for host in (outbound.hosts if outbound else ())]
+        return [e for e in entries if e is not None]
+
+    def outbound_entry(self, host: m.Str) -> str | None:
+        """An `outbound allow` entry, lowercased; None (and E0610 or E0615) when it is not a host."""
+        value = host.value.strip().lower()
+        if "/" in value or not re.fullmatch(r"[a-z0-9.-]+(:[0-9]{1,5})?|\[[0-9a-f:]+\](:[0-9]{1,5})?", value):
+            self.add("E0610", "host", host.span, host=host.value)
+            return None
+        name = value[1 : value.index("]")] if value.startswith("[") else value.rsplit(":", 1)[0]
+        problem = canonical_problem(name)
+        if problem is not None:
+            why, canonical = problem
+            help = form_help("E0615", "write", canonical=canonical) if canonical else KEEP_HELP
+            self.add("E0615", "entry", host.span, help=help, host=host.value, why=why)
+            return None
+        return value
 
     def routes(self, wf: m.Workflow, where: str) -> tuple[dict[str, str], dict[str, m.Route]]:
         routes: dict[str, str] = {}

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, report
-from agentspec.resolve import Resolution, WorkflowSite, url_parts
+from agentspec.hosts import canonical_problem, whatwg_host
+from agentspec.policy import host_allowed
+from agentspec.resolve import PLACEHOLDER, Resolution, WorkflowSite, url_parts
 
 
-def host_listed(host: str, hosts: tuple[str, ...]) -> bool:
-    """A host (with any port) is allowed when listed as is, or listed without its port."""
-    return host in hosts or host.split(":")[0] in hosts
+def url_allowed(url: str, hosts: tuple[str, ...]) -> bool:
+    """The runtime's own rule (`isHostAllowed`, mirrored by the Python evaluator) on a URL template."""
+    return host_allowed(list(hosts), PLACEHOLDER.sub("x", url))
 
 
 def check(res: Resolution) -> Iterator[Diagnostic]:
@@ -45,7 +47,7 @@ def _tool_hosts(res: Resolution, site: WorkflowSite) -> Iterator[Diagnostic]:
     outbound = site.node.first(m.OutboundAllow)
     for name in site.reachable:
         tool = res.r_tools.get(name)
-        if tool is None or not tool.host or host_listed(tool.host, site.hosts):
+        if tool is None or not tool.host or url_allowed(tool.url, site.hosts):
             continue
         ref = site.allow_refs.get(name)
         span = ref.span if ref else (outbound.span if outbound else site.node.name.span)
@@ -59,6 +61,8 @@ def _webhook_host(site: WorkflowSite) -> Iterator[Diagnostic]:
     if webhook is None or parsed is None or parsed[0].scheme not in ("http", "https") or not parsed[0].hostname:
         return
     parts, port = parsed
-    host = f"{parts.hostname.lower()}:{port}" if port else parts.hostname.lower()
-    if not host_listed(host, site.hosts):
+    if canonical_problem(parts.hostname) is not None:
+        return  # resolution's E0615
+    host = whatwg_host(parts.scheme, parts.hostname, port)
+    if not url_allowed(webhook.url.value, site.hosts):
         yield report("E0301", "webhook", webhook.url.span, host=host, where=site.where)
