@@ -500,8 +500,13 @@ must declare which personal data is masked before anything is persisted:
     Code(
         "E0405",
         "invalid PII pattern",
-        """A `pii pattern NAME "regex"` is not a regular expression that both Python
-and JavaScript accept (no look-behind, no inline flags, no possessive quantifiers).""",
+        """A `pii pattern NAME "regex"` is not a regular expression the runtime's engine
+(JavaScript, `new RegExp(source, "g")`) reads as written. The checker reads patterns with
+ECMAScript semantics (the `regress` library, which the workbench's preview uses too), and
+refuses what JavaScript rejects or reads differently from what a Python reader expects:
+look-behind, inline flags (`(?i)`), atomic groups `(?>...)`, conditionals `(?(1)...)`,
+possessive quantifiers (`a++`), `\\A`/`\\Z`, and `{,6}` (literal text in JavaScript, "at
+most six" in Python). A pattern that matches the empty string would mask nothing.""",
         {
             "invalid": Form(
                 "PII pattern `{name}` {problem}",

@@ -11,6 +11,8 @@ import math
 import re
 from collections.abc import Iterator
 
+import regress
+
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, report
 from agentspec.resolve import Resolution, WorkflowSite
@@ -47,8 +49,17 @@ def _mask(site: WorkflowSite) -> Iterator[Diagnostic]:
         yield report("E0402", "no-mask", mask.span if mask else site.node.name.span, where=site.where)
 
 
+# The runtime compiles a detector as `new RegExp(source, "g")` (src/runtime/pii.ts): ECMAScript, no `u` flag.
+RUNTIME_FLAGS = "g"
+
+
+def compile_pattern(pattern: str) -> regress.Regex:
+    """A PII pattern as the runtime's engine reads it (regress implements ECMAScript regular expressions)."""
+    return regress.Regex(pattern, RUNTIME_FLAGS)
+
+
 def regex_problem(pattern: str) -> str | None:
-    """Why a PII pattern will not work in both Python (the simulator) and JavaScript (the runtime)."""
+    """Why a PII pattern will not work as written in the runtime's engine (ECMAScript, via `regress`)."""
     if not pattern:
         return "is empty"
     for construct, why in (
@@ -57,19 +68,26 @@ def regex_problem(pattern: str) -> str | None:
         ("(?<", "uses a named group `(?<name>`, which Python does not accept"),
         ("(?P", "uses Python-only named-group syntax"),
         ("(?#", "uses an inline comment"),
+        ("(?>", "uses an atomic group, which JavaScript does not have"),
+        ("(?(", "uses a conditional group, which JavaScript does not have"),
         ("\\A", "uses `\\A`, which JavaScript does not know"),
         ("\\Z", "uses `\\Z`, which JavaScript does not know"),
         ("++", "uses a possessive quantifier"),
         ("*+", "uses a possessive quantifier"),
+        ("?+", "uses a possessive quantifier"),
     ):
         if construct in pattern:
             return why
     if re.search(r"\(\?[a-zA-Z]", pattern):
         return "uses inline flags, which JavaScript does not accept"
+    # Python reads `{,6}` as "at most 6"; JavaScript (without `u`) as the literal text `{,6}`.
+    brace = re.search(r"(?<!\\)\{,[0-9]+\}", pattern)
+    if brace:
+        return f"uses `{brace.group()}`, which JavaScript reads as literal text, not as a repetition"
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        return f"is not a valid regular expression: {exc}"
-    if compiled.match(""):
+        compiled = compile_pattern(pattern)
+    except regress.RegressError as exc:
+        return f"is not a regular expression JavaScript accepts: {str(exc).lower()}"
+    if compiled.find("") is not None:
         return "matches the empty string, so it would mask nothing and loop"
     return None
