@@ -15,7 +15,7 @@ from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, has_errors
 from agentspec.gcpause import paused
 from agentspec.load import Loaded
-from agentspec.passes import allowlists, headers, idempotency, names, platform, risk, secrets, slo, state
+from agentspec.passes import allowlists, headers, idempotency, names, platform, plausibility, risk, secrets, slo, state
 from agentspec.resolve import Resolution, resolve
 
 Pass = Callable[[Resolution], Iterable[Diagnostic]]
@@ -30,6 +30,7 @@ PASSES: tuple[Pass, ...] = (
     state.check,  # E0401, E0402, E0405: persisted state is masked, checkpoints whole
     slo.check,  # W0501, W0502: the SLOs can hold in the worst case
     platform.check,  # E0603: the target accepts the generated project
+    plausibility.check,  # W0503, W0504: declarations that are legal but unlikely meant
     names.check,  # E0603, E0613, E0614: generated names are valid, distinct and not JavaScript's own
 )
 

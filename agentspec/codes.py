@@ -544,6 +544,36 @@ arithmetic for the tier the workflow routes turns to.""",
         },
     ),
     Code(
+        "W0503",
+        "read-only tool with a writing method",
+        """A tool marked `read_only` is called with `POST`, `PUT`, `PATCH` or `DELETE`,
+methods that usually change something. `read_only` exempts a tool from idempotency keys
+and compensation; if the call does change state, retries would repeat it. Drop
+`read_only` and give the tool a key, or keep it if the endpoint truly only reads (a
+search API behind POST, say).""",
+        {
+            "method": Form(
+                "tool `{tool}` is `read_only` but calls `{method}`",
+                "a writing method",
+                "drop `read_only` and give it an `idempotency key`, unless the endpoint only reads",
+            ),
+        },
+    ),
+    Code(
+        "W0504",
+        "retry count beyond reason",
+        """A step retries more than 100 times, or its backoff schedule adds up to more than
+the 365 days a Workflow may even sleep. A service that failed that often will not answer
+the next attempt; the step would hold its task open for nothing. Lower the count.""",
+        {
+            "retries": Form(
+                "step `{step}` retries {retries} times, with backoff totalling {backoff}",
+                "beyond reason",
+                "retry at most {most} times, with a backoff that ends within the task's lifetime",
+            ),
+        },
+    ),
+    Code(
         "E0601",
         "wrong unit",
         """A value has no unit, or the wrong one, for where it stands: `timeout 30`

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, cast, get_args
 from urllib.parse import urlsplit
 
 from agentspec import model as m
@@ -167,7 +167,9 @@ def resolve(root: m.SpecFile, libraries: list[m.SpecFile]) -> Resolution:
 
 
 def _scratch() -> _Resolver:
-    return _Resolver(Resolution(m.SpecFile.model_construct(), []))
+    return _Resolver(
+        Resolution(m.SpecFile.model_construct(path="", imports=(), body=cast(Any, None), span=_NOWHERE), [])
+    )
 
 
 def url_host(text: str) -> str | None:

@@ -292,3 +292,15 @@ def test_every_form_is_a_template_over_named_fields() -> None:
                 fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
                 assert all(f.isidentifier() for f in fields), (code.code, name, fields)
                 text.format(**{f: "x" for f in fields})
+
+
+def test_cost_warning_prices_every_tier_a_task_infers_on() -> None:
+    """W0502 prices the tiers of `infer` steps too, not only the tier turns run on."""
+    text = (INVALID_DIR / "W0502-cost-slo-below-tier-price.agent").read_text()
+    cheap = text.replace("tools allow [issue_refund]", "tools allow []").replace("route risk high -> tier high\n", "")
+    cheap = cheap.replace("cost per task < $0.002", "cost per task < $0.001")
+    assert check(load_text(cheap, "cheap.agent")).diagnostics == []  # low tier: $0.00068 per task
+    inferring = cheap.replace("    slo {", '    step think = infer tier high "summarise {params.ticket}"\n\n    slo {')
+    [d] = check(load_text(inferring, "inferring.agent")).diagnostics
+    assert (d.code, d.message) == ("W0502", "cost SLO of workflow `refunds` cannot hold at tier `high` prices")
+    assert d.notes[-1] == "$0.0056 > bound $0.001"

@@ -40,7 +40,9 @@ def _keys_that_do_not_identify(res: Resolution) -> Iterator[Diagnostic]:
             node = res.tools.get(name)
             idem = node.first(m.Idempotency) if node else None
             used = placeholders(idem.key.value) if idem else []
-            if node is None or idem is None or not used or name in reported or node.first(m.ReadOnly):
+            if node is None or idem is None or not used or name in reported:
+                continue
+            if node.first(m.ReadOnly) is not None:
                 continue
             if any(p.startswith("args.") for p in used):
                 continue

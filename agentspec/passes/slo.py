@@ -54,21 +54,30 @@ def _latency(site: WorkflowSite, node: m.Slo) -> Iterator[Diagnostic]:
 
 
 def _cost(res: Resolution, site: WorkflowSite, node: m.Slo) -> Iterator[Diagnostic]:
+    """Tokens per task priced at every tier the task uses: its turn tier and each `infer` step's tier."""
     cost = node.first(m.Cost)
     slo = site.slo
     if not (cost and slo.cost_usd and slo.tokens_in is not None and slo.tokens_out is not None and site.turn_tier):
         return
-    tier = res.r_tiers.get(site.turn_tier)
-    if tier is None or tier.price_in is None or tier.price_out is None:
+    names = dict.fromkeys([site.turn_tier, *(s.resolved.tier for s in site.steps if s.resolved.tier)])
+    over: list[tuple[float, m.RTier]] = []
+    for name in names:
+        tier = res.r_tiers.get(name or "")
+        if tier is None or tier.price_in is None or tier.price_out is None:
+            continue
+        spend = slo.tokens_in / 1e6 * tier.price_in + slo.tokens_out / 1e6 * tier.price_out
+        if spend > slo.cost_usd + 1e-12:
+            over.append((spend, tier))
+    if not over:
         return
-    spend = slo.tokens_in / 1e6 * tier.price_in + slo.tokens_out / 1e6 * tier.price_out
-    if spend > slo.cost_usd + 1e-12:
-        notes = [
-            f"tier `{tier.name}`: {slo.tokens_in} in x ${tier.price_in:g}/Mtok + {slo.tokens_out} out x "
-            f"${tier.price_out:g}/Mtok = ${spend:.6f}".rstrip("0"),
-            f"${spend:.6f}".rstrip("0") + f" > bound ${slo.cost_usd:g}",
-        ]
-        yield report("W0502", "cost", cost.span, notes=notes, where=site.where, tier=tier.name)
+    notes = [
+        f"tier `{tier.name}`: {slo.tokens_in} in x ${tier.price_in:g}/Mtok + {slo.tokens_out} out x "
+        f"${tier.price_out:g}/Mtok = ${spend:.6f}".rstrip("0")
+        for spend, tier in over
+    ]
+    spend, dearest = max(over, key=lambda o: o[0])
+    notes.append(f"${spend:.6f}".rstrip("0") + f" > bound ${slo.cost_usd:g}")
+    yield report("W0502", "cost", cost.span, notes=notes, where=site.where, tier=dearest.name)
 
 
 def worst_case(step: m.RStep) -> tuple[float, str]:
