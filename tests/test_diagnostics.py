@@ -304,3 +304,41 @@ def test_cost_warning_prices_every_tier_a_task_infers_on() -> None:
     [d] = check(load_text(inferring, "inferring.agent")).diagnostics
     assert (d.code, d.message) == ("W0502", "cost SLO of workflow `refunds` cannot hold at tier `high` prices")
     assert d.notes[-1] == "$0.0056 > bound $0.001"
+
+
+SHADOW = """\
+agent ledger version 1 {
+  auth bearer secret API_TOKENS
+  tenant header "x-tenant-id"
+  model tier top { primary "@cf/moonshotai/kimi-k2.6" clears risk high }
+
+  tool lookup_order {
+    GET "https://orders.example.com/v1/orders/{order_id}"
+    risk low
+    read_only
+    args { order_id: string }
+  }
+
+  tool export_ledger {
+    GET "https://billing.example.com/v1/ledger"
+    risk high
+    read_only
+  }
+
+  workflow orders class support {
+    route risk low -> tier top
+    tools allow [lookup_order]
+    outbound allow ["orders.example.com"]
+    policy MODE
+    pii mask [email] before persist
+  }
+}
+"""
+
+
+def test_shadow_mode_checks_the_read_only_tools_it_can_execute_unlisted() -> None:
+    """The runtime's shadow rule runs a would-be-denied call of a read-only tool within the turn tier's
+    clearance, so a shadow workflow can execute `export_ledger` though it lists only `lookup_order`."""
+    assert check(load_text(SHADOW.replace("MODE", "enforce"), "enforce.agent")).diagnostics == []
+    [d] = check(load_text(SHADOW.replace("MODE", "shadow"), "shadow.agent")).diagnostics
+    assert (d.code, d.message) == ("E0304", "workflow `orders` can reach high-risk tool `export_ledger` in shadow mode")

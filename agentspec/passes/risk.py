@@ -31,10 +31,30 @@ def _clearance(res: Resolution, site: WorkflowSite) -> Iterator[Diagnostic]:
     )
 
 
+def shadow_executable(res: Resolution, site: WorkflowSite) -> list[str]:
+    """The calls a shadow workflow can execute beyond what `enforce` allows.
+
+    The runtime's shadow rule: a call that `enforce` would deny runs anyway only if the tool is
+    `read_only` and its risk is within the clearance of the tier the workflow's turns run on; any
+    other would-be denial is denied for real. So a shadow workflow can execute, besides its
+    reachable tools, every declared read-only tool within that clearance, listed or not.
+    """
+    tier = res.r_tiers.get(site.turn_tier) if site.turn_tier else None
+    if site.mode != "shadow" or tier is None:
+        return []
+    clearance = m.RISK_ORDER[tier.clearance]
+    return [
+        name
+        for name, tool in res.r_tools.items()
+        if name not in site.reachable and tool.read_only and m.RISK_ORDER[tool.risk] <= clearance
+    ]
+
+
 def _shadow(res: Resolution, site: WorkflowSite) -> Iterator[Diagnostic]:
     policy = site.node.first(m.Policy)
     if site.mode != "shadow" or policy is None:
         return
-    high = [t for t in site.reachable if t in res.r_tools and res.r_tools[t].risk == "high"]
+    executable = [*site.reachable, *shadow_executable(res, site)]
+    high = [t for t in executable if t in res.r_tools and res.r_tools[t].risk == "high"]
     if high:
         yield report("E0304", "shadow", policy.span, where=site.where, tool=high[0])
