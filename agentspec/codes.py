@@ -364,7 +364,12 @@ allowed tools; `route risk R -> tier T` picks the tier, and a tier is cleared fo
         "E0304",
         "high-risk tool in shadow mode",
         """`policy shadow` records would-be denials and blocks nothing. A workflow that
-can reach a `risk high` tool must run `policy enforce`.""",
+can reach a `risk high` tool must run `policy enforce`.
+
+What a shadow workflow can reach: the tools it allows, the tools its steps call and their
+compensations, and, since a would-be-denied call still runs in shadow mode when its tool is
+`read_only` and within the clearance of the tier the turns run on, every such read-only
+tool, listed or not.""",
         {
             "shadow": Form(
                 "{where} can reach high-risk tool `{tool}` in shadow mode",
@@ -614,7 +619,8 @@ negative or zero duration, a fractional retry count, a negative price.""",
 cannot become a Workflow binding or instance-id prefix (64 characters, letters,
 digits, `-` and `_`), a tool response larger than a Workflow step result may be
 (1 MiB), a duration in fractions of a millisecond, a sleep longer than 365 days, an event
-type Workflows do not accept.""",
+type Workflows do not accept, an R2 store whose bucket (`<worker>-<store>`) is not a valid
+bucket name, a task workflow whose Workflow (`<worker>-<workflow>`) is over 64 characters.""",
         {
             "fraction-ms": Form(
                 "{what} `{text}` is not a whole number of milliseconds",

@@ -336,8 +336,10 @@ class _Resolver:
             name: m.Name = item.name
             if name.value in table:
                 first = table[name.value].name.span
-                diagnostic = report("E0101", "declared-twice", name.span, kind=kind, name=name.value)
-                res.diagnostics.append(diagnostic.model_copy(update={"notes": (f"first declared at {first}",)}))
+                notes = [f"first declared at {first}"]
+                res.diagnostics.append(
+                    report("E0101", "declared-twice", name.span, notes=notes, kind=kind, name=name.value)
+                )
                 continue
             table[name.value] = item
 

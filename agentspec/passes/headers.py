@@ -58,8 +58,8 @@ def _tool_headers(tool: m.Tool) -> Iterator[Diagnostic]:
         lower = header.name.value.lower()
         if lower in seen:
             first = seen[lower].name.span
-            diagnostic = report("E0101", "header-twice", header.name.span, header=lower, tool=tool.name.value)
-            yield diagnostic.model_copy(update={"notes": (f"first given at {first}",)})
+            notes = [f"first given at {first}"]
+            yield report("E0101", "header-twice", header.name.span, notes=notes, header=lower, tool=tool.name.value)
             continue
         seen[lower] = header
         if reserved(lower, TOOL_RESERVED):
