@@ -3,7 +3,7 @@
     agentspec check FILE... [--format human|json|sarif]   0 clean (warnings allowed), 1 errors, 2 usage
     agentspec fmt FILE... [--check]                       rewrite files canonically, or report which would change
     agentspec explain CODE                                the long explanation of a diagnostic code
-    agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
+    agentspec compile SPEC -o OUTDIR [--force] [--target cloudflare]   a deployable project, written atomically
     agentspec dev SPEC [-o OUTDIR] [--port N]             run it locally, rebuilt and reloaded on every spec change
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from agentspec import __version__
 from agentspec.review import cli as review_cli
+from agentspec.targets import DEFAULT_TARGET, TARGETS
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
@@ -54,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     compile_.add_argument("-o", "--out", required=True, metavar="OUTDIR")
     compile_.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR agentspec did not create")
     compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    compile_.add_argument(
+        "--target", choices=sorted(TARGETS), default=DEFAULT_TARGET, help="the platform to compile for"
+    )
 
     dev = commands.add_parser(
         "dev", help="compile a spec, run it locally under wrangler dev, and rebuild when the spec changes"
@@ -110,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compile":
-        return _compile(args.spec, args.out, args.force, args.color)
+        return _compile(args.spec, args.out, args.force, args.color, args.target)
     if args.command in ("diff", "snapshot"):
         return review_cli.run(args)
     if args.command == "dev":
@@ -186,7 +190,7 @@ def _fmt(files: list[str], check_only: bool) -> int:
     return status
 
 
-def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
+def _compile(spec_path: str, outdir: str, force: bool, color: str, target: str = DEFAULT_TARGET) -> int:
     from agentspec.check import check
     from agentspec.diagnostics import has_errors, render_human, summary
     from agentspec.emit import OutputRefused, emit, write
@@ -207,7 +211,7 @@ def _compile(spec_path: str, outdir: str, force: bool, color: str) -> int:
         sys.stderr.write(f"agentspec: `{spec_path}` is a library; compile the agent that imports it\n")
         return EXIT_ERRORS
     with paused():
-        files = emit(result.spec)
+        files = emit(result.spec, target=target)
     try:
         report = write(files, outdir, force=force)
     except OutputRefused as exc:

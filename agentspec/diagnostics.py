@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +42,45 @@ def warning(
     return Diagnostic(
         code=code, severity="warning", message=message, span=span, label=label, help=help, notes=tuple(notes)
     )
+
+
+class _Keep:
+    """The default of `report`'s `help`: keep the form's own help line."""
+
+
+KEEP_HELP: Any = _Keep()
+
+
+def report(
+    code: str,
+    form: str,
+    span: Span,
+    *,
+    help: str | None = KEEP_HELP,
+    notes: Iterable[str] = (),
+    **fields: object,
+) -> Diagnostic:
+    """A diagnostic built from the catalogue: `CODES[code].forms[form]` filled in with `fields`.
+
+    `help` replaces the form's help line when the checker computed a better one (a did-you-mean);
+    the severity follows the code's letter (E error, W warning).
+    """
+    template = CODES[code].forms[form]
+    return Diagnostic(
+        code=code,
+        severity="warning" if code.startswith("W") else "error",
+        message=template.message.format(**fields),
+        span=span,
+        label=template.label.format(**fields),
+        help=(template.help.format(**fields) if template.help is not None else None) if help is KEEP_HELP else help,
+        notes=tuple(notes),
+    )
+
+
+def form_help(code: str, form: str, **fields: object) -> str | None:
+    """Only the help line of a form, for a diagnostic that picks between help lines."""
+    template = CODES[code].forms[form].help
+    return template.format(**fields) if template is not None else None
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from agentspec import __version__
 from agentspec import model as m
+from agentspec.targets.cloudflare import binding_name, workflow_binding
 
 FORMAT = 1
 
@@ -109,15 +110,6 @@ def _workflow(w: m.RWorkflow) -> dict[str, Any]:
         "task_binding": workflow_binding(w.name) if w.steps else None,
         "slo": slo,
     }
-
-
-def binding_name(name: str) -> str:
-    """A store's binding in `env`: upper snake case, as Cloudflare's examples write them."""
-    return name.upper()
-
-
-def workflow_binding(name: str) -> str:
-    return "WF_" + name.upper()
 
 
 # ───────────────────────────── the Python evaluator ─────────────────────────────

@@ -277,3 +277,68 @@ def test_valid_example_is_clean() -> None:
     _, result = _run(ROOT / "specs" / "support_desk.agent")
     assert result.diagnostics == []
     assert result.spec is not None
+
+
+# ───────────────────────────── the catalogue ─────────────────────────────
+
+
+def test_every_form_is_a_template_over_named_fields() -> None:
+    """A literal `{` in a form must be doubled; a field must be a plain name the checker passes."""
+    import string
+
+    for code in CODES.values():
+        for name, form in code.forms.items():
+            for text in (form.message, form.label, form.help or ""):
+                fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                assert all(f.isidentifier() for f in fields), (code.code, name, fields)
+                text.format(**{f: "x" for f in fields})
+
+
+def test_cost_warning_prices_every_tier_a_task_infers_on() -> None:
+    """W0502 prices the tiers of `infer` steps too, not only the tier turns run on."""
+    text = (INVALID_DIR / "W0502-cost-slo-below-tier-price.agent").read_text()
+    cheap = text.replace("tools allow [issue_refund]", "tools allow []").replace("route risk high -> tier high\n", "")
+    cheap = cheap.replace("cost per task < $0.002", "cost per task < $0.001")
+    assert check(load_text(cheap, "cheap.agent")).diagnostics == []  # low tier: $0.00068 per task
+    inferring = cheap.replace("    slo {", '    step think = infer tier high "summarise {params.ticket}"\n\n    slo {')
+    [d] = check(load_text(inferring, "inferring.agent")).diagnostics
+    assert (d.code, d.message) == ("W0502", "cost SLO of workflow `refunds` cannot hold at tier `high` prices")
+    assert d.notes[-1] == "$0.0056 > bound $0.001"
+
+
+SHADOW = """\
+agent ledger version 1 {
+  auth bearer secret API_TOKENS
+  tenant header "x-tenant-id"
+  model tier top { primary "@cf/moonshotai/kimi-k2.6" clears risk high }
+
+  tool lookup_order {
+    GET "https://orders.example.com/v1/orders/{order_id}"
+    risk low
+    read_only
+    args { order_id: string }
+  }
+
+  tool export_ledger {
+    GET "https://billing.example.com/v1/ledger"
+    risk high
+    read_only
+  }
+
+  workflow orders class support {
+    route risk low -> tier top
+    tools allow [lookup_order]
+    outbound allow ["orders.example.com"]
+    policy MODE
+    pii mask [email] before persist
+  }
+}
+"""
+
+
+def test_shadow_mode_checks_the_read_only_tools_it_can_execute_unlisted() -> None:
+    """The runtime's shadow rule runs a would-be-denied call of a read-only tool within the turn tier's
+    clearance, so a shadow workflow can execute `export_ledger` though it lists only `lookup_order`."""
+    assert check(load_text(SHADOW.replace("MODE", "enforce"), "enforce.agent")).diagnostics == []
+    [d] = check(load_text(SHADOW.replace("MODE", "shadow"), "shadow.agent")).diagnostics
+    assert (d.code, d.message) == ("E0304", "workflow `orders` can reach high-risk tool `export_ledger` in shadow mode")

@@ -1,0 +1,157 @@
+"""Cloudflare Workers as a target: names in the spec in, Cloudflare's names, limits and config layout out.
+
+Tables and small hooks only. The checker's platform pass (agentspec/passes/platform.py) checks a
+resolved spec against the limits here, and the emitter (agentspec/emit.py) names bindings,
+Workflows and buckets and lays out `wrangler.jsonc` with the functions here, so the two can never
+disagree. Each fact links the page it comes from.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+NAME = "cloudflare"
+
+# ───────────────────────────── limits ─────────────────────────────
+
+# Workflow instance ids: at most 64 characters, `^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`.
+# https://developers.cloudflare.com/workflows/reference/limits/
+# The runtime names instances `<workflow>-<uuid v4>`: 1 + 36 characters after the name.
+INSTANCE_ID_MAX = 64
+INSTANCE_ID_SUFFIX = 37
+
+# A Workflow's name (the resource, `<worker>-<workflow>` here) is limited to 64 characters.
+# https://developers.cloudflare.com/workflows/reference/limits/
+WORKFLOW_NAME_MAX = 64
+
+# A Workflow step's result is persisted and limited to 1 MiB.
+# https://developers.cloudflare.com/workflows/reference/limits/
+STEP_RESULT_MAX = 1024 * 1024
+
+# A step name is its cache key, limited to 256 characters.
+# https://developers.cloudflare.com/workflows/reference/limits/
+STEP_NAME_MAX = 256
+
+# step.sleep accepts at most 365 days.
+# https://developers.cloudflare.com/workflows/build/sleeping-and-retrying/
+MAX_SLEEP_MS = 365 * 86_400_000
+
+# `step.waitForEvent` event types: letters, digits, `_`, `-` and `.`, at most 100 characters.
+# https://developers.cloudflare.com/workflows/build/events-and-parameters/
+EVENT_TYPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+# Worker names: lowercase letters, digits and dashes, at most 63 characters.
+# https://developers.cloudflare.com/workers/configuration/routing/workers-dev/
+WORKER_NAME_MAX = 63
+
+# R2 bucket names: 3-63 characters, lowercase letters, digits and dashes, no dash at either end.
+# https://developers.cloudflare.com/r2/buckets/create-buckets/
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+# ───────────────────────────── naming ─────────────────────────────
+
+# Bindings the runtime itself puts in `env`: a store or workflow binding must not take one.
+SESSION_BINDING = "SESSION"
+AI_BINDING = "AI"
+RUNTIME_BINDINGS = frozenset({SESSION_BINDING, AI_BINDING, "AGENTSPEC_SPEC_HASH", "INFERENCE_URL", "TOOL_ORIGINS"})
+
+# The compatibility date every generated Worker pins: the newest the pinned workerd supports.
+# https://developers.cloudflare.com/workers/configuration/compatibility-dates/
+COMPATIBILITY_DATE = "2026-11-01"
+
+
+def binding_name(name: str) -> str:
+    """A store's binding in `env`: upper snake case, as Cloudflare's examples write them."""
+    return name.upper()
+
+
+def workflow_binding(name: str) -> str:
+    """A task workflow's Workflow binding in `env`."""
+    return "WF_" + name.upper()
+
+
+def worker_name(agent: str) -> str:
+    """Worker names are lowercase letters, digits and dashes, at most 63 characters."""
+    return re.sub(r"[^a-z0-9-]", "-", agent.lower().replace("_", "-")).strip("-")[:WORKER_NAME_MAX] or "agent"
+
+
+def class_name(workflow: str) -> str:
+    """The generated WorkflowEntrypoint class of a task workflow."""
+    pascal = "".join(part[:1].upper() + part[1:] for part in re.split(r"_+", workflow) if part)
+    return f"{pascal or 'Task'}Workflow"
+
+
+def workflow_resource_name(agent: str, workflow: str) -> str:
+    """The Workflow's name on the account: the worker's name, then the workflow's."""
+    return f"{worker_name(agent)}-{workflow.replace('_', '-').lower()}"
+
+
+def bucket_name(agent: str, store: str) -> str:
+    """An R2 store's bucket: the worker's name, then the store's, cut to 63 characters."""
+    return f"{worker_name(agent)}-{store.replace('_', '-').lower()}"[:63]
+
+
+# ───────────────────────────── wrangler layout ─────────────────────────────
+
+
+def wrangler_bindings(
+    agent: str,
+    workflows: list[dict[str, Any]],
+    stores: list[tuple[str, str]],
+    spec_hash: str,
+    secrets: list[str],
+    *,
+    local: bool,
+) -> dict[str, Any]:
+    """The bindings block of `wrangler.jsonc`, for the top level (deployed) or `env.local` (offline).
+
+    `workflows` are the emitter's views (`name`, `binding`, `class_name`); `stores` are (name, kind) pairs.
+    """
+    out: dict[str, Any] = {
+        "durable_objects": {"bindings": [{"name": SESSION_BINDING, "class_name": "SessionDO"}]},
+        "workflows": [
+            {
+                "name": workflow_resource_name(agent, w["name"]),
+                "binding": w["binding"],
+                "class_name": w["class_name"],
+            }
+            for w in workflows
+        ],
+        # No namespace id: `wrangler deploy` provisions the namespace on first deploy.
+        # https://developers.cloudflare.com/workers/wrangler/configuration/#automatic-provisioning
+        "kv_namespaces": [{"binding": binding_name(s)} for s, k in stores if k == "kv"],
+        "r2_buckets": [
+            {"binding": binding_name(s), "bucket_name": bucket_name(agent, s)} for s, k in stores if k == "r2"
+        ],
+        "vars": {"AGENTSPEC_SPEC_HASH": spec_hash},
+    }
+    # Deployed: wrangler refuses to deploy without these secrets. Not for `env.local`: with
+    # `secrets.required` set, `wrangler dev` loads only the listed keys from .dev.vars, and the
+    # local variables (INFERENCE_URL, TOOL_ORIGINS) would be dropped.
+    if not local:
+        out["secrets"] = {"required": secrets}
+    if local:
+        out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
+    return out
+
+
+def wrangler_config(
+    agent: str, workflows: list[dict[str, Any]], stores: list[tuple[str, str]], spec_hash: str, secrets: list[str]
+) -> dict[str, Any]:
+    """`wrangler.jsonc` as a dict, in the order it reads best."""
+    return {
+        "$schema": "node_modules/wrangler/config-schema.json",
+        "name": worker_name(agent),
+        "main": "src/index.ts",
+        "compatibility_date": COMPATIBILITY_DATE,
+        "compatibility_flags": ["nodejs_compat"],
+        "send_metrics": False,
+        "observability": {"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
+        # Production inference. Workers AI has no local simulator, so the `local` environment
+        # below leaves it out and names an OpenAI-compatible endpoint instead.
+        "ai": {"binding": AI_BINDING},
+        **wrangler_bindings(agent, workflows, stores, spec_hash, secrets, local=False),
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["SessionDO"]}],
+        "env": {"local": wrangler_bindings(agent, workflows, stores, spec_hash, secrets, local=True)},
+    }
