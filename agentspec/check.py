@@ -747,7 +747,7 @@ class _Checker:
                     "E0304",
                     policy.span,
                     f"{where} can reach high-risk tool `{high[0]}` in shadow mode",
-                    "blocks nothing",
+                    "would-be denials of read-only tools still run",
                     help="run it with `policy enforce`",
                 )
 

@@ -124,18 +124,19 @@ def test_a_redirect_to_another_origin_is_not_followed(playground: Runtime) -> No
 
 
 def test_shadow_mode_runs_a_would_be_denial_and_records_it(playground: Runtime) -> None:
+    """A read-only call within clearance (state-changing ones: tests/e2e/test_security_shadow.py)."""
     sid = session("shadow")
-    playground.tools.answer("/v1/notes", ToolAnswer(body={"note_id": "w-1"}))
-    playground.model.cue(LOW, Cue(tool_calls=[("write_note", {"note_id": "w-1", "text": "x"})]), Cue(text="ok"))
-    r = playground.turn(sid, "watch", "note it")
+    playground.tools.answer("/v1/peek/", ToolAnswer(body={"peek_id": "w-1"}))
+    playground.model.cue(LOW, Cue(tool_calls=[("peek", {"peek_id": "w-1"})]), Cue(text="ok"))
+    r = playground.turn(sid, "watch", "peek at it")
     assert r.status_code == 200, r.text
-    shadow = decision(r.json(), "tool.call:write_note")
+    shadow = decision(r.json(), "tool.call:peek")
     assert (shadow["decision"], shadow["rule"]) == ("shadow_deny", "tools.allowlist")
-    assert decision(r.json(), "tool.result:write_note")["decision"] == "ok"
-    calls = playground.tools.calls("/v1/notes")
-    assert len(calls) == 1 and calls[0].headers["idempotency-key"] == f"{sid}:w-1"
+    assert decision(r.json(), "tool.result:peek")["decision"] == "ok"
+    calls = playground.tools.calls("/v1/peek/")
+    assert len(calls) == 1 and calls[0].path == "/v1/peek/w-1"
     records = playground.traces(sid)["records"]
-    assert any(x["decision"] == "shadow_deny" and x["action"] == "tool.call:write_note" for x in records)
+    assert any(x["decision"] == "shadow_deny" and x["action"] == "tool.call:peek" for x in records)
 
 
 def test_a_tool_gets_exactly_its_identitys_secrets(playground: Runtime) -> None:
