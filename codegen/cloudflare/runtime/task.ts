@@ -13,7 +13,7 @@ import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import { policyDenials, type SliSample } from "./slo";
-import { invokeTool } from "./tools";
+import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type Scalar = string | number | boolean | null;
@@ -100,7 +100,8 @@ export class TaskRun {
     const verdict = evaluateToolCall(this.policy, this.workflow, decidedAs);
     // Every decision is a record: a task's go to its own chain, readable at /v1/traces?task=ID.
     const log = this.env.SESSION.getByName(taskObjectName(this.event.payload.tenant, this.event.instanceId));
-    await log.recordDecision({ tenant: this.event.payload.tenant, session: this.event.instanceId, workflow: this.workflow },
+    const scope = { tenant: this.event.payload.tenant, session: this.event.instanceId, workflow: this.workflow };
+    await log.recordDecision(scope,
       toolName === decidedAs ? `call ${toolName}` : `compensate ${decidedAs} with ${toolName}`,
       `tool.call:${toolName}`, verdict.decision, verdict.rule);
     if (verdict.decision === "deny") throw new NonRetryableError(`policy denied \`${toolName}\`: ${verdict.rule}`);
@@ -109,15 +110,23 @@ export class TaskRun {
     if (lacking.length > 0) {
       throw new NonRetryableError(`tool \`${toolName}\`: missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}`);
     }
+    const undeclared = undeclaredArgs(this.policy.tools[toolName]!, args);
+    if (undeclared.length > 0) {
+      // Dropped before the call (invokeTool sends declared arguments only): recorded by name, never by value.
+      await log.recordDecision(scope, `call ${toolName}`, `tool.args:${toolName}:${undeclared.join(",").slice(0, 200)}`,
+        "dropped", "tool.args.undeclared");
+    }
     const fetcher = toolFetcher(this.env);
     try {
       const result = await invokeTool({ policy: this.policy, toolName, args, sessionId: this.event.instanceId,
-        workflow: this.workflow, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
+        workflow: this.workflow, tenant: this.event.payload.tenant, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
       return flat(result.result);
     } catch (error) {
       // Neither an off-allowlist host nor a 4xx other than 408/429 will succeed on retry: fail the step now
       // (and roll back).
-      if (error instanceof OutboundBlockedError) throw new NonRetryableError(error.message);
+      if (error instanceof OutboundBlockedError || error instanceof ToolArgumentError) {
+        throw new NonRetryableError(error.message);
+      }
       if (error instanceof ToolError && error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status)) {
         throw new NonRetryableError(error.message);
       }

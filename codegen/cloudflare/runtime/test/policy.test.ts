@@ -73,9 +73,10 @@ describe("evaluateToolCall", () => {
   });
 
   it("matches a tool host with a port only against the same port", () => {
-    // triage allows 127.0.0.1:9999, the tool is on :8787
-    expect(evaluateToolCall(policy, "triage", "local_echo")).toMatchObject({ rule: "outbound.allowlist" });
+    // triage allows 127.0.0.1:9999, the tool is on :8787 (read-only here, so shadow answers the host rule)
     const p = makePolicy();
+    p.tools["local_echo"]!.read_only = true;
+    expect(evaluateToolCall(p, "triage", "local_echo")).toMatchObject({ rule: "outbound.allowlist" });
     p.workflows["triage"]!.outbound = ["127.0.0.1:8787"];
     expect(evaluateToolCall(p, "triage", "local_echo")).toMatchObject({ decision: "allow" });
     p.workflows["triage"]!.outbound = ["127.0.0.1"];
