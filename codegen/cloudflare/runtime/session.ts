@@ -237,7 +237,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       CREATE TABLE IF NOT EXISTS turns (turn INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS task_steps (task TEXT NOT NULL, step TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (task, step));`);
+        PRIMARY KEY (task, step));
+      CREATE TABLE IF NOT EXISTS task_keys (key TEXT PRIMARY KEY, task TEXT NOT NULL, fingerprint TEXT NOT NULL);`);
   }
 
   // ── state ────────────────────────────────────────────────────────────────
@@ -666,6 +667,21 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   registerTask(id: string, workflow: string): void {
     this.sql.exec("INSERT OR IGNORE INTO tasks (id, workflow, created) VALUES (?, ?, ?)", id, workflow,
       new Date().toISOString());
+  }
+
+  /**
+   * Claim a client's Idempotency-Key for a task (and register the task) in one synchronous step, so two
+   * concurrent requests with one key get one task. Answers the task the key names and the body fingerprint
+   * it was first used with; `fresh` when this call claimed it.
+   */
+  claimTaskKey(key: string, id: string, workflow: string, fingerprint: string):
+    { task: string; fingerprint: string; fresh: boolean } {
+    const held = this.sql.exec<{ task: string; fingerprint: string }>(
+      "SELECT task, fingerprint FROM task_keys WHERE key = ?", key).toArray()[0];
+    if (held) return { ...held, fresh: false };
+    this.sql.exec("INSERT INTO task_keys (key, task, fingerprint) VALUES (?, ?, ?)", key, id, fingerprint);
+    this.registerTask(id, workflow);
+    return { task: id, fingerprint, fresh: true };
   }
 
   ownsTask(id: string): boolean {

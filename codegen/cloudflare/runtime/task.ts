@@ -12,7 +12,7 @@ import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
-import { policyDenials, type SliSample } from "./slo";
+import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
 import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -185,14 +185,17 @@ export class TaskRun {
   /**
    * The rollback of a call step: run its tool's compensating tool (idempotent, so at most once in effect).
    * Workflows also rolls back the step that failed, with no `output`: then the compensation runs only if its
-   * arguments are known without the step's result, and otherwise is skipped: there is nothing to undo by id,
-   * and a throw here would stop every earlier step's rollback.
+   * arguments are known without the step's result, and otherwise is skipped: there is nothing to undo by id.
+   * A failure is thrown (so Workflows retries it) only while retries remain: one that fails for good is
+   * recorded in the registry and the task's chain, alerted, and returns, because a rollback that throws
+   * stops every earlier step's rollback, and one stuck compensation must not strand the others.
    */
-  async compensate(name: string, output: StepValue | undefined, results: StepResults): Promise<void> {
+  async compensate(name: string, output: StepValue | undefined, results: StepResults, at?: Attempt): Promise<void> {
     const step = this.step(name);
     const tool = step.tool!;
     const compensating = this.policy.tools[tool]!.compensate!;
     const declared = Object.keys(this.policy.tools[compensating]!.args);
+    const intent = `compensate ${tool} with ${compensating}`;
     let known: Record<string, Json> = {};
     try {
       known = { ...this.args(step, results) };
@@ -205,22 +208,58 @@ export class TaskRun {
     if (lacking.length > 0) {
       // A step that never returned keeps its `failed` record; one that did says why it was not undone.
       if (output) {
-        await this.report(name, "not_compensated", { tool, compensation: compensating,
-          error: `missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}` });
+        const error = `missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}`;
+        await this.report(name, "not_compensated", { tool, compensation: compensating, error });
+        await this.compensationOutcome(intent, compensating, "failed", "compensation.not_run", name, error);
       }
       return;
     }
     try {
       await this.invoke(compensating, args, tool);
     } catch (error) {
+      const attempts = at?.attempt ?? 1;
+      const limit = at?.config.retries?.limit ?? 0;
+      const final = nonRetryable(error) || attempts > limit;
+      const message = messageOf(error).replace(/^NonRetryableError:?\s*/, "");
       try {
-        await this.report(name, "compensation_failed", { tool, compensation: compensating, error: messageOf(error) });
+        await this.report(name, final ? "compensation_failed" : "compensation_retrying",
+          { tool, compensation: compensating, error: message, attempts });
       } catch {
         // As in `attempt`: the registry's failure must not hide the compensation's own.
       }
-      throw error;
+      if (!final) throw error;
+      await this.compensationOutcome(intent, compensating, "failed", "compensation.failed", name, message);
+      return;
     }
     await this.report(name, "compensated", { tool, compensation: compensating });
+    await this.compensationOutcome(intent, compensating, "ok", "compensation.ok", name);
+  }
+
+  /**
+   * Record how a compensation ended in the task's chain (`compensation:<tool>`); a failure is also alerted: to the
+   * workflow's SLO webhook when it declares one (recorded `alert:compensation`, `alert` or `alert_undelivered`),
+   * and to the log. Never throws: the remaining rollbacks must run whatever happens here.
+   */
+  private async compensationOutcome(intent: string, compensating: string, decision: "ok" | "failed", rule: string,
+    step: string, error?: string): Promise<void> {
+    const { tenant } = this.event.payload;
+    const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
+    try {
+      const log = this.env.SESSION.getByName(taskObjectName(tenant, this.event.instanceId));
+      await log.recordDecision(scope, intent, `compensation:${compensating}`, decision, rule);
+      if (decision === "ok") return;
+      console.error("agentspec: compensation failed", this.event.instanceId, step, error ?? "");
+      const webhook = sloTable(this.wf.slo).webhook;
+      const fetcher = toolFetcher(this.env);
+      const delivered = await deliver(webhook, this.wf.outbound, {
+        type: "agentspec.compensation_failed", agent: this.policy.agent.name, workflow: this.workflow,
+        task: this.event.instanceId, step, compensation: compensating, rule, error: error ?? null,
+        spec_hash: this.policy.spec_hash, ts: new Date().toISOString(),
+      }, fetcher);
+      await log.recordDecision(scope, intent, "alert:compensation", delivered ? "alert" : "alert_undelivered", rule);
+    } catch (e) {
+      console.error("agentspec: recording a compensation failed", messageOf(e));
+    }
   }
 
   /**
