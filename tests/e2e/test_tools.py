@@ -69,11 +69,12 @@ def test_allowlisted_tool_runs_with_its_idempotency_key(playground: Runtime) -> 
     assert decision(body, "tool.result:write_note")["decision"] == "ok"
     calls = playground.tools.calls("/v1/notes")
     assert len(calls) == 1
-    # The spec's template is "{session}:{args.note_id}".
-    assert calls[0].headers["idempotency-key"] == f"{sid}:n-1"
+    # The spec's template is "{session}:{args.note_id}", scoped to agent, tenant and tool.
+    note_key = playground.idempotency_key("write_note", {"session": sid, "args.note_id": "n-1"})
+    assert calls[0].headers["idempotency-key"] == note_key
     assert calls[0].method == "POST"
     assert calls[0].body == {"note_id": "n-1", "text": "hello"}
-    assert playground.tools.effects == {f"{sid}:n-1": 1}
+    assert playground.tools.effects == {note_key: 1}
 
 
 def test_tool_outside_the_allowlist_is_denied_and_never_called(playground: Runtime) -> None:
@@ -197,8 +198,9 @@ def test_a_transient_failure_is_retried_once_with_the_same_key(playground: Runti
     r = playground.turn(sid, "chat", "note n-3")
     assert r.status_code == 200, r.text
     calls = playground.tools.calls("/v1/notes")
-    assert [c.headers["idempotency-key"] for c in calls] == [f"{sid}:n-3"] * 2
-    assert playground.tools.effects == {f"{sid}:n-3": 1}
+    note_key = playground.idempotency_key("write_note", {"session": sid, "args.note_id": "n-3"})
+    assert [c.headers["idempotency-key"] for c in calls] == [note_key] * 2
+    assert playground.tools.effects == {note_key: 1}
     assert json.loads(tool_messages(playground)[0]["content"]) == {"note_id": "n-3"}
     turn = playground.traces(sid)["turns"][-1]
     assert turn["retries"] == 1
