@@ -190,7 +190,7 @@ export class TaskRun {
    * recorded in the registry and the task's chain, alerted, and returns, because a rollback that throws
    * stops every earlier step's rollback, and one stuck compensation must not strand the others.
    */
-  async compensate(name: string, output: StepValue | undefined, results: StepResults, at?: Attempt): Promise<void> {
+  async compensate(name: string, output: StepValue | undefined, results: StepResults, retryLimit = 0): Promise<void> {
     const step = this.step(name);
     const tool = step.tool!;
     const compensating = this.policy.tools[tool]!.compensate!;
@@ -217,9 +217,10 @@ export class TaskRun {
     try {
       await this.invoke(compensating, args, tool);
     } catch (error) {
-      const attempts = at?.attempt ?? 1;
-      const limit = at?.config.retries?.limit ?? 0;
-      const final = nonRetryable(error) || attempts > limit;
+      // The rollback handler's `ctx` is the forward step's, so the rollback's own attempts are counted here, in
+      // the registry record its earlier attempts left (`retryLimit` is the rollbackConfig's retry limit).
+      const attempts = (await this.compensationAttempts(name)) + 1;
+      const final = nonRetryable(error) || attempts > retryLimit;
       const message = messageOf(error).replace(/^NonRetryableError:?\s*/, "");
       try {
         await this.report(name, final ? "compensation_failed" : "compensation_retrying",
@@ -233,6 +234,19 @@ export class TaskRun {
     }
     await this.report(name, "compensated", { tool, compensation: compensating });
     await this.compensationOutcome(intent, compensating, "ok", "compensation.ok", name);
+  }
+
+  /** How many attempts of a step's compensation have failed so far (0 when none has). Never throws. */
+  private async compensationAttempts(step: string): Promise<number> {
+    try {
+      const registry = this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant));
+      const steps = (await registry.taskSteps(this.event.instanceId)) as { name?: unknown; status?: unknown;
+        attempts?: unknown }[];
+      const record = steps.find((s) => s.name === step);
+      return record?.status === "compensation_retrying" && typeof record.attempts === "number" ? record.attempts : 0;
+    } catch {
+      return 0;
+    }
   }
 
   /**
