@@ -302,8 +302,11 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
   }
   if (path === "/v1/traces" && method === "GET") {
     const caller = authenticate(request, env, policy, true);
-    const since = Number(url.searchParams.get("since") ?? "0");
-    if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
+    const sinceText = url.searchParams.get("since") ?? "0";
+    if (!/^\d{1,15}$/.test(sinceText)) {
+      throw new HttpError(400, "invalid_since", "`since` must be a non-negative decimal integer");
+    }
+    const since = Number(sinceText);
     const taskId = url.searchParams.get("task");
     if (taskId !== null) {
       // A task's decisions: its own chain, for a task of this tenant only.
