@@ -10,6 +10,7 @@ import { NonRetryableError } from "cloudflare:workflows";
 import type { ChainRecord } from "./chain";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
+import { maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
@@ -112,9 +113,10 @@ export class TaskRun {
     }
     const undeclared = undeclaredArgs(this.policy.tools[toolName]!, args);
     if (undeclared.length > 0) {
-      // Dropped before the call (invokeTool sends declared arguments only): recorded by name, never by value.
-      await log.recordDecision(scope, `call ${toolName}`, `tool.args:${toolName}:${undeclared.join(",").slice(0, 200)}`,
-        "dropped", "tool.args.undeclared");
+      // Dropped before the call (invokeTool sends declared arguments only): recorded by name (masked), never by value.
+      const names = maskPII(undeclared.join(","), this.wf.pii).slice(0, 200);
+      await log.recordDecision(scope, `call ${toolName}`, `tool.args:${toolName}:${names}`, "dropped",
+        "tool.args.undeclared");
     }
     const fetcher = toolFetcher(this.env);
     try {
