@@ -273,6 +273,7 @@ def _trace_pull(args: argparse.Namespace) -> int:
     import json
 
     from agentspec.trace import TraceError, pull
+    from agentspec.trace.verify import printable
 
     token = args.admin_token or os.environ.get("AGENTSPEC_ADMIN_TOKEN")
     if not token:
@@ -291,7 +292,10 @@ def _trace_pull(args: argparse.Namespace) -> int:
     except TraceError as exc:
         sys.stderr.write(f"agentspec: {exc}\n")
         return EXIT_ERRORS
+    # Non-ASCII as is, unless a lone surrogate needs its `\u` escape to be written (and read back) at all.
     text = json.dumps(traces, indent=2, ensure_ascii=False) + "\n"
+    if printable(text) != text:
+        text = json.dumps(traces, indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)
         return EXIT_OK

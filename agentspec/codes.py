@@ -363,8 +363,12 @@ allowed tools; `route risk R -> tier T` picks the tier, and a tier is cleared fo
     Code(
         "E0304",
         "high-risk tool in shadow mode",
-        """`policy shadow` records would-be denials and blocks nothing. A workflow that
-can reach a `risk high` tool must run `policy enforce`.
+        """`policy shadow` records would-be denials without blocking the harmless ones: a
+call `policy enforce` would deny still runs (recorded `shadow_deny`) when its tool is
+`read_only` and within the clearance of the workflow's turn tier; a state-changing or
+over-clearance call is denied for real (`shadow.not_read_only`, `shadow.over_clearance`).
+A workflow that can reach a `risk high` tool must run `policy enforce`: its would-be
+denials are the ones that matter.
 
 What a shadow workflow can reach: the tools it allows, the tools its steps call and their
 compensations, and, since a would-be-denied call still runs in shadow mode when its tool is
@@ -373,7 +377,7 @@ tool, listed or not.""",
         {
             "shadow": Form(
                 "{where} can reach high-risk tool `{tool}` in shadow mode",
-                "blocks nothing",
+                "would-be denials of read-only tools still run",
                 "run it with `policy enforce`",
             ),
         },

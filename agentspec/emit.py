@@ -130,9 +130,10 @@ def _step_view(step: m.RStep, spec: m.RSpec) -> dict[str, Any]:
             # and Workflows stops the remaining rollbacks at the first one that fails. Its timeout covers
             # the compensating call and the registry update after it.
             comp = spec.tool(tool.compensate)
+            view["rollback_limit"] = max(step.retries, 3)  # the runtime counts a compensation's attempts to it
             view["rollback_lit"] = lit(
                 {
-                    "retries": {"limit": max(step.retries, 3), "delay": step.delay_ms, "backoff": step.backoff},
+                    "retries": {"limit": view["rollback_limit"], "delay": step.delay_ms, "backoff": step.backoff},
                     "timeout": max(step.timeout_ms, comp.timeout_ms + 1000),
                 }
             )

@@ -124,21 +124,36 @@ class Verdict(TypedDict):
 
 
 def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: str | None = None) -> Verdict:
-    """Decide a tool call exactly as `evaluateToolCall` in the runtime (src/runtime/policy.ts) does."""
+    """Decide a tool call exactly as `evaluateToolCall` in the runtime (src/runtime/policy.ts) does.
+
+    In shadow mode a would-be denial runs (`shadow_deny`) only for a `read_only` tool whose risk the workflow's
+    turn tier clears; a state-changing or over-clearance call is denied for real, under its own rule.
+    """
     wf = policy["workflows"].get(workflow)
     if wf is None:
         return {"decision": "deny", "rule": "workflow.unknown", "reason": f"workflow `{workflow}` is not declared"}
-    shadow = wf["mode"] == "shadow"
-    denied: Decision = "shadow_deny" if shadow else "deny"
     if tool not in policy["tools"]:
         return {"decision": "deny", "rule": "tools.unknown", "reason": f"tool `{tool}` is not declared"}
+    spec = policy["tools"][tool]
+    refused: Verdict | None = None
     if tool not in wf["tools"]:
-        return {"decision": denied, "rule": "tools.allowlist", "reason": f"tool `{tool}` is not allowed"}
-    target = url or _PLACEHOLDER.sub("x", policy["tools"][tool]["url"])
-    if not host_allowed(wf["outbound"], target):
-        host = urlsplit(target).netloc
-        return {"decision": denied, "rule": "outbound.allowlist", "reason": f"host `{host}` is not allowed"}
-    return {"decision": "allow", "rule": "tools.allow", "reason": f"tool `{tool}` is allowed"}
+        refused = {"decision": "deny", "rule": "tools.allowlist", "reason": f"tool `{tool}` is not allowed"}
+    else:
+        target = url or _PLACEHOLDER.sub("x", spec["url"])
+        if not host_allowed(wf["outbound"], target):
+            host = urlsplit(target).netloc
+            refused = {"decision": "deny", "rule": "outbound.allowlist", "reason": f"host `{host}` is not allowed"}
+    if refused is None:
+        return {"decision": "allow", "rule": "tools.allow", "reason": f"tool `{tool}` is allowed"}
+    if wf["mode"] != "shadow":
+        return refused
+    if not spec["read_only"]:
+        return {"decision": "deny", "rule": "shadow.not_read_only", "reason": refused["reason"]}
+    tier = policy["tiers"].get(wf["turn_tier"])
+    clearance = tier["clearance"] if tier is not None else "low"
+    if m.RISK_ORDER.get(spec["risk"], len(m.RISK_ORDER)) > m.RISK_ORDER.get(clearance, 0):
+        return {"decision": "deny", "rule": "shadow.over_clearance", "reason": refused["reason"]}
+    return {"decision": "shadow_deny", "rule": refused["rule"], "reason": refused["reason"]}
 
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")

@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "codegen" / "cloudflare" / "runtime" / "test" / "parity.json"
 
 
-def _tool(url: str, host: str) -> dict:
+def _tool(url: str, host: str, risk: str = "low", read_only: bool = True) -> dict:
     return {
-        "method": "GET", "url": url, "host": host, "risk": "low", "read_only": True, "idempotency_key": None,
+        "method": "GET", "url": url, "host": host, "risk": risk, "read_only": read_only, "idempotency_key": None,
         "timeout_ms": 1000, "identity": None, "secrets": [], "headers": {}, "compensate": None, "args": {},
         "returns": None,
     }  # fmt: skip
@@ -45,11 +45,16 @@ def synthetic_policy() -> dict:
         "default_port": _tool("https://pay.example.com/v1", "pay.example.com"),
         "ipv6": _tool("http://[::1]:9000/v1", "[::1]:9000"),
         "other": _tool("https://evil.example.net/", "evil.example.net"),
+        # Shadow mode lets a would-be denial run only for a read-only tool within the turn tier's clearance.
+        "writer": _tool("https://api.example.com/w", "api.example.com", read_only=False),
+        "cleared": _tool("https://api.example.com/m", "api.example.com", risk="medium"),
+        "risky": _tool("https://api.example.com/h", "api.example.com", risk="high"),
     }
     everything = list(tools)
     outbound = ["API.example.com", "127.0.0.1:8787", "pay.example.com:443", "[::1]:9000", "sub.example.com"]
     return {
-        "format": 1, "spec_hash": "sha256:parity", "compiler": "agentspec", "tiers": {}, "identities": {},
+        "format": 1, "spec_hash": "sha256:parity", "compiler": "agentspec", "identities": {},
+        "tiers": {"t": {"models": ["m"], "timeout_ms": 1, "clearance": "medium", "price": None}},
         "agent": {"name": "parity", "version": 1, "owner": None},
         "auth": {"scheme": "bearer", "tokens_secret": "T", "admin_secret": None, "tenant_header": "x-tenant-id"},
         "limits": {"max_body_bytes": 1, "max_session_id": 1},
@@ -59,6 +64,7 @@ def synthetic_policy() -> dict:
             "watching": _workflow("shadow", everything, outbound),
             "narrow": _workflow("enforce", ["plain"], ["api.example.com:8443"]),
             "narrow_shadow": _workflow("shadow", ["plain"], []),
+            "tierless_shadow": {**_workflow("shadow", ["plain"], ["api.example.com"]), "turn_tier": "missing"},
         },
     }  # fmt: skip
 
@@ -104,6 +110,8 @@ def test_fixture_covers_every_rule() -> None:
         ("shadow_deny", "outbound.allowlist"),
         ("deny", "tools.unknown"),
         ("deny", "workflow.unknown"),
+        ("deny", "shadow.not_read_only"),
+        ("deny", "shadow.over_clearance"),
     }
 
 

@@ -106,4 +106,8 @@ def parse(text: str) -> Traces:
 
 def load(path: str | Path) -> Traces:
     """Read a traces file; OSError when it cannot be read, SchemaError when it is not traces."""
-    return parse(Path(path).read_text(encoding="utf-8"))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    return parse(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ class Problem:
         }
 
 
+# The longest run of missing seqs reported seq by seq; a longer one is one problem.
+_MAX_LISTED_GAP = 64
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8: byte-identical to `canonicalJSON` in the runtime's chain.ts."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -56,7 +65,23 @@ def canonical_json(value: Any) -> str:
 def record_hash(record: Mapping[str, Any]) -> str:
     """The hash a record should carry: sha256 of the canonical JSON of every field except `hash`."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    text = canonical_json(body)
+    # The runtime's TextEncoder writes a lone surrogate as U+FFFD; so does this, instead of failing to encode.
+    # As UTF-16 code units, as JavaScript holds them: a pair joins, a lone one becomes U+FFFD (as TextEncoder does).
+    data = printable(text).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with each lone surrogate (which no output encoding can write) replaced by U+FFFD."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace") if _lone(text) else text
+
+
+def _lone(text: str) -> bool:
+    return _LONE_SURROGATE.search(text) is not None
 
 
 def _short(h: Any) -> str:
@@ -100,9 +125,14 @@ def _context(entries: Sequence[_Entry], turns: Sequence[Any]) -> _Context:
     for turn in turns:
         if not isinstance(turn, Mapping):
             continue
-        for view in turn.get("decisions") or []:
-            if isinstance(view, Mapping) and isinstance(view.get("seq"), int):
-                ctx.views.setdefault(view["seq"], []).append((turn.get("turn", 0), view))
+        views = turn.get("decisions")
+        number = turn.get("turn")
+        # A trace file is untrusted input: anything of another shape is skipped, never a crash.
+        number = number if isinstance(number, int) and not isinstance(number, bool) else 0
+        for view in views if isinstance(views, list) else []:
+            seq = view.get("seq") if isinstance(view, Mapping) else None
+            if isinstance(seq, int) and not isinstance(seq, bool):
+                ctx.views.setdefault(seq, []).append((number, view))
     for name in ("tenant", "session", "spec_hash"):
         counts = Counter(e.record[name] for e in entries)
         if counts:
@@ -152,9 +182,13 @@ def verify(
     the last record already verified, or the traces were pulled with `since` > 0 (its link is then not checked).
     """
     if isinstance(traces, Mapping):
-        records: Sequence[Any] = traces.get("records") or []
-        turns: Sequence[Any] = traces.get("turns") or []
-        since = int((traces.get("source") or {}).get("since") or 0)
+        records: Sequence[Any] = _list(traces.get("records"))
+        turns: Sequence[Any] = _list(traces.get("turns"))
+        source = traces.get("source")
+        pulled_since = source.get("since") if isinstance(source, Mapping) else None
+        since = 0
+        if isinstance(pulled_since, int) and not isinstance(pulled_since, bool) and pulled_since >= 0:
+            since = pulled_since
     else:
         records, turns, since = traces, [], 0
     problems: list[Problem] = []
@@ -197,7 +231,21 @@ def verify(
     for e in entries:
         by_seq.setdefault(e.seq, e)
     top = max([*by_seq, *ctx.views], default=start - 1)
-    missing = [s for s in range(start, top + 1) if s not in by_seq]
+    # Listed one by one, except a gap too long to list (a forged seq of 10**18 must not enumerate 10**18 seqs).
+    missing: list[int] = []
+    bounds = [start - 1, *sorted(k for k in by_seq if k >= start), top + 1]
+    for low, high in pairwise(bounds):
+        if high - low - 1 > _MAX_LISTED_GAP:
+            problems.append(
+                Problem(
+                    f"records seq {low + 1} to seq {high - 1} are missing ({high - low - 1} records)",
+                    seq=low + 1,
+                    field="seq",
+                    help="a removed record breaks the chain; pull the traces again and compare",
+                )
+            )
+        else:
+            missing.extend(range(low + 1, high))
     for s in missing:
         lower = max((k for k in by_seq if k < s), default=None)
         upper = min((k for k in by_seq if k > s), default=None)
@@ -342,4 +390,4 @@ def render(problems: Sequence[Problem], path: str, records: Sequence[Any]) -> st
             + f" in {len(records)} records"
         )
     out.append(line)
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n")

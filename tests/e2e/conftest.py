@@ -9,11 +9,13 @@ loopback servers in stubs.py; the runtime reaches them through its local variabl
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -30,6 +32,12 @@ SPECS = Path(__file__).resolve().parent / "specs"
 
 TOKENS = {"token-acme": "acme", "token-globex": "globex"}
 ADMIN = "admin-secret-token"
+
+
+def key_part(text: str) -> str:
+    """One part of a runtime Idempotency-Key: percent-encoded as `encodeURIComponent` does, length-prefixed."""
+    encoded = quote(text, safe="!*'()")
+    return f"{len(encoded)}:{encoded}"
 
 
 def sqlite_rows(db: Path, sql: str, *args: object) -> list[tuple]:
@@ -91,6 +99,15 @@ class Runtime:
         self.server.stop()
 
     # ── client helpers ────────────────────────────────────────────────────
+
+    def idempotency_key(self, tool: str, values: dict[str, str], tenant: str = "acme") -> str:
+        """The Idempotency-Key the runtime sends for `tool` (docs/runtime.md): agent, tenant and tool, then the
+        tool's template with each placeholder (`session`, `args.NAME`...) filled from `values`, every part
+        length-prefixed."""
+        template = self.spec.tool(tool).idempotency_key
+        assert template is not None, f"tool `{tool}` has no idempotency key"
+        expanded = re.sub(r"\{([^{}]*)\}", lambda m: key_part(values[m.group(1)]), template)
+        return key_part(self.spec.name) + key_part(tenant) + key_part(tool) + expanded
 
     def client(self, timeout: float = 30.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)

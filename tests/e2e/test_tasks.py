@@ -109,7 +109,9 @@ def test_support_refund_uses_the_verified_order(support: Runtime) -> None:
     assert paths(tools) == ["GET /v1/orders/a-100", "POST /v1/refunds", "POST /v1/messages"]
     refund = tools.calls("/v1/refunds")[0]
     assert refund.body == {"order_id": "A-100", "amount_cents": 1999}
-    assert refund.headers["idempotency-key"] == f"{task_id}:A-100"
+    assert refund.headers["idempotency-key"] == support.idempotency_key(
+        "issue_refund", {"session": task_id, "args.order_id": "A-100"}
+    )
     assert refund.headers["authorization"] == "Bearer value-of-BILLING_API_KEY"
     mail = tools.calls("/v1/messages")[0].body
     assert mail["subject"] == "Refund rf-9"
@@ -127,11 +129,12 @@ def test_a_failing_tool_is_retried_and_acts_once(tasks: Runtime) -> None:
     body = tasks.wait_task(task_id)
     assert body["status"] == "complete", body
     ships = tasks.tools.calls("/v1/shipments")
-    assert [r.headers.get("idempotency-key") for r in ships] == [f"{task_id}:o-1:ship"] * 3
-    assert tasks.tools.effects[f"{task_id}:o-1:ship"] == 1
+    ship_key = tasks.idempotency_key("ship", {"session": task_id, "args.order_id": "o-1"})
+    assert [r.headers.get("idempotency-key") for r in ships] == [ship_key] * 3
+    assert tasks.tools.effects[ship_key] == 1
     # Earlier steps are not re-run by the retry of a later one.
     assert len(tasks.tools.calls("/v1/charges")) == 1
-    assert tasks.tools.effects[f"{task_id}:o-1:charge"] == 1
+    assert tasks.tools.effects[tasks.idempotency_key("charge", {"session": task_id, "args.order_id": "o-1"})] == 1
     send = next(s for s in body["steps"] if s["name"] == "send")
     assert send["status"] == "complete"
     assert send["attempts"] == 3
@@ -154,8 +157,8 @@ def _rolled_back(tasks: Runtime, task_id: str, ships: int) -> dict:
         "POST /v1/charges",
         *["POST /v1/shipments"] * ships,
     ]
-    assert tools.effects[f"{task_id}:c-1:refund"] == 1
-    assert tools.effects[f"{task_id}:r-1:release"] == 1
+    assert tools.effects[tasks.idempotency_key("refund", {"session": task_id, "args.charge_id": "c-1"})] == 1
+    assert tools.effects[tasks.idempotency_key("release", {"session": task_id, "args.reservation_id": "r-1"})] == 1
     assert not tasks.model.requests  # `notify` never ran
     return tasks.wait_task(task_id)
 
@@ -183,7 +186,7 @@ def test_exhausted_retries_fail_the_task_and_roll_back(tasks: Runtime) -> None:
     task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
     body = _rolled_back(tasks, task_id, ships=4)  # the first try and 3 retries
     assert body["error"]["message"] == "step `send`: tool `ship`: HTTP 503"
-    assert tasks.tools.effects.get(f"{task_id}:o-1:ship", 0) == 0
+    assert tasks.tools.effects.get(tasks.idempotency_key("ship", {"session": task_id, "args.order_id": "o-1"}), 0) == 0
     send = next(s for s in body["steps"] if s["name"] == "send")
     assert (send["status"], send["attempts"]) == ("failed", 4)
 
@@ -194,7 +197,9 @@ def test_a_failing_compensation_is_retried_and_the_rest_still_run(tasks: Runtime
     task_id = start_ok(tasks, "fulfil", {"order_id": "o-1"})
     _rolled_back(tasks, task_id, ships=1)
     refunds = tasks.tools.calls("/v1/charges/c-1/refund")
-    assert [r.headers["idempotency-key"] for r in refunds] == [f"{task_id}:c-1:refund"] * 2
+    assert [r.headers["idempotency-key"] for r in refunds] == [
+        tasks.idempotency_key("refund", {"session": task_id, "args.charge_id": "c-1"})
+    ] * 2
     steps = {s["name"]: s for s in tasks.wait_task(task_id)["steps"]}
     assert steps["pay"]["status"] == "compensated"
     assert steps["hold"]["status"] == "compensated"
@@ -345,8 +350,10 @@ def test_a_tasks_tool_decisions_are_chained_records(tasks: Runtime) -> None:
         ("tool.call:reserve", "allow"),
         ("tool.call:charge", "allow"),
         ("tool.call:ship", "allow"),  # answered 422: not retried
-        ("tool.call:refund", "allow"),  # the rollbacks, newest first
+        ("tool.call:refund", "allow"),  # the rollbacks, newest first, each with its outcome
+        ("compensation:refund", "ok"),
         ("tool.call:release", "allow"),
+        ("compensation:release", "ok"),
     ]
     assert records[-1]["intent"] == "compensate reserve with release"
     assert verify(records) == []

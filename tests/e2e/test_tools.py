@@ -69,11 +69,12 @@ def test_allowlisted_tool_runs_with_its_idempotency_key(playground: Runtime) -> 
     assert decision(body, "tool.result:write_note")["decision"] == "ok"
     calls = playground.tools.calls("/v1/notes")
     assert len(calls) == 1
-    # The spec's template is "{session}:{args.note_id}".
-    assert calls[0].headers["idempotency-key"] == f"{sid}:n-1"
+    # The spec's template is "{session}:{args.note_id}", scoped to agent, tenant and tool.
+    note_key = playground.idempotency_key("write_note", {"session": sid, "args.note_id": "n-1"})
+    assert calls[0].headers["idempotency-key"] == note_key
     assert calls[0].method == "POST"
     assert calls[0].body == {"note_id": "n-1", "text": "hello"}
-    assert playground.tools.effects == {f"{sid}:n-1": 1}
+    assert playground.tools.effects == {note_key: 1}
 
 
 def test_tool_outside_the_allowlist_is_denied_and_never_called(playground: Runtime) -> None:
@@ -124,18 +125,19 @@ def test_a_redirect_to_another_origin_is_not_followed(playground: Runtime) -> No
 
 
 def test_shadow_mode_runs_a_would_be_denial_and_records_it(playground: Runtime) -> None:
+    """A read-only call within clearance (state-changing ones: tests/e2e/test_security_shadow.py)."""
     sid = session("shadow")
-    playground.tools.answer("/v1/notes", ToolAnswer(body={"note_id": "w-1"}))
-    playground.model.cue(LOW, Cue(tool_calls=[("write_note", {"note_id": "w-1", "text": "x"})]), Cue(text="ok"))
-    r = playground.turn(sid, "watch", "note it")
+    playground.tools.answer("/v1/peek/", ToolAnswer(body={"peek_id": "w-1"}))
+    playground.model.cue(LOW, Cue(tool_calls=[("peek", {"peek_id": "w-1"})]), Cue(text="ok"))
+    r = playground.turn(sid, "watch", "peek at it")
     assert r.status_code == 200, r.text
-    shadow = decision(r.json(), "tool.call:write_note")
+    shadow = decision(r.json(), "tool.call:peek")
     assert (shadow["decision"], shadow["rule"]) == ("shadow_deny", "tools.allowlist")
-    assert decision(r.json(), "tool.result:write_note")["decision"] == "ok"
-    calls = playground.tools.calls("/v1/notes")
-    assert len(calls) == 1 and calls[0].headers["idempotency-key"] == f"{sid}:w-1"
+    assert decision(r.json(), "tool.result:peek")["decision"] == "ok"
+    calls = playground.tools.calls("/v1/peek/")
+    assert len(calls) == 1 and calls[0].path == "/v1/peek/w-1"
     records = playground.traces(sid)["records"]
-    assert any(x["decision"] == "shadow_deny" and x["action"] == "tool.call:write_note" for x in records)
+    assert any(x["decision"] == "shadow_deny" and x["action"] == "tool.call:peek" for x in records)
 
 
 def test_a_tool_gets_exactly_its_identitys_secrets(playground: Runtime) -> None:
@@ -196,8 +198,9 @@ def test_a_transient_failure_is_retried_once_with_the_same_key(playground: Runti
     r = playground.turn(sid, "chat", "note n-3")
     assert r.status_code == 200, r.text
     calls = playground.tools.calls("/v1/notes")
-    assert [c.headers["idempotency-key"] for c in calls] == [f"{sid}:n-3"] * 2
-    assert playground.tools.effects == {f"{sid}:n-3": 1}
+    note_key = playground.idempotency_key("write_note", {"session": sid, "args.note_id": "n-3"})
+    assert [c.headers["idempotency-key"] for c in calls] == [note_key] * 2
+    assert playground.tools.effects == {note_key: 1}
     assert json.loads(tool_messages(playground)[0]["content"]) == {"note_id": "n-3"}
     turn = playground.traces(sid)["turns"][-1]
     assert turn["retries"] == 1

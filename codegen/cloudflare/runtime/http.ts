@@ -39,21 +39,23 @@ const tooLarge = (limit: number) => new HttpError(413, "body_too_large", `the bo
  * an oversize body is never buffered whole.
  */
 export async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
-  const bytes = await readBody(request, limit);
+  // A request's refused body is drained whole, whatever its size (the platform bounds it): answering while the
+  // client still sends can cut the 413 off. Only a tool's answer is cut off past DRAIN_MAX.
+  const bytes = await readBody(request, limit, Number.POSITIVE_INFINITY);
   if (bytes === null) throw tooLarge(limit);
   return bytes;
 }
 
 /**
- * How much of a body too large is still read, and dropped, before the refusal: answering while the client still
- * sends can end the connection under the answer (a truncated 413). A body larger than this is cut off.
+ * How much of a tool answer too large is still read, and dropped, before the refusal; a larger one is cut off.
+ * (A request's body is drained whole: see readLimited.)
  */
 const DRAIN_MAX = 1024 * 1024;
 
-/** Read and drop the rest of a refused body, up to DRAIN_MAX bytes in all (`read` of them already read). */
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, read = 0): Promise<void> {
+/** Read and drop the rest of a refused body, up to `max` bytes in all (`read` of them already read). */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, read = 0, max = DRAIN_MAX): Promise<void> {
   try {
-    while (read <= DRAIN_MAX) {
+    while (read <= max) {
       const { done, value } = await reader.read();
       if (done) return;
       read += value.byteLength;
@@ -69,11 +71,12 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, read = 0):
  * Content-Length, else read as a stream and refused as soon as it passes the limit; either way an oversize
  * body is never buffered, only drained (see DRAIN_MAX). Shared by the front door and tool answers.
  */
-export async function readBody(message: Request | Response, limit: number): Promise<Uint8Array | null> {
+export async function readBody(message: Request | Response, limit: number, drainMax = DRAIN_MAX):
+  Promise<Uint8Array | null> {
   const header = message.headers.get("content-length")?.trim() ?? null;
   const declared = header !== null && /^\d+$/.test(header) ? Number(header) : null;
   if (declared !== null && declared > limit) {
-    if (declared <= DRAIN_MAX && message.body !== null) await drain(message.body.getReader());
+    if (declared <= drainMax && message.body !== null) await drain(message.body.getReader(), 0, drainMax);
     else await message.body?.cancel().catch(() => undefined);
     return null;
   }
@@ -91,7 +94,7 @@ export async function readBody(message: Request | Response, limit: number): Prom
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await drain(reader, size);
+      await drain(reader, size, drainMax);
       return null;
     }
     chunks.push(value);
@@ -117,15 +120,46 @@ export async function readJsonObject(request: Request, limit: number): Promise<R
   }
   const bytes = await readLimited(request, limit);
   let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(STRICT_UTF8.decode(bytes));
+    text = STRICT_UTF8.decode(bytes);
+    value = JSON.parse(text);
   } catch {
     throw new HttpError(400, "invalid_json", "the body is not valid UTF-8 JSON");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new HttpError(400, "invalid_body", "the body must be a JSON object");
   }
+  // Strict UTF-8 leaves one way to invalid Unicode: a `\uD800`-style escape of a lone surrogate. Refused here,
+  // before anything is stored (SQLite, KV and the Workflows engine would keep it, or mangle it differently).
+  if (ESCAPED_SURROGATE.test(text)) {
+    const where = loneSurrogateAt(value, "");
+    if (where !== null) {
+      throw new HttpError(400, "invalid_unicode", `${where === "" ? "a key" : `\`${where}\``} has a lone surrogate`);
+    }
+  }
   return value as Record<string, unknown>;
+}
+
+const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Whether `text` is well-formed UTF-16 (no surrogate without its pair). */
+export function wellFormed(text: string): boolean {
+  return !LONE_SURROGATE.test(text);
+}
+
+/** The dotted path of the first string (or key) in `value` with a lone surrogate, or null when there is none.
+ * A bad key is named by its parent's path. */
+function loneSurrogateAt(value: unknown, path: string): string | null {
+  if (typeof value === "string") return wellFormed(value) ? null : path;
+  if (value === null || typeof value !== "object") return null;
+  for (const [key, item] of Object.entries(value)) {
+    if (!wellFormed(key)) return path;
+    const found = loneSurrogateAt(item, path === "" ? key : `${path}.${key}`);
+    if (found !== null) return found;
+  }
+  return null;
 }
 
 export function stringField(body: Record<string, unknown>, name: string, maxLength: number): string {

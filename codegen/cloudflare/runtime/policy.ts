@@ -102,7 +102,8 @@ export type DecisionKind = "allow" | "deny" | "shadow_deny";
 
 export interface Decision {
   decision: DecisionKind;
-  /** Stable rule id: workflow.unknown, tools.unknown, tools.allowlist, outbound.allowlist, tools.allow. */
+  /** Stable rule id: workflow.unknown, tools.unknown, tools.allowlist, outbound.allowlist, shadow.not_read_only,
+   * shadow.over_clearance, tools.allow. */
   rule: string;
   reason: string;
 }
@@ -110,13 +111,18 @@ export interface Decision {
 const own = <T>(table: Record<string, T>, key: string): T | undefined =>
   Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
 
+/** Risk levels in order; a tier `clears risk R` for R and every level below it. */
+export const RISK_ORDER: Readonly<Record<string, number>> = { low: 0, medium: 1, high: 2 };
+
 /**
  * Decide whether `workflow` may call `toolName`. Checked in this order, first failing rule wins:
  * 1. `workflow.unknown` (deny): the workflow is not in the tables.
  * 2. `tools.unknown` (deny, in every mode): the tool is not declared, so there is nothing to call.
  * 3. `tools.allowlist`: the tool is not in the workflow's allowlist.
  * 4. `outbound.allowlist`: the tool's host is not in the workflow's outbound allowlist.
- * Rules 3 and 4 deny in mode "enforce"; in mode "shadow" they answer `shadow_deny` and the call proceeds.
+ * Rules 3 and 4 deny in mode "enforce". In mode "shadow" they answer `shadow_deny` (the call runs, recorded) only
+ * for a harmless call: a `read_only` tool whose risk the workflow's turn tier clears. Otherwise shadow denies for
+ * real, as `shadow.not_read_only` (a state-changing tool) or `shadow.over_clearance` (risk above the clearance).
  * Otherwise `tools.allow` (allow).
  */
 export function evaluateToolCall(policy: Policy, workflow: string, toolName: string): Decision {
@@ -128,22 +134,29 @@ export function evaluateToolCall(policy: Policy, workflow: string, toolName: str
   if (tool === undefined) {
     return { decision: "deny", rule: "tools.unknown", reason: `tool \`${toolName}\` is not declared` };
   }
-  const refused: DecisionKind = wf.mode === "shadow" ? "shadow_deny" : "deny";
+  let refused: Decision | null = null;
   if (!wf.tools.includes(toolName)) {
-    return {
-      decision: refused,
-      rule: "tools.allowlist",
-      reason: `tool \`${toolName}\` is not in the tool allowlist of workflow \`${workflow}\``,
-    };
+    refused = { decision: "deny", rule: "tools.allowlist",
+      reason: `tool \`${toolName}\` is not in the tool allowlist of workflow \`${workflow}\`` };
+  } else if (!toolHostAllowed(wf.outbound, tool)) {
+    refused = { decision: "deny", rule: "outbound.allowlist",
+      reason: `host \`${tool.host}\` of tool \`${toolName}\` is not in the outbound allowlist of workflow \`${workflow}\`` };
   }
-  if (!toolHostAllowed(wf.outbound, tool)) {
-    return {
-      decision: refused,
-      rule: "outbound.allowlist",
-      reason: `host \`${tool.host}\` of tool \`${toolName}\` is not in the outbound allowlist of workflow \`${workflow}\``,
-    };
+  if (refused === null) {
+    return { decision: "allow", rule: "tools.allow", reason: `tool \`${toolName}\` is allowed in workflow \`${workflow}\`` };
   }
-  return { decision: "allow", rule: "tools.allow", reason: `tool \`${toolName}\` is allowed in workflow \`${workflow}\`` };
+  if (wf.mode !== "shadow") return refused;
+  // Shadow mode lets a would-be denial run only when running it cannot change anything nor read above clearance.
+  if (!tool.read_only) {
+    return { decision: "deny", rule: "shadow.not_read_only",
+      reason: `${refused.reason}, and shadow mode runs only read-only tools` };
+  }
+  const clearance = own(policy.tiers, wf.turn_tier)?.clearance ?? "low";
+  if ((RISK_ORDER[tool.risk] ?? Infinity) > (RISK_ORDER[clearance] ?? 0)) {
+    return { decision: "deny", rule: "shadow.over_clearance",
+      reason: `${refused.reason}, and its risk \`${tool.risk}\` is above the clearance \`${clearance}\` of tier \`${wf.turn_tier}\`` };
+  }
+  return { ...refused, decision: "shadow_deny" };
 }
 
 /** The same host test guardedFetch applies, on the tool's declared host and its URL's scheme. */

@@ -15,7 +15,9 @@ import { runInference, type ChatMessage, type ChatTool, type InferenceResult } f
 import { maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
 import { observe, policyDenials, type Alert, type SliSample } from "./slo";
-import { invokeTool, type ToolResult } from "./tools";
+import {
+  invokeTool, MAX_TOOL_CALLS_PER_ANSWER, MAX_TOOL_CALLS_PER_TURN, ToolArgumentError, undeclaredArgs, type ToolResult,
+} from "./tools";
 
 /** What the Worker needs of every generated Env. */
 export type AgentEnv = {
@@ -163,6 +165,7 @@ function transient(error: ToolError): boolean {
 }
 
 function failureRule(error: ToolError): string {
+  if (error instanceof ToolArgumentError) return error.rule;
   if (error.status >= 300 && error.status < 400) return "tool.redirect_refused";
   if (error.status > 0) return "tool.status";
   return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
@@ -235,7 +238,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       CREATE TABLE IF NOT EXISTS turns (turn INTEGER PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, workflow TEXT NOT NULL, created TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS task_steps (task TEXT NOT NULL, step TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (task, step));`);
+        PRIMARY KEY (task, step));
+      CREATE TABLE IF NOT EXISTS task_keys (key TEXT PRIMARY KEY, task TEXT NOT NULL, fingerprint TEXT NOT NULL);`);
   }
 
   // ── state ────────────────────────────────────────────────────────────────
@@ -396,6 +400,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     let ttft: number | null = null;
     let rounds = 0;
     const usage: Spend = { input: 0, output: 0, cached: 0 };
+    let callsThisTurn = 0;
     try {
       for (let round = 0; round < MAX_ROUNDS; round++) {
         const result = await runInference({ policy: this.policy, tier: wf.turn_tier, messages,
@@ -418,9 +423,19 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
         }
         messages.push({ role: "assistant", content: result.text || null, tool_calls: result.toolCalls.map((c) => ({
           id: c.id, type: "function" as const, function: { name: c.name, arguments: c.raw } })) });
-        for (const call of result.toolCalls) {
-          const content = await this.toolCall(req, wf, intent, call.name, call.arguments ?? {}, fetcher,
-            { decisions, retries, tools: toolTraces });
+        for (const [index, call] of result.toolCalls.entries()) {
+          // Capped per answer and per turn: a model cannot fan out into unbounded calls. The excess is denied.
+          const cap = index >= MAX_TOOL_CALLS_PER_ANSWER ? "tool.limit.answer"
+            : callsThisTurn >= MAX_TOOL_CALLS_PER_TURN ? "tool.limit.turn" : null;
+          let content: string;
+          if (cap !== null) {
+            decisions.push(this.record(req, intent, `tool.call:${call.name}`, { decision: "deny", rule: cap }));
+            content = JSON.stringify({ error: "denied by policy", rule: cap });
+          } else {
+            callsThisTurn++;
+            content = await this.toolCall(req, wf, intent, call.name, call.arguments ?? {}, fetcher,
+              { decisions, retries, tools: toolTraces });
+          }
           messages.push({ role: "tool", tool_call_id: call.id, content });
         }
       }
@@ -523,6 +538,12 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     log.tools.push(trace);
     if (verdict.decision === "deny") return JSON.stringify({ error: "denied by policy", rule: verdict.rule });
     const tool = this.policy.tools[name]!;
+    const undeclared = undeclaredArgs(tool, args);
+    if (undeclared.length > 0) {
+      // Dropped before the call (invokeTool sends declared arguments only); the names are kept (masked), not the values.
+      log.decisions.push(this.record(req, intent, `tool.args:${name}:${maskPII(undeclared.join(","), wf.pii).slice(0, 200)}`,
+        { decision: "dropped", rule: "tool.args.undeclared" }));
+    }
     const replaySafe = tool.read_only || (tool.idempotency_key ?? "") !== "";
     // In shadow mode a would-be denial still runs: its host must then get through the guard.
     const allowedHosts = verdict.decision === "shadow_deny" ? [...wf.outbound, tool.host] : wf.outbound;
@@ -538,7 +559,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       let result: ToolResult;
       try {
         result = await invokeTool({ policy: this.policy, toolName: name, args, sessionId: req.session,
-          workflow: req.workflow, env: this.env, allowedHosts, ...(fetcher ? { fetcher } : {}) });
+          workflow: req.workflow, tenant: req.tenant, env: this.env, allowedHosts, ...(fetcher ? { fetcher } : {}) });
       } catch (error) {
         if (error instanceof OutboundBlockedError) {
           trace.outcome = "blocked";
@@ -651,6 +672,21 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   registerTask(id: string, workflow: string): void {
     this.sql.exec("INSERT OR IGNORE INTO tasks (id, workflow, created) VALUES (?, ?, ?)", id, workflow,
       new Date().toISOString());
+  }
+
+  /**
+   * Claim a client's Idempotency-Key for a task (and register the task) in one synchronous step, so two
+   * concurrent requests with one key get one task. Answers the task the key names and the body fingerprint
+   * it was first used with; `fresh` when this call claimed it.
+   */
+  claimTaskKey(key: string, id: string, workflow: string, fingerprint: string):
+    { task: string; fingerprint: string; fresh: boolean } {
+    const held = this.sql.exec<{ task: string; fingerprint: string }>(
+      "SELECT task, fingerprint FROM task_keys WHERE key = ?", key).toArray()[0];
+    if (held) return { ...held, fresh: false };
+    this.sql.exec("INSERT INTO task_keys (key, task, fingerprint) VALUES (?, ?, ?)", key, id, fingerprint);
+    this.registerTask(id, workflow);
+    return { task: id, fingerprint, fresh: true };
   }
 
   ownsTask(id: string): boolean {

@@ -10,10 +10,11 @@ import { NonRetryableError } from "cloudflare:workflows";
 import type { ChainRecord } from "./chain";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
+import { maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
-import { policyDenials, type SliSample } from "./slo";
-import { invokeTool } from "./tools";
+import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
+import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type Scalar = string | number | boolean | null;
@@ -100,7 +101,8 @@ export class TaskRun {
     const verdict = evaluateToolCall(this.policy, this.workflow, decidedAs);
     // Every decision is a record: a task's go to its own chain, readable at /v1/traces?task=ID.
     const log = this.env.SESSION.getByName(taskObjectName(this.event.payload.tenant, this.event.instanceId));
-    await log.recordDecision({ tenant: this.event.payload.tenant, session: this.event.instanceId, workflow: this.workflow },
+    const scope = { tenant: this.event.payload.tenant, session: this.event.instanceId, workflow: this.workflow };
+    await log.recordDecision(scope,
       toolName === decidedAs ? `call ${toolName}` : `compensate ${decidedAs} with ${toolName}`,
       `tool.call:${toolName}`, verdict.decision, verdict.rule);
     if (verdict.decision === "deny") throw new NonRetryableError(`policy denied \`${toolName}\`: ${verdict.rule}`);
@@ -109,15 +111,24 @@ export class TaskRun {
     if (lacking.length > 0) {
       throw new NonRetryableError(`tool \`${toolName}\`: missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}`);
     }
+    const undeclared = undeclaredArgs(this.policy.tools[toolName]!, args);
+    if (undeclared.length > 0) {
+      // Dropped before the call (invokeTool sends declared arguments only): recorded by name (masked), never by value.
+      const names = maskPII(undeclared.join(","), this.wf.pii).slice(0, 200);
+      await log.recordDecision(scope, `call ${toolName}`, `tool.args:${toolName}:${names}`, "dropped",
+        "tool.args.undeclared");
+    }
     const fetcher = toolFetcher(this.env);
     try {
       const result = await invokeTool({ policy: this.policy, toolName, args, sessionId: this.event.instanceId,
-        workflow: this.workflow, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
+        workflow: this.workflow, tenant: this.event.payload.tenant, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
       return flat(result.result);
     } catch (error) {
       // Neither an off-allowlist host nor a 4xx other than 408/429 will succeed on retry: fail the step now
       // (and roll back).
-      if (error instanceof OutboundBlockedError) throw new NonRetryableError(error.message);
+      if (error instanceof OutboundBlockedError || error instanceof ToolArgumentError) {
+        throw new NonRetryableError(error.message);
+      }
       if (error instanceof ToolError && error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status)) {
         throw new NonRetryableError(error.message);
       }
@@ -176,14 +187,17 @@ export class TaskRun {
   /**
    * The rollback of a call step: run its tool's compensating tool (idempotent, so at most once in effect).
    * Workflows also rolls back the step that failed, with no `output`: then the compensation runs only if its
-   * arguments are known without the step's result, and otherwise is skipped: there is nothing to undo by id,
-   * and a throw here would stop every earlier step's rollback.
+   * arguments are known without the step's result, and otherwise is skipped: there is nothing to undo by id.
+   * A failure is thrown (so Workflows retries it) only while retries remain: one that fails for good is
+   * recorded in the registry and the task's chain, alerted, and returns, because a rollback that throws
+   * stops every earlier step's rollback, and one stuck compensation must not strand the others.
    */
-  async compensate(name: string, output: StepValue | undefined, results: StepResults): Promise<void> {
+  async compensate(name: string, output: StepValue | undefined, results: StepResults, retryLimit = 0): Promise<void> {
     const step = this.step(name);
     const tool = step.tool!;
     const compensating = this.policy.tools[tool]!.compensate!;
     const declared = Object.keys(this.policy.tools[compensating]!.args);
+    const intent = `compensate ${tool} with ${compensating}`;
     let known: Record<string, Json> = {};
     try {
       known = { ...this.args(step, results) };
@@ -196,22 +210,72 @@ export class TaskRun {
     if (lacking.length > 0) {
       // A step that never returned keeps its `failed` record; one that did says why it was not undone.
       if (output) {
-        await this.report(name, "not_compensated", { tool, compensation: compensating,
-          error: `missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}` });
+        const error = `missing argument ${lacking.map((a) => `\`${a}\``).join(", ")}`;
+        await this.report(name, "not_compensated", { tool, compensation: compensating, error });
+        await this.compensationOutcome(intent, compensating, "failed", "compensation.not_run", name, error);
       }
       return;
     }
     try {
       await this.invoke(compensating, args, tool);
     } catch (error) {
+      // The rollback handler's `ctx` is the forward step's, so the rollback's own attempts are counted here, in
+      // the registry record its earlier attempts left (`retryLimit` is the rollbackConfig's retry limit).
+      const attempts = (await this.compensationAttempts(name)) + 1;
+      const final = nonRetryable(error) || attempts > retryLimit;
+      const message = messageOf(error).replace(/^NonRetryableError:?\s*/, "");
       try {
-        await this.report(name, "compensation_failed", { tool, compensation: compensating, error: messageOf(error) });
+        await this.report(name, final ? "compensation_failed" : "compensation_retrying",
+          { tool, compensation: compensating, error: message, attempts });
       } catch {
         // As in `attempt`: the registry's failure must not hide the compensation's own.
       }
-      throw error;
+      if (!final) throw error;
+      await this.compensationOutcome(intent, compensating, "failed", "compensation.failed", name, message);
+      return;
     }
     await this.report(name, "compensated", { tool, compensation: compensating });
+    await this.compensationOutcome(intent, compensating, "ok", "compensation.ok", name);
+  }
+
+  /** How many attempts of a step's compensation have failed so far (0 when none has). Never throws. */
+  private async compensationAttempts(step: string): Promise<number> {
+    try {
+      const registry = this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant));
+      const steps = (await registry.taskSteps(this.event.instanceId)) as { name?: unknown; status?: unknown;
+        attempts?: unknown }[];
+      const record = steps.find((s) => s.name === step);
+      return record?.status === "compensation_retrying" && typeof record.attempts === "number" ? record.attempts : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /**
+   * Record how a compensation ended in the task's chain (`compensation:<tool>`); a failure is also alerted: to the
+   * workflow's SLO webhook when it declares one (recorded `alert:compensation`, `alert` or `alert_undelivered`),
+   * and to the log. Never throws: the remaining rollbacks must run whatever happens here.
+   */
+  private async compensationOutcome(intent: string, compensating: string, decision: "ok" | "failed", rule: string,
+    step: string, error?: string): Promise<void> {
+    const { tenant } = this.event.payload;
+    const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
+    try {
+      const log = this.env.SESSION.getByName(taskObjectName(tenant, this.event.instanceId));
+      await log.recordDecision(scope, intent, `compensation:${compensating}`, decision, rule);
+      if (decision === "ok") return;
+      console.error("agentspec: compensation failed", this.event.instanceId, step, error ?? "");
+      const webhook = sloTable(this.wf.slo).webhook;
+      const fetcher = toolFetcher(this.env);
+      const delivered = await deliver(webhook, this.wf.outbound, {
+        type: "agentspec.compensation_failed", agent: this.policy.agent.name, workflow: this.workflow,
+        task: this.event.instanceId, step, compensation: compensating, rule, error: error ?? null,
+        spec_hash: this.policy.spec_hash, ts: new Date().toISOString(),
+      }, fetcher);
+      await log.recordDecision(scope, intent, "alert:compensation", delivered ? "alert" : "alert_undelivered", rule);
+    } catch (e) {
+      console.error("agentspec: recording a compensation failed", messageOf(e));
+    }
   }
 
   /**

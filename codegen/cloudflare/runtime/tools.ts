@@ -1,6 +1,8 @@
 // One tool call: the tool's declared spec (from the policy tables), the model's arguments and the session in,
-// the tool's JSON answer projected onto its declared `returns` shape out. Builds the URL, headers (secrets
-// restricted to the tool's identity), Idempotency-Key and body from templates, and sends it through guardedFetch.
+// the tool's JSON answer projected onto its declared `returns` shape out. The arguments are projected onto the
+// declared `args` and type-checked first; then it builds the URL (a placeholder never leaves its path segment),
+// headers (secrets restricted to the tool's identity), the Idempotency-Key (scoped to agent, tenant and tool, its
+// parts length-prefixed so no value can forge a separator) and body, and sends it through guardedFetch.
 
 import { OutboundBlockedError, ToolError } from "./errors";
 import { guardedFetch, type FetchLike } from "./guard";
@@ -13,6 +15,8 @@ export interface InvokeToolRequest {
   args: Record<string, unknown>;
   sessionId: string;
   workflow: string;
+  /** The tenant the call is made for: part of every Idempotency-Key, so two tenants' calls never share one. */
+  tenant: string;
   /** The Worker's env; `{secret.NAME}` in a header template reads `env[NAME]`. */
   env: object;
   /** Hosts this call may reach: the workflow's outbound allowlist. */
@@ -27,6 +31,20 @@ export interface ToolResult {
   idempotencyKey: string | null;
   ms: number;
 }
+
+/**
+ * The call's arguments cannot be sent as they are: a missing or wrongly typed declared argument, or a path
+ * placeholder that would leave its segment. Sending it again cannot help, so callers never retry it.
+ */
+export class ToolArgumentError extends ToolError {
+  constructor(tool: string, message: string, readonly rule: "tool.arguments" | "tool.path" = "tool.arguments") {
+    super(tool, 0, message);
+  }
+}
+
+/** At most this many tool calls are run from one model answer, and from one turn; the excess is denied. */
+export const MAX_TOOL_CALLS_PER_ANSWER = 8;
+export const MAX_TOOL_CALLS_PER_TURN = 16;
 
 const PLACEHOLDER = /\{([^{}]*)\}/g;
 
@@ -48,18 +66,43 @@ interface TemplateContext {
   args: Record<string, unknown>;
   sessionId: string;
   workflow: string;
+  tenant: string;
   env: object;
 }
 
-/** Expand `{session}`, `{workflow}`, `{args.NAME}` and, where `secrets` is set, `{secret.NAME}`. */
-function expand(template: string, ctx: TemplateContext, allowSecrets: boolean): string {
+/** Expand `{session}`, `{workflow}`, `{args.NAME}` and, where `secrets` is set, `{secret.NAME}`; each value
+ * through `value` (as is by default). */
+function expand(template: string, ctx: TemplateContext, allowSecrets: boolean,
+  value: (text: string) => string = (text) => text): string {
   return template.replace(PLACEHOLDER, (_, key: string) => {
-    if (key === "session") return ctx.sessionId;
-    if (key === "workflow") return ctx.workflow;
-    if (key.startsWith("args.")) return argument(ctx.toolName, ctx.args, key.slice(5));
+    if (key === "session") return value(ctx.sessionId);
+    if (key === "workflow") return value(ctx.workflow);
+    if (key.startsWith("args.")) return value(argument(ctx.toolName, ctx.args, key.slice(5)));
     if (key.startsWith("secret.") && allowSecrets) return secret(ctx, key.slice(7));
     throw new ToolError(ctx.toolName, 0, `template placeholder \`{${key}}\` is not allowed here`);
   });
+}
+
+/** One part of an Idempotency-Key: percent-encoded (so the header is ASCII), then prefixed with its length. */
+function keyPart(text: string): string {
+  const encoded = encodeURIComponent(text);
+  return `${encoded.length}:${encoded}`;
+}
+
+/** Keys longer than this are sent as their SHA-256 (APIs commonly cap a key at 255 characters). */
+const MAX_KEY = 255;
+
+/**
+ * The Idempotency-Key of a call: agent, tenant and tool, then the tool's template with every placeholder value,
+ * each as a length-prefixed part. Injective: the length says where each value ends, so `a:b` can never pass
+ * for two values, nor one tenant's call for another's. A key longer than MAX_KEY is sent as `sha256:` + its hash.
+ */
+export async function idempotencyKey(agent: string, tenant: string, toolName: string, expanded: string):
+  Promise<string> {
+  const key = keyPart(agent) + keyPart(tenant) + keyPart(toolName) + expanded;
+  if (key.length <= MAX_KEY) return key;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+  return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 function secret(ctx: TemplateContext, name: string): string {
@@ -77,17 +120,62 @@ function secret(ctx: TemplateContext, name: string): string {
   return value;
 }
 
-/** Fill `{name}` in the URL template from the arguments, each value percent-encoded; returns the used names. */
+/**
+ * Fill `{name}` in the URL template from the arguments, each value percent-encoded; returns the used names. A
+ * value that would not stay in its path segment is refused (ToolArgumentError `tool.path`): an empty value, a
+ * segment that comes out as `.` or `..`, or a URL whose path the URL parser reads differently from the text.
+ */
 export function expandUrl(toolName: string, template: string, args: Record<string, unknown>): { url: string; used: Set<string> } {
   const used = new Set<string>();
   const url = template.replace(PLACEHOLDER, (_, name: string) => {
     used.add(name);
-    return encodeURIComponent(argument(toolName, args, name));
+    const value = argument(toolName, args, name);
+    if (value === "") throw new ToolArgumentError(toolName, `path argument \`${name}\` is empty`, "tool.path");
+    return encodeURIComponent(value);
   });
+  if (used.size === 0) return { url, used };
+  const path = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^?#]*)/i.exec(url)?.[1] ?? "";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ToolArgumentError(toolName, "the URL is not valid with these arguments", "tool.path");
+  }
+  const segments = path.split("/");
+  const dotted = segments.some((seg) => seg === "." || seg === ".." || /^(%2e|\.){1,2}$/i.test(seg));
+  if (dotted || parsed.pathname !== (path === "" ? "/" : path)) {
+    throw new ToolArgumentError(toolName, "a path argument would leave its segment", "tool.path");
+  }
   return { url, used };
 }
 
-function checkField(spec: FieldSpec, value: unknown): boolean {
+/** The names in `args` the tool does not declare: dropped before the call, and recorded by the caller. */
+export function undeclaredArgs(tool: ToolSpec, args: Record<string, unknown>): string[] {
+  return Object.keys(args).filter((name) => !Object.prototype.hasOwnProperty.call(tool.args, name)).sort();
+}
+
+/**
+ * The arguments the tool declares, and only those, each checked against its declared type; an optional one
+ * may be absent or null (then it is left out). A missing required or wrongly typed argument is a
+ * ToolArgumentError: the call is never sent.
+ */
+export function projectArgs(toolName: string, tool: ToolSpec, args: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(tool.args)) {
+    const present = Object.prototype.hasOwnProperty.call(args, name) && args[name] !== null && args[name] !== undefined;
+    if (!present) {
+      if (spec.endsWith("?")) continue;
+      throw new ToolArgumentError(toolName, `argument \`${name}\` is missing`);
+    }
+    if (!checkField(spec, args[name])) {
+      throw new ToolArgumentError(toolName, `argument \`${name}\` is not of type ${spec.replace(/\?$/, "")}`);
+    }
+    out[name] = args[name];
+  }
+  return out;
+}
+
+export function checkField(spec: FieldSpec, value: unknown): boolean {
   switch (spec.replace(/\?$/, "")) {
     case "string":
       return typeof value === "string";
@@ -146,22 +234,24 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
     throw new ToolError(toolName, 0, "tool is not declared");
   }
   const tool = policy.tools[toolName]!;
-  const ctx: TemplateContext = { ...req, tool };
+  // Only declared arguments, of their declared types, ever reach the request: URL, query, body, key.
+  const args = projectArgs(toolName, tool, req.args);
+  const ctx: TemplateContext = { ...req, args, tool };
   const method = tool.method.toUpperCase();
-  const { url: expanded, used } = expandUrl(toolName, tool.url, req.args);
+  const { url: expanded, used } = expandUrl(toolName, tool.url, args);
 
   let url = expanded;
   let body: string | undefined;
   const bodyless = method === "GET" || method === "HEAD" || method === "DELETE";
   if (bodyless) {
-    const rest = Object.keys(req.args).filter((k) => !used.has(k) && req.args[k] !== undefined).sort();
+    const rest = Object.keys(args).filter((k) => !used.has(k)).sort();
     if (rest.length > 0) {
       const u = new URL(expanded);
-      for (const k of rest) u.searchParams.append(k, argument(toolName, req.args, k));
+      for (const k of rest) u.searchParams.append(k, argument(toolName, args, k));
       url = u.toString();
     }
   } else {
-    body = JSON.stringify(req.args);
+    body = JSON.stringify(args);
   }
 
   const headers = new Headers({ accept: "application/json" });
@@ -172,8 +262,10 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
     throw new ToolError(toolName, 0, `bad header value: ${String(e)}`);
   }
   const key = tool.idempotency_key ?? null;
-  const idempotencyKey = key === null || key === "" ? null : expand(key, ctx, false);
-  if (idempotencyKey !== null) headers.set("idempotency-key", idempotencyKey);
+  const sentKey = key === null || key === ""
+    ? null
+    : await idempotencyKey(policy.agent.name, req.tenant, toolName, expand(key, ctx, false, keyPart));
+  if (sentKey !== null) headers.set("idempotency-key", sentKey);
   if (body !== undefined) headers.set("content-type", "application/json");
 
   const started = Date.now();
@@ -210,5 +302,5 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
     : parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)
       ? (parsed as Record<string, unknown>)
       : { value: parsed };
-  return { result, status: res.status, idempotencyKey, ms: Date.now() - started };
+  return { result, status: res.status, idempotencyKey: sentKey, ms: Date.now() - started };
 }

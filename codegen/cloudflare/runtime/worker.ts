@@ -3,7 +3,9 @@
 // session Durable Object or a Workflow. The routes and error shapes are the runtime contract in DESIGN.md.
 
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
-import type { Policy } from "./policy";
+import type { Policy, Workflow as PolicyWorkflow } from "./policy";
+import type { TaskParams } from "./task";
+import { checkField } from "./tools";
 import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -146,6 +148,80 @@ function taskBinding(env: AgentEnv, binding: string): Workflow {
   return value as Workflow;
 }
 
+/** A client's `Idempotency-Key` on `POST /v1/tasks`: printable ASCII, bounded. */
+const TASK_KEY = /^[\x21-\x7e]{1,255}$/;
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Parts joined so that no part can pass for two: each as its length, `:`, itself. */
+function lengthPrefixed(...parts: string[]): string {
+  return parts.map((p) => `${p.length}:${p}`).join("");
+}
+
+/** JSON with object keys sorted, so a retried body with its keys in another order is the same body. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Create the instance unless it exists: a retry finds the first request's instance (or makes the one a crash
+ * between claiming the key and creating it left unmade). */
+async function createOnce(binding: Workflow, options: WorkflowInstanceCreateOptions<TaskParams>): Promise<void> {
+  try {
+    await binding.get(options.id!);
+    return;
+  } catch {
+    // Not made yet.
+  }
+  try {
+    await binding.create(options);
+  } catch (error) {
+    // A concurrent retry made it first: fine, as long as it exists now.
+    await binding.get(options.id!).catch(() => {
+      throw error;
+    });
+  }
+}
+
+/**
+ * Task params that feed a call step directly (a step without `with`, which passes the params whole, or an
+ * argument that is exactly `{params.NAME}`) are checked against the tool's declared argument types here, so
+ * a wrong or missing one is a 400 before anything is stored, not a failed task later.
+ */
+function checkTaskParams(policy: Policy, wf: PolicyWorkflow, params: Record<string, unknown>): void {
+  const has = (name: string) => Object.prototype.hasOwnProperty.call(params, name) && params[name] !== null;
+  for (const step of wf.steps) {
+    if (step.kind !== "call" || !step.tool) continue;
+    const declared = policy.tools[step.tool]?.args ?? {};
+    const feeds: [string, string][] = step.args
+      ? step.args.flatMap(([arg, template]) => {
+        const lone = /^\{params\.([^{}.]+)\}$/.exec(template);
+        return lone ? [[arg, lone[1]!] as [string, string]] : [];
+      })
+      : Object.keys(declared).map((arg) => [arg, arg]);
+    for (const [arg, param] of feeds) {
+      const spec = declared[arg];
+      if (spec === undefined) continue;
+      if (!has(param)) {
+        if (spec.endsWith("?")) continue;
+        throw new HttpError(400, "invalid_params",
+          `\`params.${param}\` is required: step \`${step.name}\` passes it to \`${step.tool}\` as \`${arg}\``);
+      }
+      if (!checkField(spec, params[param])) {
+        throw new HttpError(400, "invalid_params",
+          `\`params.${param}\` must be of type ${spec.replace(/\?$/, "")}: step \`${step.name}\` passes it to \`${step.tool}\``);
+      }
+    }
+  }
+}
+
 async function route(request: Request, env: AgentEnv, policy: Policy): Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
@@ -184,10 +260,29 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
       throw new HttpError(400, "invalid_field", "`params` must be a JSON object");
     }
     if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
-    const id = `${workflow}-${crypto.randomUUID()}`;
-    await env.SESSION.getByName(taskRegistryName(caller.tenant)).registerTask(id, workflow);
-    await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params } });
-    return json({ task_id: id }, 202);
+    checkTaskParams(policy, wf, params as Record<string, unknown>);
+    const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
+    const binding = taskBinding(env, wf.task_binding);
+    const create = { params: { tenant: caller.tenant, params: params as TaskParams["params"] } };
+    const key = request.headers.get("idempotency-key");
+    if (key === null) {
+      const id = `${workflow}-${crypto.randomUUID()}`;
+      await registry.registerTask(id, workflow);
+      await binding.create({ id, ...create });
+      return json({ task_id: id }, 202);
+    }
+    // Idempotent creation: the instance id is derived from tenant and key, and the key remembers the body.
+    if (!TASK_KEY.test(key)) {
+      throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
+    }
+    const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
+    const fingerprint = await sha256Hex(canonical({ workflow, params }));
+    const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
+    if (claim.fingerprint !== fingerprint) {
+      throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
+    }
+    await createOnce(binding, { id: claim.task, ...create });
+    return json({ task_id: claim.task }, 202);
   }
   const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
   if (task && method === "GET") {
@@ -216,8 +311,11 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
   }
   if (path === "/v1/traces" && method === "GET") {
     const caller = authenticate(request, env, policy, true);
-    const since = Number(url.searchParams.get("since") ?? "0");
-    if (!Number.isInteger(since) || since < 0) throw new HttpError(400, "invalid_since", "`since` is a sequence number");
+    const sinceText = url.searchParams.get("since") ?? "0";
+    if (!/^\d{1,15}$/.test(sinceText)) {
+      throw new HttpError(400, "invalid_since", "`since` must be a non-negative decimal integer");
+    }
+    const since = Number(sinceText);
     const taskId = url.searchParams.get("task");
     if (taskId !== null) {
       // A task's decisions: its own chain, for a task of this tenant only.

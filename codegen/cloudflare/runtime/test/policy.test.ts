@@ -42,16 +42,41 @@ describe("evaluateToolCall", () => {
     expect(d.reason).toContain("`evil.example.net`");
   });
 
-  it("shadow mode answers shadow_deny for allowlist and outbound violations", () => {
-    expect(evaluateToolCall(policy, "triage", "issue_refund")).toMatchObject({ decision: "shadow_deny", rule: "tools.allowlist" });
-    expect(evaluateToolCall(policy, "triage", "exfiltrate")).toMatchObject({ decision: "shadow_deny", rule: "outbound.allowlist" });
+  it("shadow mode answers shadow_deny for a read-only call within the turn tier's clearance", () => {
+    const p = makePolicy();
+    p.workflows["triage"]!.tools = ["exfiltrate"];
+    expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "shadow_deny", rule: "tools.allowlist" });
+    p.workflows["triage"]!.tools = ["lookup_order"];
+    p.workflows["triage"]!.outbound = [];
+    expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "shadow_deny", rule: "outbound.allowlist" });
     expect(evaluateToolCall(policy, "triage", "lookup_order")).toMatchObject({ decision: "allow", rule: "tools.allow" });
   });
 
-  it("matches a tool host with a port only against the same port", () => {
-    // triage allows 127.0.0.1:9999, the tool is on :8787
-    expect(evaluateToolCall(policy, "triage", "local_echo")).toMatchObject({ rule: "outbound.allowlist" });
+  it("shadow mode denies a state-changing would-be denial for real, under its own rule", () => {
+    const d = evaluateToolCall(policy, "triage", "issue_refund");
+    expect(d).toMatchObject({ decision: "deny", rule: "shadow.not_read_only" });
+    expect(d.reason).toContain("not in the tool allowlist");
+    expect(evaluateToolCall(policy, "triage", "exfiltrate")).toMatchObject({ decision: "deny", rule: "shadow.not_read_only" });
+  });
+
+  it("shadow mode denies a read-only call above the turn tier's clearance for real", () => {
     const p = makePolicy();
+    p.tools["lookup_order"]!.risk = "medium"; // triage runs on tier low, cleared for low
+    p.workflows["triage"]!.tools = [];
+    const d = evaluateToolCall(p, "triage", "lookup_order");
+    expect(d).toMatchObject({ decision: "deny", rule: "shadow.over_clearance" });
+    expect(d.reason).toContain("clearance `low` of tier `low`");
+    p.tiers["low"]!.clearance = "medium";
+    expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "shadow_deny", rule: "tools.allowlist" });
+    p.tools["lookup_order"]!.risk = "severe"; // an unknown level is never within clearance
+    expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "deny", rule: "shadow.over_clearance" });
+  });
+
+  it("matches a tool host with a port only against the same port", () => {
+    // triage allows 127.0.0.1:9999, the tool is on :8787 (read-only here, so shadow answers the host rule)
+    const p = makePolicy();
+    p.tools["local_echo"]!.read_only = true;
+    expect(evaluateToolCall(p, "triage", "local_echo")).toMatchObject({ rule: "outbound.allowlist" });
     p.workflows["triage"]!.outbound = ["127.0.0.1:8787"];
     expect(evaluateToolCall(p, "triage", "local_echo")).toMatchObject({ decision: "allow" });
     p.workflows["triage"]!.outbound = ["127.0.0.1"];
