@@ -7,6 +7,8 @@
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
+                                                          0 every SLO holds in the simulation, 1 one fails or errors
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -71,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE")
     verify.add_argument("--format", choices=["human", "json"], default="human")
+    from agentspec.sim.cli import add_parser as add_simulate
+
+    add_simulate(commands)
     return parser
 
 
@@ -87,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args.code)
     if args.command == "compile":
         return _compile(args.spec, args.out, args.force, args.color)
+    if args.command == "simulate":
+        from agentspec.sim.cli import run as run_simulate
+
+        return run_simulate(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
