@@ -246,7 +246,10 @@ class Simulator:
         tok = self.traffic.tokens
         cache = self.traffic.cache
         n = len(starts)
-        turns = np.minimum(1 + rng.g.poisson(traffic.turns.mean - 1, n), traffic.turns.max)
+        if traffic.turns.mean >= traffic.turns.max:
+            turns = np.full(n, traffic.turns.max)
+        else:
+            turns = np.minimum(1 + rng.g.poisson(traffic.turns.mean - 1, n), traffic.turns.max)
         clock = starts.copy()
         history = np.zeros(n)  # tokens of stored history (the turns since the last trim)
         history_turns = np.zeros(n, np.int64)
