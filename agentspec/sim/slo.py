@@ -167,13 +167,16 @@ class Monitor:
     slo: dict[str, Any]
     window: deque[Sample] = field(default_factory=lambda: deque(maxlen=WINDOW_SIZE))
     firing: set[str] = field(default_factory=set)
+    # The judgements of the last sample observed.
+    last: list[Judgement] = field(default_factory=list)
 
     def observe(self, sample: Sample) -> list[Judgement]:
         if not self.slo:
             return []
         self.window.append(sample)
         fire: list[Judgement] = []
-        for j in judge(list(self.window), self.slo):
+        self.last = judge(list(self.window), self.slo)
+        for j in self.last:
             if j.crossed and j.sli not in self.firing:
                 fire.append(j)
                 self.firing.add(j.sli)
