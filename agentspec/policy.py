@@ -14,9 +14,8 @@ import json
 import re
 from typing import Any, Literal, TypedDict
 
-from agentspec import __version__
+from agentspec import __version__, urlhost
 from agentspec import model as m
-from agentspec import urlhost
 
 FORMAT = 1
 

@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/simulate.py            # the bars below
     .venv/bin/python benchmarks/simulate.py --quick    # 10,000 and 100,000 sessions only
 
-Each run is a fresh process (after a small untimed warm-up run) (so its peak resident memory is its own), simulating specs/support_desk.agent with
-every session in the `orders` workflow, 10 turns each, one tool call in two turns. Bars: 100,000 sessions x 10
-turns in under 10 s; time per session flat within 1.5x from 10,000 to 1,000,000 sessions; peak memory at
-1,000,000 sessions under 1 GiB.
+Each run is a fresh process (so its peak resident memory is its own) and starts with a small untimed warm-up
+run; it simulates specs/support_desk.agent with every session in the `orders` workflow, 10 turns each, one
+tool call in two turns. Bars: 100,000 sessions x 10 turns in under 10 s; time per session flat within 1.5x
+from 10,000 to 1,000,000 sessions; peak memory at 1,000,000 sessions under 1 GiB.
 """
 
 from __future__ import annotations

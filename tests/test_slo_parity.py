@@ -31,7 +31,7 @@ def _sequence(rng: np.random.Generator) -> dict[str, Any]:
     cols: dict[str, list[Any]] = {k: [] for k in ("ok", "latency_ms", "ttft_ms", "cost_usd", "input_tokens",
                                                   "cached_tokens", "denied", "decisions")}  # fmt: skip
     phases = int(rng.integers(1, 5))
-    cuts = sorted(rng.integers(0, n + 1, phases - 1).tolist()) + [n]
+    cuts = [*sorted(rng.integers(0, n + 1, phases - 1).tolist()), n]
     pos = 0
     for cut in cuts:
         m = cut - pos

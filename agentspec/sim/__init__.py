@@ -17,10 +17,9 @@ from typing import Any
 from agentspec import model as m
 from agentspec.sim import policy_view, report
 from agentspec.sim.engine import Simulator
-from agentspec.sim.traffic import Traffic, TrafficError
+from agentspec.sim.traffic import Traffic, TrafficError, validate_against
 from agentspec.sim.traffic import load as load_traffic
 from agentspec.sim.traffic import parse as parse_traffic
-from agentspec.sim.traffic import validate_against
 
 __all__ = ["SpecError", "Traffic", "TrafficError", "compare", "load_traffic", "parse_traffic", "simulate"]
 

@@ -299,7 +299,9 @@ class Simulator:
                 rows = act[sel]
                 m = len(sel)
                 first = self.chain(rng, tier_name, m)
-                tally.fallbacks += float((first.attempts[first.ok] - 1).sum()) + float((first.attempts[~first.ok] - 1).sum())
+                tally.fallbacks += float((first.attempts[first.ok] - 1).sum()) + float(
+                    (first.attempts[~first.ok] - 1).sum()
+                )
                 tally.retries += float((first.attempts - 1).sum())
                 tally.retries_replay_safe += float((first.attempts - 1).sum())
                 decisions[sel] += (first.ok & (first.attempts > 1)).astype(float)
@@ -621,8 +623,9 @@ class Simulator:
         for sli, idx in judged.fired.items():
             tally.alert_counts[sli] = tally.alert_counts.get(sli, 0) + len(idx)
             for i in idx[: max(0, 50 - len(tally.alerts))]:
-                tally.alerts.append({"sli": sli, "sample": int(base + i + 1), "at_s": round(float(now["t"][i]) / 1000, 3),
-                                     "value": float(judged.value[sli][i])})  # fmt: skip
+                at_s = round(float(now["t"][i]) / 1000, 3)
+                value = float(judged.value[sli][i])
+                tally.alerts.append({"sli": sli, "sample": int(base + i + 1), "at_s": at_s, "value": value})
 
     def _count_samples(self, name: str, s: dict[str, F]) -> None:
         tally = self.tally[name]

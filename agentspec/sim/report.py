@@ -67,12 +67,19 @@ def workflow_report(name: str, t: Tally, slo: dict[str, Any], has_steps: bool) -
         "workflow": name,
         "turns": t.turns,
         "turn_success_pct": _pct(t.turns_ok, t.turns),
-        "latency_ms": {"p50": _q(t.turn_latency, 0.5), "p95": _q(t.turn_latency, 0.95), "p99": _q(t.turn_latency, 0.99)},
+        "latency_ms": {
+            "p50": _q(t.turn_latency, 0.5),
+            "p95": _q(t.turn_latency, 0.95),
+            "p99": _q(t.turn_latency, 0.99),
+        },
         "ttft_ms": {"p50": _q(t.turn_ttft, 0.5), "p95": _q(t.turn_ttft, 0.95), "p99": _q(t.turn_ttft, 0.99)},
         "tasks": t.tasks,
         "task_success_pct": _pct(t.tasks_ok, t.tasks),
-        "task_latency_ms": {"p50": _q(t.task_latency, 0.5), "p95": _q(t.task_latency, 0.95),
-                            "p99": _q(t.task_latency, 0.99)},  # fmt: skip
+        "task_latency_ms": {
+            "p50": _q(t.task_latency, 0.5),
+            "p95": _q(t.task_latency, 0.95),
+            "p99": _q(t.task_latency, 0.99),
+        },
         "cost_usd": t.cost_usd,
         "cost_per_turn_usd": t.cost_usd / t.turns if t.turns else None,
         "cost_per_success_usd": t.cost_usd / successes if successes else None,
@@ -143,11 +150,15 @@ def render(reports: list[dict[str, Any]], width: int = 140) -> str:
     verdict_table.add_column("bound", justify="right")
     verdict_table.add_column("margin", justify="right")
     verdict_table.add_column("verdict")
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.6g}"
+
     for label, wf in columns:
         for v in wf["slo"]:
-            fmt = (lambda x: "-" if x is None else f"{x:.6g}")
-            verdict_table.add_row(label, wf["workflow"], v["sli"] + (f" {v['percentile']}" if "percentile" in v else ""),
-                                  fmt(v["value"]), fmt(v["bound"]), fmt(v["margin"]), v["verdict"].upper())  # fmt: skip
+            sli = v["sli"] + (f" {v['percentile']}" if "percentile" in v else "")
+            cells = (fmt(v["value"]), fmt(v["bound"]), fmt(v["margin"]), v["verdict"].upper())
+            verdict_table.add_row(label, wf["workflow"], sli, *cells)
     with console.capture() as capture:
         console.print(metrics)
         console.print(verdict_table)

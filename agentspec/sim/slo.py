@@ -321,4 +321,3 @@ def judge_stream(columns: dict[str, FloatArray], slo: dict[str, Any], state: Str
     state.tail = {k: v[-(w - 1) :] for k, v in full.items()}
     state.seen += n_new
     return StreamJudgement(judged, value, crossed, fired)
-

@@ -239,7 +239,9 @@ def load(path: str) -> Traffic:
     except (OSError, UnicodeDecodeError) as exc:
         span = Span(file=path, line=1, column=1, end_line=1, end_column=1, start=0, end=0)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise TrafficError([error("T0001", span, f"cannot read traffic model `{path}`: {reason.lower()}")], {}) from None
+        raise TrafficError(
+            [error("T0001", span, f"cannot read traffic model `{path}`: {reason.lower()}")], {}
+        ) from None
     return parse(text, path)
 
 

@@ -18,7 +18,9 @@ NOTEBOOK = ROOT / "notebooks" / "02-simulate.ipynb"
 @pytest.fixture(scope="module")
 def executed() -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    ).execute()
     return nb
 
 
