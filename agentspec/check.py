@@ -605,6 +605,8 @@ class _Checker:
                         help=did_you_mean(placeholder, arg_names) or f"declare it: `args {{ {placeholder}: string }}`",
                     )
         host = parts.hostname.lower()
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal keeps its brackets, as the runtime's URL parser writes it
         return f"{host}:{port}" if port else host
 
     def check_compensation(self) -> None:

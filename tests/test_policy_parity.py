@@ -178,6 +178,32 @@ def test_the_guard_never_passes_what_the_policy_would_not_allow(r: dict) -> None
         assert host_allowed(r["outbound"], r["url"])
 
 
+def test_an_ipv6_tool_host_keeps_its_brackets() -> None:
+    from agentspec.load import load_text
+
+    text = """
+agent v6 version 1 {
+  owner "tests"
+  auth bearer secret API_TOKENS
+  tenant header "x-tenant-id"
+  model tier low { primary "@cf/test/m" }
+  tool local { GET "http://[::1]:9000/x" risk low read_only }
+  workflow w class c {
+    route risk low -> tier low
+    tools allow [local]
+    outbound allow ["[::1]:9000"]
+    policy enforce
+    pii mask [email] before persist
+  }
+}
+"""
+    result = check(load_text(text, "v6.agent"))
+    assert result.spec is not None, [d.message for d in result.diagnostics]
+    policy = tables(result.spec)
+    assert policy["tools"]["local"]["host"] == "[::1]:9000"
+    assert evaluate_tool_call(policy, "w", "local")["decision"] == "allow"
+
+
 def test_fixture_covers_every_rule() -> None:
     stored = json.loads(FIXTURE.read_text(encoding="utf-8"))
     seen = {(c["decision"], c["rule"]) for c in stored["cases"]}
