@@ -31,6 +31,7 @@ MAX_TOOL_ATTEMPTS = 2  # session.ts: a transient failure of a replay-safe call i
 TOOL_RETRY_DELAY_MS = 50
 HISTORY_TURNS = 20  # session.ts: a prompt carries at most the last 20 turns
 CHECKPOINT_SYSTEM_TOKENS = 40
+ALERTS_KEPT = 20  # per SLI: the first firings, with when; the count covers all of them
 
 F = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
@@ -621,8 +622,11 @@ class Simulator:
         tally = self.tally[name]
         base = tally.samples - len(now["t"])
         for sli, idx in judged.fired.items():
+            if len(idx) == 0:
+                continue
             tally.alert_counts[sli] = tally.alert_counts.get(sli, 0) + len(idx)
-            for i in idx[: max(0, 50 - len(tally.alerts))]:
+            kept = sum(a["sli"] == sli for a in tally.alerts)
+            for i in idx[: max(0, ALERTS_KEPT - kept)]:
                 at_s = round(float(now["t"][i]) / 1000, 3)
                 value = float(judged.value[sli][i])
                 tally.alerts.append({"sli": sli, "sample": int(base + i + 1), "at_s": at_s, "value": value})

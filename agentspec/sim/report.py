@@ -97,7 +97,7 @@ def workflow_report(name: str, t: Tally, slo: dict[str, Any], has_steps: bool) -
         "compensations": int(t.compensations),
         "compensations_failed": int(t.compensations_failed),
         "slo": verdicts(t, slo),
-        "alerts": {"count": dict(sorted(t.alert_counts.items())), "first": t.alerts},
+        "alerts": {"count": dict(sorted(t.alert_counts.items())), "first": sorted(t.alerts, key=lambda a: a["sample"])},
     }
 
 

@@ -116,3 +116,16 @@ def test_the_same_seed_gives_the_same_output_and_another_seed_does_not() -> None
     c = sim.simulate("specs/support_desk.agent", "specs/traffic/support_desk.toml", sessions=3000, seed=10)
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert json.dumps(a, sort_keys=True) != json.dumps(c, sort_keys=True)
+
+
+def test_alerts_fire_when_the_monitor_first_judges_a_crossed_slo_and_not_again_while_it_stays_crossed() -> None:
+    s = spec(slo="success >= 99%  latency p95 < 10s")
+    t = traffic(models={"@cf/test/only": {"fail_5xx": 1.0, "error_ms": 5}}, workflows={"w": {"turns": 2}})
+    got = wf(sim.simulate(s, t, sessions=1000, seed=4))
+    assert got["turn_success_pct"] == 0
+    # Success is judged from the 5th sample on; every sample fails, so it fires there, once.
+    assert got["alerts"]["count"] == {"success": 1}
+    [alert] = got["alerts"]["first"]
+    assert alert["sli"] == "success" and alert["sample"] == 5 and alert["value"] == 0
+    assert alert["at_s"] > 0
+    assert {v["sli"]: v["verdict"] for v in got["slo"]} == {"latency": "pass", "success": "fail"}
