@@ -49,6 +49,12 @@ def _hist(values: F) -> I:
     return np.bincount(idx, minlength=_NBINS)
 
 
+def bin_edges() -> F:
+    """The edges (ms) of the latency histograms' bins, one more than there are bins."""
+    edges: F = 10 ** (_LO + np.arange(_NBINS + 1) / _BINS_PER_DECADE)
+    return edges
+
+
 def quantile(hist: I, q: float) -> float | None:
     """The nearest-rank q-quantile (0 < q <= 1) of the values counted in `hist`, at its bin's centre."""
     total = int(hist.sum())
