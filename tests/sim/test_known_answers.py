@@ -129,3 +129,47 @@ def test_alerts_fire_when_the_monitor_first_judges_a_crossed_slo_and_not_again_w
     assert alert["sli"] == "success" and alert["sample"] == 5 and alert["value"] == 0
     assert alert["at_s"] > 0
     assert {v["sli"]: v["verdict"] for v in got["slo"]} == {"latency": "pass", "success": "fail"}
+
+
+SAGA_TOOLS = """
+  tool reserve {
+    POST "https://api.example.com/v1/reservations"
+    risk low
+    args { order_id: string }
+    returns { reservation_id: string }
+    idempotency key "{session}:{args.order_id}:reserve"
+    compensate release
+    timeout 2s
+  }
+  tool release {
+    POST "https://api.example.com/v1/reservations/{reservation_id}/release"
+    risk low
+    args { reservation_id: string }
+    idempotency key "{session}:{args.reservation_id}:release"
+    timeout 2s
+  }
+  tool ship {
+    POST "https://api.example.com/v1/shipments"
+    risk low
+    args { order_id: string }
+    idempotency key "{session}:{args.order_id}:ship"
+    timeout 2s
+  }
+"""
+SAGA_STEPS = """
+    step hold = call reserve with { order_id: "{params.order_id}" } retry 2 backoff constant 1s timeout 5s
+    step send = call ship with { order_id: "{params.order_id}" } retry 4 backoff linear 1s timeout 5s
+"""
+
+
+def test_a_terminal_failure_rolls_back_what_finished_and_a_4xx_is_not_retried() -> None:
+    s = spec(tools=SAGA_TOOLS, allow="reserve, release, ship", steps=SAGA_STEPS)
+    t = traffic(workflows={"w": {"turns": 1, "tasks": 1.0}}, tools={"ship": {"fail_4xx": 1.0, "error_ms": 10}})
+    got = wf(sim.simulate(s, t, sessions=500, seed=6))
+    assert got["tasks"] == 500 and got["task_success_pct"] == 0
+    # Every task reserved, then `send` failed for good: one compensation (release) each, no retry of `send`.
+    assert got["compensations"] == 500 and got["compensations_failed"] == 0
+    assert got["retries"] == 0
+    ok = traffic(workflows={"w": {"turns": 1, "tasks": 1.0}})
+    clean = wf(sim.simulate(s, ok, sessions=500, seed=6))
+    assert clean["task_success_pct"] == 100 and clean["compensations"] == 0
