@@ -1,6 +1,6 @@
 """The simulator's SLO monitor judges and alerts exactly as the runtime's (codegen/cloudflare/runtime/slo.ts).
 
-`codegen/cloudflare/runtime/test/slo_parity.json` holds 240 generated sample sequences, each with an `slo`
+`codegen/cloudflare/runtime/test/slo_parity.json` holds 252 generated sample sequences, each with an `slo`
 table, and what the Python reference monitor (`agentspec.sim.slo.Monitor`) made of every sample: per SLI a
 verdict string (one character per sample: `.` not judged, `o` within, `x` crossed) and the alerts fired, as
 `[sample index, sli]`. `slo_parity.test.ts` replays every sequence through the runtime's `judge` and
@@ -41,16 +41,26 @@ def _sequence(rng: np.random.Generator) -> dict[str, Any]:
         hit = float(rng.choice([0.0, 0.3, 0.8, 0.95]))
         deny = float(rng.choice([0.0, 0.05, 0.4]))
         unpriced = float(rng.choice([0.0, 0.2, 1.0]))
+        # An exact regime: rates and means land exactly on bounds (cache 100/75/50/25%, a dyadic cost), so
+        # `equal is within` and the drop's `>=` are exercised, not only values near a bound.
+        exact = rng.random() < 0.35
+        exact_hit = float(rng.choice([1.0, 0.75, 0.5, 0.25]))
         for _ in range(m):
             ok = bool(rng.random() >= fail)
             lat = int(rng.integers(1, int(scale)) if rng.random() < 0.5 else scale)  # ties on purpose
             inp = int(rng.choice([0, 100, 500, 1000])) if rng.random() < 0.2 else int(rng.integers(100, 2000))
+            if exact:
+                inp = 4 * int(rng.integers(25, 500))
             cols["ok"].append(ok)
             cols["latency_ms"].append(lat)
             cols["ttft_ms"].append(int(lat * rng.choice([0.25, 0.5])) if ok else 0)
-            cols["cost_usd"].append(None if rng.random() < unpriced else round(float(rng.random()) * 0.004, 6))
+            cost = 2.0**-9 if exact else round(float(rng.random()) * 0.004, 6)
+            cols["cost_usd"].append(None if rng.random() < unpriced else cost)
             cols["input_tokens"].append(inp)
-            cols["cached_tokens"].append(int(inp * hit * rng.random() * 2) if rng.random() < 0.9 else -5)
+            if exact:
+                cols["cached_tokens"].append(int(inp * exact_hit))
+            else:
+                cols["cached_tokens"].append(int(inp * hit * rng.random() * 2) if rng.random() < 0.9 else -5)
             decisions = int(rng.integers(0, 6))
             cols["decisions"].append(decisions)
             cols["denied"].append(int(min(decisions, rng.binomial(decisions, deny))))
@@ -65,16 +75,29 @@ def _sequence(rng: np.random.Generator) -> dict[str, Any]:
     if pick[2]:
         slo["success_pct"] = float(rng.choice([90, 95, 99, 99.5, 100]))
     if pick[3]:
-        slo["cost_usd"] = float(rng.choice([0.001, 0.002, 0.0025]))
+        slo["cost_usd"] = float(rng.choice([0.001, 0.002, 0.0025, 2.0**-9]))
     if pick[4]:
-        slo["cache_hit_pct"] = float(rng.choice([20, 50, 80]))
+        slo["cache_hit_pct"] = float(rng.choice([20, 50, 75, 80]))
     if pick[5]:
-        slo["cache_drop_pct"] = float(rng.choice([5, 10, 30]))
+        slo["cache_drop_pct"] = float(rng.choice([5, 10, 25, 50]))
     if pick[6]:
         slo["denied_pct"] = float(rng.choice([1, 5, 20]))
     if not slo:
         slo["success_pct"] = 99.0
     return {"slo": slo, "samples": cols}
+
+
+def _drop_edge(rng: np.random.Generator, before: float, after: float, bound: float) -> dict[str, Any]:
+    """A cache-hit rate that steps from `before` to `after`: the drop equals `bound` exactly at one sample."""
+    n = int(rng.integers(40, 140))
+    step = int(rng.integers(20, n - 15))
+    inputs = [4 * int(rng.integers(25, 500)) for _ in range(n)]
+    cached = [int(x * (before if i < step else after)) for i, x in enumerate(inputs)]
+    return {
+        "slo": {"cache_drop_pct": bound, "cache_hit_pct": after * 100},
+        "samples": {"ok": [True] * n, "latency_ms": [100] * n, "ttft_ms": [50] * n, "cost_usd": [None] * n,
+                    "input_tokens": inputs, "cached_tokens": cached, "denied": [0] * n, "decisions": [1] * n},
+    }  # fmt: skip
 
 
 def _samples(seq: dict[str, Any]) -> list[Sample]:
@@ -99,8 +122,10 @@ def expected(seq: dict[str, Any]) -> dict[str, Any]:
 def fixture() -> dict[str, Any]:
     rng = np.random.default_rng(20261201)
     sequences = []
-    for _ in range(SEQUENCES):
-        seq = _sequence(rng)
+    edges = [(1.0, 0.5, 50.0), (1.0, 0.75, 25.0), (0.5, 0.25, 50.0), (1.0, 0.5, 25.0)]
+    drawn = [_sequence(rng) for _ in range(SEQUENCES)]
+    drawn += [_drop_edge(rng, *edges[i % len(edges)]) for i in range(12)]
+    for seq in drawn:
         seq.update(expected(seq))
         sequences.append(seq)
     return {"window": 100, "sequences": sequences}
@@ -118,8 +143,19 @@ def test_the_fixture_exercises_every_alert_and_re_arming() -> None:
     assert fired == set(SLIS)
     # Some alert fires twice in one sequence: it re-armed in between.
     assert any(len(s["fired"]) > len({sli for _, sli in s["fired"]}) for s in stored)
-    # Judgements land exactly on their bounds too (equal is within).
     assert sum(len(s["samples"]["ok"]) for s in stored) > 20_000
+
+
+def test_judgements_land_exactly_on_their_bounds() -> None:
+    # `equal is within` and the drop's `>=` only show when a value equals its bound; the fixture has such cases.
+    stored = json.loads(FIXTURE.read_text(encoding="utf-8"))["sequences"]
+    on_bound: set[str] = set()
+    for seq in stored:
+        monitor = Monitor(seq["slo"])
+        for sample in _samples(seq):
+            monitor.observe(sample)
+            on_bound |= {j.sli for j in monitor.last if j.value == j.bound}
+    assert on_bound >= {"latency", "cost", "cache_hit", "cache_hit_drop"}
 
 
 def test_the_simulators_stream_monitor_agrees_with_the_reference_on_every_sequence() -> None:
