@@ -10,6 +10,8 @@
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
     agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
+    agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
+                                                          0 every SLO holds in the simulation, 1 one fails or errors
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -99,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("file", metavar="FILE")
     verify.add_argument("--format", choices=["human", "json"], default="human")
     review_cli.add_parsers(commands)  # diff, snapshot: agentspec/review/cli.py
+    from agentspec.sim.cli import add_parser as add_simulate
+
+    add_simulate(commands)
     return parser
 
 
@@ -119,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return review_cli.run(args)
     if args.command == "dev":
         return _dev(args)
+    if args.command == "simulate":
+        from agentspec.sim.cli import run as run_simulate
+
+        return run_simulate(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command

@@ -13,9 +13,8 @@ import hashlib
 import json
 import re
 from typing import Any, Literal, TypedDict
-from urllib.parse import urlsplit
 
-from agentspec import __version__
+from agentspec import __version__, urlhost
 from agentspec import model as m
 from agentspec.targets.cloudflare import binding_name, workflow_binding
 
@@ -141,7 +140,8 @@ def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: st
     else:
         target = url or _PLACEHOLDER.sub("x", spec["url"])
         if not host_allowed(wf["outbound"], target):
-            host = urlsplit(target).netloc
+            # Not urlsplit: it throws on a malformed bracketed host, which is a denial here, not a crash.
+            host = re.split(r"[/?#]", target.split("//", 1)[-1], maxsplit=1)[0]
             refused = {"decision": "deny", "rule": "outbound.allowlist", "reason": f"host `{host}` is not allowed"}
     if refused is None:
         return {"decision": "allow", "rule": "tools.allow", "reason": f"tool `{tool}` is allowed"}
@@ -157,22 +157,9 @@ def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: st
 
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
-_DEFAULT_PORT = {"http": 80, "https": 443}
-_ENTRY = re.compile(r"^(\[[0-9a-f:.]+\]|[^\s:/?#@\[\]]+)(?::(\d{1,5}))?$", re.IGNORECASE)
 
 
 def host_allowed(allowed: list[str], url: str) -> bool:
-    """`isHostAllowed` of src/runtime/guard.ts: exact, case-insensitive host; an entry with a port matches
-    only that port, the scheme's default when the URL names none."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"  # the WHATWG URL keeps an IPv6 literal's brackets
-    port = str(parts.port) if parts.port is not None else str(_DEFAULT_PORT.get(parts.scheme, ""))
-    for raw in allowed:
-        entry = _ENTRY.match(raw.strip())
-        if entry is None or entry.group(1).lower() != host:
-            continue
-        if entry.group(2) is None or str(int(entry.group(2))) == port:
-            return True
-    return False
+    """`isHostAllowed` of src/runtime/guard.ts, with the URL's host canonicalized as the runtime's URL parser
+    does (agentspec/urlhost.py)."""
+    return urlhost.host_allowed(allowed, url)

@@ -1,7 +1,7 @@
 // The runtime's policy evaluator against the cases tests/test_policy_parity.py checks the Python evaluator
 // against: the two read the same tables and must decide every (workflow, tool) pair the same way.
 import { describe, expect, it } from "vitest";
-import { isHostAllowed } from "../guard";
+import { checkOutbound, isHostAllowed } from "../guard";
 import { evaluateToolCall, type Policy } from "../policy";
 import parity from "./parity.json";
 
@@ -36,5 +36,28 @@ describe("policy parity with the Python evaluator", () => {
     for (const h of parity.hosts) {
       expect([h.url, isHostAllowed(h.allowed, new URL(h.url))]).toEqual([h.url, h.expected]);
     }
+  });
+
+  it("decides the hypothesis-generated requests (odd hosts, ports, userinfo, IPv6) as Python does", () => {
+    const generated = policies["generated"]!;
+    const requests = parity.requests as (Case & { url: string; guard: boolean })[];
+    expect(requests.length).toBeGreaterThanOrEqual(1000);
+    const passes = (allowed: readonly string[], url: string): boolean => {
+      try {
+        checkOutbound(allowed, url);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const differ = requests.flatMap((r) => {
+      const got = evaluateToolCall(generated, r.workflow, r.tool);
+      const guard = passes(generated.workflows[r.workflow]!.outbound, r.url);
+      return got.decision !== r.decision || got.rule !== r.rule || guard !== r.guard
+        ? [`${r.url} ${JSON.stringify(generated.workflows[r.workflow]!.outbound)}: python ${r.decision} ${r.rule} ` +
+          `guard ${r.guard}, ts ${got.decision} ${got.rule} guard ${guard}`]
+        : [];
+    });
+    expect(differ).toEqual([]);
   });
 });
