@@ -248,7 +248,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def schema_text() -> str:
-    return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"  # in the models' order, as they read
 
 
 def generated() -> dict[Path, str]:

@@ -54,7 +54,7 @@ def typescript(schema: dict[str, Any]) -> str:
         parts.append(_declaration(name, node))
     parts.append(_declaration(str(schema["title"]), schema))
     parts.append(SCHEMA_NODE)
-    body = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False)
+    body = json.dumps(schema, indent=2, ensure_ascii=False)
     parts.append(f"/** The JSON Schema of `policy.json` (policy.schema.json), checked at start by loadPolicy. */\n"
                  f"export const POLICY_SCHEMA: JsonSchemaNode = {body};\n")  # fmt: skip
     return "\n".join(parts)
