@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -184,7 +184,7 @@ class _Checker:
 
     # clauses -----------------------------------------------------------------
 
-    def once(self, block: m.Block, kinds: Iterable[type], where: str) -> None:
+    def once(self, block: m.Block, kinds: Iterable[type[m.Node]], where: str) -> None:
         """E0006 for a clause given twice: the second would silently win."""
         for kind in kinds:
             found = block.clauses_of(kind)
@@ -198,8 +198,8 @@ class _Checker:
                 )
 
     @staticmethod
-    def _clause_name(kind: type) -> str:
-        return {
+    def _clause_name(kind: type[m.Node]) -> str:
+        names: dict[type[m.Node], str] = {
             m.Endpoint: "the endpoint",
             m.Risk: "`risk`",
             m.ReadOnly: "`read_only`",
@@ -232,7 +232,8 @@ class _Checker:
             m.Denied: "`denied`",
             m.Tokens: "`tokens per task`",
             m.Webhook: "`webhook`",
-        }.get(kind, kind.__name__.lower())
+        }
+        return names.get(kind, kind.__name__.lower())
 
     # the passes --------------------------------------------------------------
 
@@ -273,7 +274,7 @@ class _Checker:
     def r_identities(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         return tuple((i.name.value, tuple(s.value for s in i.secrets)) for i in self.identities.values())
 
-    def declare(self, items: list[m.Node]) -> None:
+    def declare(self, items: Sequence[m.Node]) -> None:
         tables: dict[type, tuple[dict, str]] = {
             m.Tier: (self.tiers, "model tier"),
             m.Identity: (self.identities, "identity"),
@@ -353,7 +354,7 @@ class _Checker:
             models=tuple(models),
             timeout_ms=self.duration(timeout.duration if timeout else None, "a model timeout", DEFAULT_TIER_TIMEOUT_MS)
             or DEFAULT_TIER_TIMEOUT_MS,
-            clearance=clears.risk.value if clears else "low",  # type: ignore[arg-type]
+            clearance=clears.risk.value if clears else "low",
             price_in=price_in,
             price_out=price_out,
         )
@@ -522,7 +523,7 @@ class _Checker:
             method=endpoint.method.value,
             url=endpoint.url.value,
             host=host,
-            risk=risk.level.value,  # type: ignore[arg-type]
+            risk=risk.level.value,
             read_only=read_only is not None,
             idempotency_key=idem.key.value if idem else None,
             timeout_ms=self.duration(timeout.duration if timeout else None, "a tool timeout", DEFAULT_TOOL_TIMEOUT_MS)
@@ -762,8 +763,8 @@ class _Checker:
             if not tool.read_only and tool.idempotency_key is None:
                 self.report_not_idempotent(tool_name, where)
             if tool.host and tool.host not in hosts and tool.host.split(":")[0] not in hosts:
-                ref = allow_refs.get(tool_name)
-                span = ref.span if ref else (outbound.span if outbound else wf.name.span)
+                allowed_by = allow_refs.get(tool_name)
+                span = allowed_by.span if allowed_by else (outbound.span if outbound else wf.name.span)
                 self.err(
                     "E0301",
                     span,
@@ -794,8 +795,8 @@ class _Checker:
         return m.RWorkflow(
             name=name,
             klass=wf.klass.value,
-            mode=mode,  # type: ignore[arg-type]
-            routes=tuple((r, routes[r]) for r in _RISKS if r in routes),  # type: ignore[misc]
+            mode=mode,
+            routes=tuple((r, routes[r]) for r in _RISKS if r in routes),
             turn_risk=turn_risk,
             turn_tier=turn_tier,
             tools=tuple(allowed),
@@ -813,7 +814,7 @@ class _Checker:
 
     def route_for(self, risk: str, routes: dict[str, str]) -> str | None:
         """The tier a risk level routes to: its own route, else the nearest lower one, else the first tier."""
-        for level in reversed(_RISKS[: _RISKS.index(risk) + 1]):  # type: ignore[arg-type]
+        for level in reversed(_RISKS[: _RISKS.index(risk) + 1]):
             if level in routes:
                 return routes[level]
         # Unrouted: the first tier the agent itself declares, so an imported library's tier never
@@ -1033,8 +1034,7 @@ class _Checker:
                                 "missing argument",
                                 help=f'add `{missing[0]}: "{{params.{missing[0]}}}"`',
                             )
-                    args = tuple(args)
-                extra = {"tool": tool_name, "args": args}
+                extra = {"tool": tool_name, "args": tuple(args) if args is not None else None}
             elif isinstance(action, m.Infer):
                 kind = "infer"
                 if action.tier.value not in self.tiers:
@@ -1080,8 +1080,8 @@ class _Checker:
                 m.RStep(
                     name=name,
                     kind=kind,
-                    retries=retries or 0,  # type: ignore[arg-type]
-                    backoff=(backoff.strategy.value if backoff else "exponential"),  # type: ignore[arg-type]
+                    retries=retries or 0,
+                    backoff=(backoff.strategy.value if backoff else "exponential"),
                     delay_ms=delay or DEFAULT_STEP_DELAY_MS,
                     timeout_ms=timeout,
                     **extra,
@@ -1093,7 +1093,8 @@ class _Checker:
         """A sleep is neither retried nor timed out, and a wait is not retried (its `timeout` is how long it
         waits): an option written there would be dropped without a word."""
         if isinstance(action, m.Sleep):
-            unusable, what = (m.Retry, m.Backoff, m.Timeout), "a `sleep` step"
+            unusable: tuple[type[m.Node], ...] = (m.Retry, m.Backoff, m.Timeout)
+            what = "a `sleep` step"
         elif isinstance(action, m.WaitEvent):
             unusable, what = (m.Retry, m.Backoff), "a `wait event` step"
         else:
@@ -1318,7 +1319,7 @@ class _Checker:
             tokens_secret=auth.tokens_secret.value if auth else None,
             admin_secret=auth.admin_secret.value if auth and auth.admin_secret else None,
             tenant_header=tenant.header.value.lower() if tenant else None,
-            stores=tuple((s.name.value, s.kind.value) for s in self.stores.values()),  # type: ignore[misc]
+            stores=tuple((s.name.value, s.kind.value) for s in self.stores.values()),
             tiers=tuple(self.r_tiers.values()),
             identities=self.r_identities(),
             tools=tuple(self.r_tools.values()),
