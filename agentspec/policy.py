@@ -1,8 +1,10 @@
 """Policy tables: the resolved model in, the JSON tables every allow/deny decision reads out.
 
-The same tables are read by the generated runtime (`src/runtime/policy.ts`) and by the
-Python evaluator below (the simulator and the tests), so the two can be compared
-decision for decision. The tables are stamped with the spec hash: a hash of the resolved
+The tables' shape is defined once, by the models in `agentspec.policy_schema`; `tables`
+builds them through those models. The same tables are read by the generated runtime
+(`src/runtime/policy.ts`, typed by the generated `policy_types.ts`) and by the Python
+evaluator below (the simulator and the tests), so the two can be compared decision for
+decision. The tables are stamped with the spec hash: a hash of the resolved
 model, so reformatting a spec or moving its files does not change it, while any change
 of meaning does.
 """
