@@ -48,6 +48,7 @@ workbench: setup node-setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: setup node-setup lint
 	npm --prefix $(NODE_DIR) run --silent typecheck:runtime

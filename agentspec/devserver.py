@@ -52,6 +52,8 @@ def free_port() -> int:
 def local_secrets(spec: RSpec, tokens: dict[str, str], admin_token: str) -> dict[str, str]:
     """Every secret a compiled spec reads, for a local run: its token map (token -> tenant), its admin token, and
     `value-of-NAME` for each identity secret, so a tool stub can tell which secret a tool was sent."""
+    if spec.tokens_secret is None:
+        raise ValueError(f"`{spec.name}` is a library: it has no token map to serve")
     secrets = {spec.tokens_secret: json.dumps(tokens)}
     if spec.admin_secret:
         secrets[spec.admin_secret] = admin_token

@@ -32,7 +32,6 @@ if not CODEGEN.exists():  # installed as a wheel: codegen ships inside the packa
     CODEGEN = Path(__file__).resolve().parent / "codegen" / "cloudflare"
 
 
-
 def lit(value: Any) -> str:
     """The one escaping boundary: a value as a TypeScript/JSON literal.
 

@@ -9,7 +9,7 @@ the checker reads them through the convenience properties below.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -123,6 +123,11 @@ C = TypeVar("C")
 
 class Block(Node):
     """A declaration whose body is a list of clauses; helpers find clauses by type."""
+
+    if TYPE_CHECKING:
+        # Every block declares its own `clauses` field, typed by the clauses it may hold; this is their common type
+        # (declared for the checker only, so the fields keep the place each block gives them).
+        clauses: tuple[Node, ...]
 
     def clauses_of(self, kind: type[C]) -> list[C]:
         return [c for c in self.clauses if isinstance(c, kind)]

@@ -1,8 +1,10 @@
 """Policy tables: the resolved model in, the JSON tables every allow/deny decision reads out.
 
-The same tables are read by the generated runtime (`src/runtime/policy.ts`) and by the
-Python evaluator below (the simulator and the tests), so the two can be compared
-decision for decision. The tables are stamped with the spec hash: a hash of the resolved
+The tables' shape is defined once, by the models in `agentspec.policy_schema`; `tables`
+builds them through those models. The same tables are read by the generated runtime
+(`src/runtime/policy.ts`, typed by the generated `policy_types.ts`) and by the Python
+evaluator below (the simulator and the tests), so the two can be compared decision for
+decision. The tables are stamped with the spec hash: a hash of the resolved
 model, so reformatting a spec or moving its files does not change it, while any change
 of meaning does.
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from agentspec import __version__, urlhost
 from agentspec import model as m
+from agentspec import policy_schema as s
+from agentspec.policy_schema import FORMAT, PolicyTables
+from agentspec.policy_schema import load_policy as load_policy
 from agentspec.targets.cloudflare import binding_name, workflow_binding
-
-FORMAT = 1
 
 # The runtime's request limits (DESIGN.md, "Bad input"): a body over this is a 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -36,79 +39,85 @@ def spec_hash(spec: m.RSpec) -> str:
 
 
 def tables(spec: m.RSpec) -> dict[str, Any]:
-    """The policy tables of a checked agent, in the shape `src/runtime/policy.ts` types."""
-    return {
-        "format": FORMAT,
-        "spec_hash": spec_hash(spec),
-        "compiler": f"agentspec {__version__}",
-        "agent": {"name": spec.name, "version": spec.version, "owner": spec.owner},
-        "auth": {
-            "scheme": "bearer",
-            "tokens_secret": spec.tokens_secret,
-            "admin_secret": spec.admin_secret,
-            "tenant_header": spec.tenant_header,
-        },
-        "limits": {"max_body_bytes": MAX_BODY_BYTES, "max_session_id": MAX_SESSION_ID},
-        "stores": {name: {"kind": kind, "binding": binding_name(name)} for name, kind in spec.stores},
-        "tiers": {
-            t.name: {
-                "models": list(t.models),
-                "timeout_ms": t.timeout_ms,
-                "clearance": t.clearance,
-                "price": (
-                    {"input_per_mtok": t.price_in, "output_per_mtok": t.price_out}
-                    if t.price_in is not None and t.price_out is not None
-                    else None
-                ),
-            }
-            for t in spec.tiers
-        },
-        "identities": {name: {"secrets": list(secrets)} for name, secrets in spec.identities},
-        "tools": {t.name: _tool(t) for t in spec.tools},
-        "workflows": {w.name: _workflow(w) for w in spec.workflows},
-    }
+    """The policy tables of a checked agent as JSON-ready data: `policy_model(spec)` dumped, `policy.json`'s content."""
+    return policy_model(spec).model_dump(mode="json", by_alias=True)
 
 
-def _tool(t: m.RTool) -> dict[str, Any]:
-    return {
-        "method": t.method,
-        "url": t.url,
-        "host": t.host,
-        "risk": t.risk,
-        "read_only": t.read_only,
-        "idempotency_key": t.idempotency_key,
-        "timeout_ms": t.timeout_ms,
-        "identity": t.identity,
-        "secrets": list(t.secrets),
-        "headers": dict(t.headers),
-        "compensate": t.compensate,
-        "args": {f.name: f.type + ("?" if f.optional else "") for f in t.args},
-        "returns": {f.name: f.type + ("?" if f.optional else "") for f in t.returns} if t.returns is not None else None,
-        "max_response_bytes": t.max_response_bytes,
-    }
+def policy_model(spec: m.RSpec) -> s.PolicyTables:
+    """The policy tables of a checked agent (its name, version and auth are set), as the schema's models."""
+    assert spec.version is not None and spec.tokens_secret is not None and spec.tenant_header is not None
+    return s.PolicyTables(
+        format=FORMAT,
+        spec_hash=spec_hash(spec),
+        compiler=f"agentspec {__version__}",
+        agent=s.Agent(name=spec.name, version=spec.version, owner=spec.owner),
+        auth=s.Auth(
+            scheme="bearer",
+            tokens_secret=spec.tokens_secret,
+            admin_secret=spec.admin_secret,
+            tenant_header=spec.tenant_header,
+        ),
+        limits=s.Limits(max_body_bytes=MAX_BODY_BYTES, max_session_id=MAX_SESSION_ID),
+        stores={name: s.Store(kind=kind, binding=binding_name(name)) for name, kind in spec.stores},
+        tiers={t.name: _tier(t) for t in spec.tiers},
+        identities={name: s.Identity(secrets=list(secrets)) for name, secrets in spec.identities},
+        tools={t.name: _tool(t) for t in spec.tools},
+        workflows={w.name: _workflow(w) for w in spec.workflows},
+    )
 
 
-def _workflow(w: m.RWorkflow) -> dict[str, Any]:
-    slo = w.slo.model_dump(exclude_none=True)
-    return {
-        "class": w.klass,
-        "mode": w.mode,
-        "turn_risk": w.turn_risk,
-        "turn_tier": w.turn_tier,
-        "routes": dict(w.routes),
-        "tools": list(w.tools),
-        "outbound": list(w.outbound),
-        "affinity": {"header": w.affinity_header, "ttl_ms": w.ttl_ms},
-        "checkpoint": (
-            {"every": w.checkpoint_every, "tier": w.checkpoint_tier, "store": binding_name(w.checkpoint_store)}
+def _tier(t: m.RTier) -> s.Tier:
+    price = (
+        s.Price(input_per_mtok=t.price_in, output_per_mtok=t.price_out)
+        if t.price_in is not None and t.price_out is not None
+        else None
+    )
+    return s.Tier(models=list(t.models), timeout_ms=t.timeout_ms, clearance=t.clearance, price=price)
+
+
+def _fields(fields: tuple[m.RField, ...]) -> dict[str, s.FieldSpec]:
+    return {f.name: cast(s.FieldSpec, f.type + ("?" if f.optional else "")) for f in fields}
+
+
+def _tool(t: m.RTool) -> s.ToolSpec:
+    return s.ToolSpec(
+        method=t.method,
+        url=t.url,
+        host=t.host,
+        risk=t.risk,
+        read_only=t.read_only,
+        idempotency_key=t.idempotency_key,
+        timeout_ms=t.timeout_ms,
+        identity=t.identity,
+        secrets=list(t.secrets),
+        headers=dict(t.headers),
+        compensate=t.compensate,
+        args=_fields(t.args),
+        returns=_fields(t.returns) if t.returns is not None else None,
+        max_response_bytes=t.max_response_bytes,
+    )
+
+
+def _workflow(w: m.RWorkflow) -> s.Workflow:
+    return s.Workflow(
+        klass=w.klass,
+        mode=w.mode,
+        turn_risk=w.turn_risk,
+        turn_tier=w.turn_tier,
+        routes=dict(w.routes),
+        tools=list(w.tools),
+        outbound=list(w.outbound),
+        affinity=s.Affinity(header=w.affinity_header, ttl_ms=w.ttl_ms),
+        checkpoint=(
+            s.Checkpoint(every=w.checkpoint_every, tier=w.checkpoint_tier, store=binding_name(w.checkpoint_store))
             if w.checkpoint_every is not None and w.checkpoint_tier and w.checkpoint_store
             else None
         ),
-        "pii": {"classes": list(w.pii_classes), "patterns": dict(w.pii_patterns)},
-        "steps": [s.model_dump(exclude_none=True) for s in w.steps],
-        "task_binding": workflow_binding(w.name) if w.steps else None,
-        "slo": slo,
-    }
+        pii=s.Pii(classes=list(w.pii_classes), patterns=dict(w.pii_patterns)),
+        steps=[s.Step.model_validate(step.model_dump(exclude_none=True)) for step in w.steps],
+        task_binding=workflow_binding(w.name) if w.steps else None,
+        slo=s.SloTable.model_validate(w.slo.model_dump(exclude_none=True)),
+    )
 
 
 # ───────────────────────────── the Python evaluator ─────────────────────────────
@@ -122,12 +131,20 @@ class Verdict(TypedDict):
     reason: str
 
 
-def evaluate_tool_call(policy: dict[str, Any], workflow: str, tool: str, url: str | None = None) -> Verdict:
+def evaluate_tool_call(
+    policy: PolicyTables | dict[str, Any], workflow: str, tool: str, url: str | None = None
+) -> Verdict:
     """Decide a tool call exactly as `evaluateToolCall` in the runtime (src/runtime/policy.ts) does.
+
+    `policy` is the tables' model or their JSON-ready dict (`tables(spec)`, a parsed `policy.json` read through
+    `load_policy` once). The decision reads the dict form: the simulator and the review decide millions of calls,
+    and validating the tables on every call would cost more than the decision.
 
     In shadow mode a would-be denial runs (`shadow_deny`) only for a `read_only` tool whose risk the workflow's
     turn tier clears; a state-changing or over-clearance call is denied for real, under its own rule.
     """
+    if isinstance(policy, PolicyTables):
+        policy = policy.model_dump(mode="json", by_alias=True)
     wf = policy["workflows"].get(workflow)
     if wf is None:
         return {"decision": "deny", "rule": "workflow.unknown", "reason": f"workflow `{workflow}` is not declared"}

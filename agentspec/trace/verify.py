@@ -275,17 +275,17 @@ def verify(
     link_notes: dict[int, list[str]] = {}
     for s in sorted(by_seq):
         e = by_seq[s]
-        prev = by_seq.get(s - 1)
+        before = by_seq.get(s - 1)
         if s == 1 and after is None:
             expected: str | None = GENESIS_HASH
         elif after is not None and s == after[0] + 1:
             expected = after[1]
         else:
-            expected = prev.record["hash"] if prev is not None else None
+            expected = before.record["hash"] if before is not None else None
         if expected is None or e.record["prev_hash"] == expected:
             continue
-        if prev is not None and not prev.intact and e.record["prev_hash"] == prev.computed:
-            rewritten_hash.add(prev.seq)  # the previous record's contents are intact: only its `hash` was changed
+        if before is not None and not before.intact and e.record["prev_hash"] == before.computed:
+            rewritten_hash.add(before.seq)  # the previous record's contents are intact: only its `hash` was changed
         elif not e.intact:
             link_notes.setdefault(s, []).append(
                 f"its `prev_hash` {_short(e.record['prev_hash'])} is not the hash of the record before it"
@@ -338,9 +338,10 @@ def verify(
 
     # The turn traces are not hashed: one that disagrees with an intact record was edited.
     for s, views in sorted(ctx.views.items()):
-        e = by_seq.get(s)
-        if e is None or not e.intact:
+        seen = by_seq.get(s)
+        if seen is None or not seen.intact:
             continue
+        e = seen
         for turn, view in views:
             for name in ("action", "decision", "rule"):
                 if name in view and view[name] != e.record[name]:

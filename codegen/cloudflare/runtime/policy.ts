@@ -1,102 +1,19 @@
-// Policy tables (the `policy.json` the compiler emits) as types, and their evaluation:
+// Policy tables (the `policy.json` the compiler emits) and their evaluation:
 // (policy, workflow, tool name) in, one allow / deny / shadow_deny Decision out, naming the rule that decided.
 // The Python evaluator in agentspec/policy.py reads the same tables and must return the same decisions.
 
 import { isHostAllowed } from "./guard";
 import { PolicyError } from "./errors";
 
-/** Declared type of a tool argument or return field; a trailing "?" marks it optional. */
+// The tables' types are generated from the one schema (agentspec/policy_schema.py, through policy.schema.json):
+// see policy_types.ts. `Policy` is the root, `policy.json` as a whole.
+import type { PolicyTables, Tier, ToolSpec } from "./policy_types";
+
+export type * from "./policy_types";
+export { POLICY_SCHEMA } from "./policy_types";
+export type Policy = PolicyTables;
+/** A tool argument's or return field's declared type, without the optional mark. */
 export type FieldType = "string" | "int" | "number" | "bool";
-export type FieldSpec = FieldType | `${FieldType}?`;
-
-export interface Price {
-  input_per_mtok: number;
-  output_per_mtok: number;
-  /** Optional: price of cached input tokens, when the model discounts them. */
-  cached_input_per_mtok?: number;
-}
-
-export interface Tier {
-  /** Primary model first, then the fallbacks, in the order they are tried. */
-  models: string[];
-  timeout_ms: number;
-  clearance: string;
-  price?: Price | null;
-}
-
-export interface Identity {
-  secrets: string[];
-}
-
-export interface ToolSpec {
-  method: string;
-  /** URL template; `{name}` placeholders are filled from the call's arguments. */
-  url: string;
-  /** Host of `url` (with `:port` when the URL names one); checked against the workflow's outbound allowlist. */
-  host: string;
-  risk: string;
-  read_only: boolean;
-  /** Template over `{session}`, `{workflow}`, `{args.NAME}`; absent or null when the tool is read-only. */
-  idempotency_key?: string | null;
-  timeout_ms: number;
-  identity?: string | null;
-  secrets: string[];
-  /** Header templates; `{secret.NAME}` reads `env[NAME]`, which must be a secret of the tool's identity. */
-  headers: Record<string, string>;
-  compensate?: string | null;
-  args: Record<string, FieldSpec>;
-  /** The declared result shape; null when the tool declares none (its JSON object is passed on whole). */
-  returns: Record<string, FieldSpec> | null;
-  max_response_bytes?: number;
-}
-
-export type Backoff = "constant" | "linear" | "exponential";
-
-export interface Step {
-  name: string;
-  kind: "call" | "infer" | (string & {});
-  tool?: string | null;
-  /** Argument templates, `[name, template]`, over `{params.NAME}` and `{STEP.FIELD}`; null: the task's params. */
-  args?: [string, string][] | null;
-  tier?: string | null;
-  prompt?: string | null;
-  retries?: number;
-  backoff?: Backoff;
-  delay_ms?: number;
-  timeout_ms?: number;
-}
-
-export interface Workflow {
-  class: string;
-  mode: "enforce" | "shadow";
-  turn_risk: string;
-  turn_tier: string;
-  /** Risk level -> tier name. */
-  routes: Record<string, string>;
-  tools: string[];
-  outbound: string[];
-  affinity: { header: string; ttl_ms: number };
-  checkpoint?: { every: number; tier: string; store: string } | null;
-  pii: { classes: string[]; patterns: Record<string, string> };
-  steps: Step[];
-  /** The Workflow binding in `env` that runs this workflow's steps; null when it has none. */
-  task_binding?: string | null;
-  slo?: Record<string, number | string> | null;
-}
-
-export interface Policy {
-  format: 1;
-  spec_hash: string;
-  compiler: string;
-  agent: { name: string; version: number; owner: string | null };
-  auth: { scheme: "bearer"; tokens_secret: string; admin_secret: string | null; tenant_header: string };
-  stores?: Record<string, { kind: "kv" | "r2"; binding: string }>;
-  limits: { max_body_bytes: number; max_session_id: number };
-  tiers: Record<string, Tier>;
-  identities: Record<string, Identity>;
-  tools: Record<string, ToolSpec>;
-  workflows: Record<string, Workflow>;
-}
 
 export type DecisionKind = "allow" | "deny" | "shadow_deny";
 

@@ -32,7 +32,7 @@
 // (`delivered` says whether the webhook answered 2xx), which the session records as `alert:<sli>`.
 
 import { guardedFetch, type FetchLike } from "./guard";
-import type { Policy } from "./policy";
+import type { Policy, SloTable } from "./policy";
 import { toolFetcher } from "./session";
 
 /** What one turn, or one finished task, contributes to its workflow's SLIs. */
@@ -78,30 +78,20 @@ export const WEBHOOK_TIMEOUT_MS = 3000;
 /** The indicators, as named in alerts, decision records (`alert:<sli>`) and the webhook payload. */
 export type SliName = "latency" | "ttft" | "success" | "denied" | "cost" | "cache_hit" | "cache_hit_drop";
 
-/** The workflow's `slo` policy table, typed (every key optional). */
-export interface SloTable {
-  latency_percentile?: string;
-  latency_ms?: number;
-  ttft_percentile?: string;
-  ttft_ms?: number;
-  success_pct?: number;
-  cost_usd?: number;
-  cache_hit_pct?: number;
-  cache_drop_pct?: number;
-  denied_pct?: number;
-  webhook?: string;
-}
-
-/** Read the loosely typed policy table into SloTable, dropping values of the wrong type. */
-export function sloTable(raw: Record<string, number | string> | null | undefined): SloTable {
+/**
+ * The workflow's `slo` table with only well-typed values kept. loadPolicy has already held the tables to the
+ * schema, so for a compiled project this copies; a hand-made table (a test's) loses what it got wrong.
+ */
+export function sloTable(raw: object | null | undefined): SloTable {
   const out: SloTable = {};
   if (!raw) return out;
+  const table = raw as Readonly<Record<string, unknown>>;
   const num = (k: string): number | undefined => {
-    const v = raw[k];
+    const v = table[k];
     return typeof v === "number" && Number.isFinite(v) ? v : undefined;
   };
   const str = (k: string): string | undefined => {
-    const v = raw[k];
+    const v = table[k];
     return typeof v === "string" ? v : undefined;
   };
   const set = <K extends keyof SloTable>(k: K, v: SloTable[K] | undefined): void => {

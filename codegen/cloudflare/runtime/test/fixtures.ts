@@ -109,7 +109,7 @@ export function makePolicy(): Policy {
         checkpoint: { every: 6, tier: "low", store: "SUMMARIES" },
         pii: { classes: ["email", "phone", "card"], patterns: { employee_id: "EMP-[0-9]{6}" } },
         steps: [{ name: "verify", kind: "call", tool: "lookup_order", retries: 3, backoff: "exponential", delay_ms: 500, timeout_ms: 5000 }],
-        slo: { latency_p95_ms: 2500 },
+        slo: { latency_percentile: "p95", latency_ms: 2500 },
       },
       triage: {
         class: "support",
