@@ -71,7 +71,7 @@ class DevLoop:
         self.tool_stub = ToolStub() if tools == "stub" else None
         self.build: Build | None = None
         self.server: DevServer | None = None
-        self._stamps: dict[str, float] = {}
+        self._stamps: dict[str, int] = {}
 
     # ── building ──────────────────────────────────────────────────────────
 
@@ -162,7 +162,7 @@ class DevLoop:
         self.print("  watching the spec; Ctrl-C stops")
 
     @staticmethod
-    def _mtimes(paths: tuple[str, ...]) -> dict[str, float]:
+    def _mtimes(paths: tuple[str, ...]) -> dict[str, int]:
         stamps = {}
         for path in paths:
             try:
