@@ -198,6 +198,7 @@ def _has_slo(workflow: m.RWorkflow) -> bool:
 
 def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
     name = worker_name(spec.name)
+    export_name = f"{name}-export"[:63]
 
     def bindings(local: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -217,7 +218,23 @@ def _wrangler(spec: m.RSpec, context: dict[str, Any]) -> str:
                 {"binding": binding_name(s), "bucket_name": f"{name}-{s.replace('_', '-').lower()}"[:63]}
                 for s, k in spec.stores
                 if k == "r2"
-            ],
+            ]
+            + [{"binding": "EXPORT_BUCKET", "bucket_name": export_name}],
+            # The fleet export (runtime/export.ts): sessions send events to the queue after each commit; its
+            # consumer, this same Worker, writes each batch to the bucket as partitioned NDJSON.
+            # https://developers.cloudflare.com/queues/configuration/configure-queues/
+            "queues": {
+                "producers": [{"binding": "EXPORT_QUEUE", "queue": export_name}],
+                "consumers": [
+                    {
+                        "queue": export_name,
+                        "max_batch_size": 100,
+                        # Locally a second, so tests and `npm run dev` see their files soon.
+                        "max_batch_timeout": 1 if local else 30,
+                        "max_retries": 10,
+                    }
+                ],
+            },
             "vars": {"AGENTSPEC_SPEC_HASH": context["spec_hash"]},
         }
         # Deployed: wrangler refuses to deploy without these secrets. Not for `env.local`: with
