@@ -6,7 +6,10 @@
     agentspec compile SPEC -o OUTDIR [--force]            a deployable Cloudflare project, written atomically
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
+    agentspec trace pull --all --url URL|DIR -o DIR       the fleet export, incrementally, chains verified
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec report DIR [--spec SPEC] [--previous DIR2] -o review.html
+                                                          the weekly operations review of a fleet export
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -63,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     scope = pull.add_mutually_exclusive_group(required=True)
     scope.add_argument("--session", help="a session id: its decision records and turn traces")
     scope.add_argument("--task", help="a task id: the decision records of its steps")
-    pull.add_argument("--tenant", required=True)
+    scope.add_argument("--all", action="store_true", help="the fleet export (URL or export directory) into -o DIR")
+    pull.add_argument("--tenant", default=None, help="required with --session and --task")
     pull.add_argument("--admin-token", default=None, help="default: $AGENTSPEC_ADMIN_TOKEN")
     pull.add_argument("--tenant-header", default="x-tenant-id")
     pull.add_argument("--since", type=int, default=0, help="only records after this seq")
@@ -71,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE")
     verify.add_argument("--format", choices=["human", "json"], default="human")
+    from agentspec.report.cli import add_parser as add_report
+
+    add_report(commands)
     return parser
 
 
@@ -87,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args.code)
     if args.command == "compile":
         return _compile(args.spec, args.out, args.force, args.color)
+    if args.command == "trace" and args.trace_command == "pull" and args.all:
+        from agentspec.trace.fleet_cli import run_pull_all
+
+        return run_pull_all(args)
+    if args.command == "report":
+        from agentspec.report.cli import run as run_report
+
+        return run_report(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -218,6 +233,9 @@ def _trace_pull(args: argparse.Namespace) -> int:
 
     from agentspec.trace import TraceError, pull
 
+    if args.tenant is None:
+        sys.stderr.write("agentspec: pass `--tenant` with `--session` or `--task`\n")
+        return EXIT_USAGE
     token = args.admin_token or os.environ.get("AGENTSPEC_ADMIN_TOKEN")
     if not token:
         sys.stderr.write("agentspec: no admin token; pass `--admin-token` or set AGENTSPEC_ADMIN_TOKEN\n")

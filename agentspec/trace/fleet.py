@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,10 +157,14 @@ def _safe_key(key: str) -> bool:
     return parts[0] in KINDS and all(p not in ("", ".", "..") for p in parts) and key.endswith(".ndjson")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomic(path: Path, body: bytes | Path) -> None:
+    """Write (or copy) to a temporary name beside `path`, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    write(tmp)
+    if isinstance(body, Path):
+        shutil.copyfile(body, tmp)
+    else:
+        tmp.write_bytes(body)
     os.replace(tmp, path)
 
 
@@ -205,7 +209,7 @@ def _pull_dir(src: Path, out: Path, state: dict[str, Any], result: PullResult) -
             if known.get(key) == etag:
                 result.skipped += 1
                 continue
-            _write_atomic(out / key, lambda tmp, path=path: shutil.copyfile(path, tmp))
+            _write_atomic(out / key, path)
             known[key] = etag
             result.fetched.append(key)
             _save_state(out, state)
@@ -242,7 +246,7 @@ def _pull_http(
                     continue
                 answer = client.get("/v1/exports", params={"key": key})
                 _check_answer(answer)
-                _write_atomic(out / key, lambda tmp, body=answer.content: tmp.write_bytes(body))
+                _write_atomic(out / key, answer.content)
                 known[key] = etag
                 if newest is None or str(obj["uploaded"]) > newest:
                     newest = str(obj["uploaded"])
