@@ -41,7 +41,8 @@ _DATA = {
     ),
 }
 
-# One table per kind, typed columns out of `data`, one row per event id.
+# One table per kind, typed columns out of `data`, one row per event id. Costs are exact decimals, so a sum does
+# not depend on the order rows arrive in (floating-point sums do, and the review must be deterministic).
 _SELECT = {
     "traces": """
         SELECT workflow, dt, tenant, session, seq AS turn,
@@ -49,17 +50,18 @@ _SELECT = {
           data.prompt_family AS prompt_family, data.latency_ms AS latency_ms, data.ttft_ms AS ttft_ms,
           coalesce(data."gen_ai.usage.input_tokens", 0) AS input_tokens,
           coalesce(data."gen_ai.usage.cache_read.input_tokens", 0) AS cached_tokens,
-          data.cost_usd AS cost_usd, data.tools AS tools, data.retry_log AS retry_log,
+          data.cost_usd::DECIMAL(38, 12) AS cost_usd, data.tools AS tools, data.retry_log AS retry_log,
           data.checkpoint.prompt_family AS checkpoint_family,
           data.checkpoint."gen_ai.usage.input_tokens" AS checkpoint_input_tokens,
           data.checkpoint."gen_ai.usage.cache_read.input_tokens" AS checkpoint_cached_tokens,
-          data.checkpoint.cost_usd AS checkpoint_cost_usd""",
+          data.checkpoint.cost_usd::DECIMAL(38, 12) AS checkpoint_cost_usd""",
     "decisions": """
         SELECT workflow, dt, tenant, session, seq, data.action AS action, data.decision AS decision,
           data.rule AS rule""",
     "tasks": """
         SELECT workflow, dt, tenant, session AS task, data.step AS step, data.status AS status,
-          data.attempt AS attempt, data.ok AS ok, data.latency_ms AS latency_ms, data.cost_usd AS cost_usd""",
+          data.attempt AS attempt, data.ok AS ok, data.latency_ms AS latency_ms,
+          data.cost_usd::DECIMAL(38, 12) AS cost_usd""",
 }
 
 

@@ -18,6 +18,7 @@ Definitions (the runtime's where it has one, `codegen/cloudflare/runtime/slo.ts`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from agentspec.report.engine import Export
@@ -154,6 +155,8 @@ class Figures:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float | int | str | bool) or value is None:
         return value
+    if isinstance(value, Decimal):
+        return float(value)
     return str(value)  # dates
 
 

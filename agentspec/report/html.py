@@ -83,7 +83,7 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "", wid
     height = 28 + row * max(1, len(bars))
     top = max((v for _, v in bars), default=0) or 1
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+        f'<svg role="img" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}"><title>{escape(title)}</title>',
         f'<text x="0" y="14" class="t">{escape(title)}</text>',
     ]
