@@ -233,3 +233,18 @@ def test_pull_over_http_fetches_only_what_is_new(export: Path, tmp_path: Path) -
     assert sorted(fetched) == sorted(objects[len(objects) // 2 :])
     assert second.skipped == len(objects) // 2
     assert all(c.ok for c in check_chains(out))
+
+
+def test_the_review_trusts_a_pull_only_for_files_unchanged_since(export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["trace", "pull", "--all", "--url", str(export), "-o", str(out)]) == 0
+    assert (out / ".agentspec-chains.json").exists()
+    first = _report(str(out), "-o", str(tmp_path / "a.html"))
+    assert first == 0 and 'data-figure="chains.broken" class="ok">0<' in (tmp_path / "a.html").read_text()
+    # Tamper with the local copy after the pull: the pull's verdict no longer applies, the chain is checked again.
+    part = sorted(out.glob("decisions/*/*/*.ndjson"))[0]
+    events = [json.loads(line) for line in part.open()]
+    events[0]["data"]["intent"] = "rewritten"
+    part.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert _report(str(out), "-o", str(tmp_path / "b.html")) == 0
+    assert 'data-figure="chains.broken" class="bad">1<' in (tmp_path / "b.html").read_text()

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from agentspec.report.figures import compute
     from agentspec.report.html import Review, render
     from agentspec.report.slo import evaluate
-    from agentspec.trace.fleet import ExportError, check_chains
+    from agentspec.trace.fleet import ExportError, chains_of
 
     spec = None
     if args.spec is not None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         export = open_export(args.export)
         figures = compute(export)
-        chains = check_chains(Path(args.export))
+        chains = chains_of(Path(args.export))
         slo = evaluate(export, spec) if spec is not None else None
         previous = compute(open_export(args.previous)) if args.previous is not None else None
     except (ReportInputError, ExportError) as exc:

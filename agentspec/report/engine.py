@@ -114,22 +114,22 @@ def open_export(root: str | Path) -> Export:
         # No task or decision files yet: an empty table of the same shape.
         source = read_sql(root_s, kind) if _files_of(root_s, kind) else _empty(kind)
         try:
-            rows = con.execute(
-                f"SELECT filename, schema FROM {source} WHERE schema IS DISTINCT FROM {EXPORT_SCHEMA} LIMIT 1"
-            ).fetchall()
-            if rows:
-                row = rows[0]
-                raise ReportInputError(
-                    f"`{row[0]}` has export schema {row[1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
-                )
+            # One scan: the rows, deduplicated, with each row's schema and file kept for the check below.
             # Ties between copies of one event (a redelivered batch) are broken by file name: any copy will do,
             # they are the same event.
             con.execute(
-                f"CREATE TABLE {kind} AS {select} FROM {source} "
+                f"CREATE TABLE {kind} AS {select}, schema AS _schema, filename AS _file FROM {source} "
                 "QUALIFY row_number() OVER (PARTITION BY id ORDER BY filename) = 1"
             )
         except duckdb.Error as exc:
             raise ReportInputError(_explain(exc, root_s, kind)) from exc
+        rows = con.execute(
+            f"SELECT _file, _schema FROM {kind} WHERE _schema IS DISTINCT FROM {EXPORT_SCHEMA} LIMIT 1"
+        ).fetchall()
+        if rows:
+            raise ReportInputError(
+                f"`{rows[0][0]}` has export schema {rows[0][1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
+            )
     return Export(root_s, con)
 
 

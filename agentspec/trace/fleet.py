@@ -25,12 +25,15 @@ from typing import Any
 
 import httpx
 
-from agentspec.trace.verify import Problem, verify
+from agentspec.trace.schema import GENESIS_HASH, STRING_FIELDS
+from agentspec.trace.verify import Problem, record_hash, verify
 
 #: The export line format this reader knows (the runtime's EXPORT_SCHEMA).
 EXPORT_SCHEMA = 1
 KINDS = ("traces", "decisions", "tasks")
 STATE_FILE = ".agentspec-pull.json"
+#: The chains a pull verified, with the decision files they were verified from (see `chains_of`).
+CHAINS_FILE = ".agentspec-chains.json"
 # Objects are listed from a little before the newest upload seen: an object written while the last listing ran
 # may carry an earlier upload time. Its key and etag keep it from being fetched twice.
 _OVERLAP = timedelta(minutes=5)
@@ -128,9 +131,68 @@ def check_chains(root: Path, files: Iterable[Path] | None = None) -> list[ChainC
         # from the export alone, and is reported as unverified rather than as tampered with.
         missing = tuple(sorted(set(range(1, max(by_seq) + 1)) - set(by_seq)))
         records = [by_seq[s] for s in sorted(by_seq)]
-        problems = () if missing else tuple(verify(records))
+        problems = () if missing or _intact(records) else tuple(verify(records))
         out.append(ChainCheck(tenant, session, workflows[(tenant, session)], len(records), problems, missing))
     return out
+
+
+def _intact(records: list[dict[str, Any]]) -> bool:
+    """The common case, checked fast: seqs 1..n, every link and hash right, every string field a string. Only a
+    chain that fails this goes through `verify`, which locates and explains what is wrong."""
+    prev = GENESIS_HASH
+    for seq, record in enumerate(records, 1):
+        if record.get("seq") != seq or record.get("prev_hash") != prev:
+            return False
+        if not all(isinstance(record.get(f), str) for f in STRING_FIELDS) or record_hash(record) != record["hash"]:
+            return False
+        prev = record["hash"]
+    return True
+
+
+def _fingerprint(root: Path) -> dict[str, list[int]]:
+    return {
+        p.relative_to(root).as_posix(): [p.stat().st_size, p.stat().st_mtime_ns]
+        for p in export_files(root, "decisions")
+    }
+
+
+def _chain_json(c: ChainCheck) -> dict[str, Any]:
+    return {
+        "tenant": c.tenant,
+        "session": c.session,
+        "workflow": c.workflow,
+        "records": c.records,
+        "missing": list(c.missing),
+        "problems": [p.as_json() for p in c.problems],
+    }
+
+
+def _chain_of(d: dict[str, Any]) -> ChainCheck:
+    problems = tuple(
+        Problem(p["message"], p["seq"], p["index"], p["field"], tuple(p["notes"]), p["help"], p["severity"])
+        for p in d["problems"]
+    )
+    return ChainCheck(d["tenant"], d["session"], d["workflow"], d["records"], problems, tuple(d["missing"]))
+
+
+def save_chains(root: Path, chains: Iterable[ChainCheck]) -> None:
+    """Keep what a pull verified, with the fingerprint (size, mtime) of every decision file it came from."""
+    body = {"files": _fingerprint(root), "chains": [_chain_json(c) for c in chains]}
+    tmp = root / f"{CHAINS_FILE}.tmp"
+    tmp.write_text(json.dumps(body, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, root / CHAINS_FILE)
+
+
+def chains_of(root: Path) -> list[ChainCheck]:
+    """Every chain of the export at `root`: what the last pull verified when no decision file changed since
+    (the pull verifies as it goes, so a review need not do it again), else verified now."""
+    try:
+        body = json.loads((root / CHAINS_FILE).read_text(encoding="utf-8"))
+        if body["files"] == _fingerprint(root):
+            return [_chain_of(d) for d in body["chains"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return check_chains(root)
 
 
 # ── pulling ────────────────────────────────────────────────────────────────
@@ -192,6 +254,17 @@ def pull_all(
         _pull_dir(Path(source.removeprefix("file://")), out, state, result)
     paths = [out / k for k in result.fetched]
     result.chains = check_chains(out, paths) if paths else []
+    # Merge with what earlier pulls verified: a session the new files touch was verified again, whole.
+    try:
+        earlier = json.loads((out / CHAINS_FILE).read_text(encoding="utf-8"))["chains"]
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = [] if not paths else None
+    if earlier is None:
+        merged = check_chains(out)  # no earlier results to merge with: verify everything once
+    else:
+        fresh = {(c.tenant, c.session) for c in result.chains}
+        merged = [_chain_of(d) for d in earlier if (d["tenant"], d["session"]) not in fresh] + result.chains
+    save_chains(out, sorted(merged, key=lambda c: (c.tenant, c.session)))
     return result
 
 
