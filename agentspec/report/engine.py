@@ -144,7 +144,7 @@ def _empty(kind: str) -> str:
 
 
 def _explain(exc: duckdb.Error, root: str, kind: str) -> str:
-    message = str(exc).strip().splitlines()[0]
+    message = str(exc).strip().splitlines()[0].rstrip(". ")
     match = _FILE_IN_ERROR.search(message)
     where = f"`{match.group(1)}`" if match else f"the {kind} files under `{root}`"
     if "Malformed JSON" in message or "unexpected end" in message:

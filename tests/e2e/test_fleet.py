@@ -285,3 +285,15 @@ def test_a_turn_succeeds_without_the_export(tmp_path_factory, model_stub, tool_s
             assert r.status_code == 200 and r.json()["objects"] == []
     finally:
         rt.stop()
+
+
+def test_the_exports_route_is_for_the_admin_and_checks_its_input(fleet: Runtime) -> None:
+    with fleet.client() as c:
+        assert c.get("/v1/exports", headers=fleet.headers("acme")).status_code == 401
+        r = c.get("/v1/exports", params={"since": "last tuesday"}, headers=fleet.admin_headers())
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_since"
+        r = c.get("/v1/exports", params={"key": "../secrets"}, headers=fleet.admin_headers())
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_export"
+        r = c.get("/v1/exports", params={"since": "2999-01-01T00:00:00Z"}, headers=fleet.admin_headers())
+        assert r.status_code == 200 and r.json()["objects"] == []
+        assert c.post("/v1/exports", headers=fleet.admin_headers()).status_code == 405
