@@ -128,6 +128,12 @@ def render(review: Review) -> str:
         "source": review.source,
         "tables": figures.tables,
         "slo": [r.as_json() for r in review.slo] if review.slo is not None else None,
+        # Counts for every chain; details only of the ones with something to say (a fleet has many chains).
+        "chain_counts": {
+            "checked": len(review.chains),
+            "broken": sum(1 for c in review.chains if c.verified and not c.ok),
+            "unverified": sum(1 for c in review.chains if not c.verified),
+        },
         "chains": [
             {
                 "tenant": c.tenant,
@@ -140,6 +146,7 @@ def render(review: Review) -> str:
                 "problems": [p.as_json() for p in c.problems],
             }
             for c in review.chains
+            if not c.ok
         ],
         "headlines": now,
         "previous": before,

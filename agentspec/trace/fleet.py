@@ -156,7 +156,10 @@ def _fingerprint(root: Path) -> dict[str, list[int]]:
     }
 
 
-def _chain_json(c: ChainCheck) -> dict[str, Any]:
+def _chain_json(c: ChainCheck) -> Any:
+    # An intact chain is four values (most of a fleet's chains); the others keep their problems.
+    if c.ok:
+        return [c.tenant, c.session, c.workflow, c.records]
     return {
         "tenant": c.tenant,
         "session": c.session,
@@ -167,7 +170,9 @@ def _chain_json(c: ChainCheck) -> dict[str, Any]:
     }
 
 
-def _chain_of(d: dict[str, Any]) -> ChainCheck:
+def _chain_of(d: Any) -> ChainCheck:
+    if isinstance(d, list):
+        return ChainCheck(str(d[0]), str(d[1]), str(d[2]), int(d[3]), ())
     problems = tuple(
         Problem(p["message"], p["seq"], p["index"], p["field"], tuple(p["notes"]), p["help"], p["severity"])
         for p in d["problems"]
@@ -263,7 +268,8 @@ def pull_all(
         merged = check_chains(out)  # no earlier results to merge with: verify everything once
     else:
         fresh = {(c.tenant, c.session) for c in result.chains}
-        merged = [_chain_of(d) for d in earlier if (d["tenant"], d["session"]) not in fresh] + result.chains
+        kept = [_chain_of(d) for d in earlier]
+        merged = [c for c in kept if (c.tenant, c.session) not in fresh] + result.chains
     save_chains(out, sorted(merged, key=lambda c: (c.tenant, c.session)))
     return result
 
