@@ -18,7 +18,7 @@ export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 export WRANGLER_HIDE_BANNER := true
 
-.PHONY: setup node-setup demo test lint clean workbench
+.PHONY: setup node-setup browser-setup demo test lint clean workbench
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ node-setup: $(NODE_DIR)/node_modules/.installed
 $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	npm --prefix $(NODE_DIR) ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Debian's chromium, for the test that opens the operations review in a real headless browser. Installed only
+# when missing (apt-get needs root; CI runs as root).
+browser-setup:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 
 demo: setup
 	$(BIN)/agentspec check specs/*.agent
@@ -50,7 +55,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup node-setup lint
+test: setup node-setup browser-setup lint
 	npm --prefix $(NODE_DIR) run --silent typecheck:runtime
 	npm --prefix $(NODE_DIR) run --silent test:runtime
 	$(BIN)/python -m pytest

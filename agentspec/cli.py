@@ -7,11 +7,14 @@
     agentspec dev SPEC [-o OUTDIR] [--port N]             run it locally, rebuilt and reloaded on every spec change
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
+    agentspec trace pull --all --url URL|DIR -o DIR       the fleet export, incrementally, chains verified
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
     agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
     agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
                                                           0 every SLO holds in the simulation, 1 one fails or errors
+    agentspec report DIR [--spec SPEC] [--previous DIR2] -o review.html
+                                                          the weekly operations review of a fleet export
 
 Heavy imports (pydantic models, lark, rich) happen inside the commands, so `--help` and
 a clean `check` start fast.
@@ -92,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     scope = pull.add_mutually_exclusive_group(required=True)
     scope.add_argument("--session", help="a session id: its decision records and turn traces")
     scope.add_argument("--task", help="a task id: the decision records of its steps")
-    pull.add_argument("--tenant", required=True)
+    scope.add_argument("--all", action="store_true", help="the fleet export (URL or export directory) into -o DIR")
+    pull.add_argument("--tenant", default=None, help="required with --session and --task")
     pull.add_argument("--admin-token", default=None, help="default: $AGENTSPEC_ADMIN_TOKEN")
     pull.add_argument("--tenant-header", default="x-tenant-id")
     pull.add_argument("--since", type=int, default=0, help="only records after this seq")
@@ -104,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     from agentspec.sim.cli import add_parser as add_simulate
 
     add_simulate(commands)
+    from agentspec.report.cli import add_parser as add_report
+
+    add_report(commands)
     return parser
 
 
@@ -128,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentspec.sim.cli import run as run_simulate
 
         return run_simulate(args)
+    if args.command == "trace" and args.trace_command == "pull" and args.all:
+        from agentspec.trace.fleet_cli import run_pull_all
+
+        return run_pull_all(args)
+    if args.command == "report":
+        from agentspec.report.cli import run as run_report
+
+        return run_report(args)
     if args.command == "trace":
         return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -284,6 +299,9 @@ def _trace_pull(args: argparse.Namespace) -> int:
     from agentspec.trace import TraceError, pull
     from agentspec.trace.verify import printable
 
+    if args.tenant is None:
+        sys.stderr.write("agentspec: pass `--tenant` with `--session` or `--task`\n")
+        return EXIT_USAGE
     token = args.admin_token or os.environ.get("AGENTSPEC_ADMIN_TOKEN")
     if not token:
         sys.stderr.write("agentspec: no admin token; pass `--admin-token` or set AGENTSPEC_ADMIN_TOKEN\n")

@@ -54,7 +54,20 @@ BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 # Bindings the runtime itself puts in `env`: a store or workflow binding must not take one.
 SESSION_BINDING = "SESSION"
 AI_BINDING = "AI"
-RUNTIME_BINDINGS = frozenset({SESSION_BINDING, AI_BINDING, "AGENTSPEC_SPEC_HASH", "INFERENCE_URL", "TOOL_ORIGINS"})
+# The fleet export (runtime/export.ts): its queue and the bucket its consumer writes.
+EXPORT_QUEUE_BINDING = "EXPORT_QUEUE"
+EXPORT_BUCKET_BINDING = "EXPORT_BUCKET"
+RUNTIME_BINDINGS = frozenset(
+    {
+        SESSION_BINDING,
+        AI_BINDING,
+        EXPORT_QUEUE_BINDING,
+        EXPORT_BUCKET_BINDING,
+        "AGENTSPEC_SPEC_HASH",
+        "INFERENCE_URL",
+        "TOOL_ORIGINS",
+    }
+)
 
 # The compatibility date every generated Worker pins: the newest the pinned workerd supports.
 # https://developers.cloudflare.com/workers/configuration/compatibility-dates/
@@ -85,6 +98,11 @@ def class_name(workflow: str) -> str:
 def workflow_resource_name(agent: str, workflow: str) -> str:
     """The Workflow's name on the account: the worker's name, then the workflow's."""
     return f"{worker_name(agent)}-{workflow.replace('_', '-').lower()}"
+
+
+def export_resource_name(agent: str) -> str:
+    """The fleet export's queue and bucket: the worker's name, then `-export`, cut to 63 characters."""
+    return f"{worker_name(agent)}-export"[:63]
 
 
 def bucket_name(agent: str, store: str) -> str:
@@ -123,7 +141,23 @@ def wrangler_bindings(
         "kv_namespaces": [{"binding": binding_name(s)} for s, k in stores if k == "kv"],
         "r2_buckets": [
             {"binding": binding_name(s), "bucket_name": bucket_name(agent, s)} for s, k in stores if k == "r2"
-        ],
+        ]
+        + [{"binding": EXPORT_BUCKET_BINDING, "bucket_name": export_resource_name(agent)}],
+        # The fleet export (runtime/export.ts): sessions send events to the queue after each commit; its
+        # consumer, this same Worker, writes each batch to the bucket as partitioned NDJSON.
+        # https://developers.cloudflare.com/queues/configuration/configure-queues/
+        "queues": {
+            "producers": [{"binding": EXPORT_QUEUE_BINDING, "queue": export_resource_name(agent)}],
+            "consumers": [
+                {
+                    "queue": export_resource_name(agent),
+                    "max_batch_size": 100,
+                    # Locally a second, so tests and `npm run dev` see their files soon.
+                    "max_batch_timeout": 1 if local else 30,
+                    "max_retries": 10,
+                }
+            ],
+        },
         "vars": {"AGENTSPEC_SPEC_HASH": spec_hash},
     }
     # Deployed: wrangler refuses to deploy without these secrets. Not for `env.local`: with

@@ -9,6 +9,7 @@ import { appendRecord, type ChainRecord } from "./chain";
 import {
   AllModelsFailedError, messageOf, OutboundBlockedError, PolicyError, ToolError, type InferenceAttempt,
 } from "./errors";
+import { decisionEvent, sendEvents, taskEvent, traceEvent, type ExportEvent } from "./export";
 import { type FetchLike } from "./guard";
 import { HttpError } from "./http";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
@@ -25,6 +26,9 @@ export type AgentEnv = {
   INFERENCE_URL?: string;
   TOOL_ORIGINS?: string;
   AI?: unknown;
+  /** The fleet export (export.ts); off when absent. */
+  EXPORT_QUEUE?: Queue;
+  EXPORT_BUCKET?: R2Bucket;
 };
 
 export interface TurnRequest {
@@ -223,6 +227,8 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   /** Records made since the last flush. A turn writes them together with its other rows, in one storage
    * commit; a tool call's decision is flushed before its request goes out. */
   private pending: ChainRecord[] = [];
+  /** Committed records and traces not yet handed to the fleet export. */
+  private outbox: ExportEvent[] = [];
 
   constructor(
     ctx: DurableObjectState,
@@ -327,6 +333,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private flushRecords(): void {
     for (const rec of this.pending) {
       this.sql.exec("INSERT INTO records (seq, body) VALUES (?, ?)", rec.seq, JSON.stringify(rec));
+      this.outbox.push(decisionEvent(rec));
     }
     this.pending = [];
   }
@@ -337,12 +344,21 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
    * here, once, instead of structured-cloned to the Worker and serialized there. */
   async turnResponse(req: TurnRequest): Promise<{ status: number; body: string }> {
     const outcome = await this.turn(req);
+    this.exportOutbox();
     if (!outcome.ok) {
       return { status: outcome.status, body: JSON.stringify({
         error: { code: outcome.code, message: outcome.message }, decisions: outcome.decisions }) };
     }
     const { ok: _ok, ...answer } = outcome;
     return { status: 200, body: JSON.stringify(answer) };
+  }
+
+  /** Hand what this object committed to the fleet export, after the commit and without waiting for it. */
+  private exportOutbox(): void {
+    if (this.outbox.length === 0) return;
+    const events = this.outbox;
+    this.outbox = [];
+    this.ctx.waitUntil(sendEvents(this.env, events));
   }
 
   async turn(req: TurnRequest): Promise<TurnOutcome> {
@@ -462,7 +478,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     const cost = priceOf(tier, usage);
     const latency = Date.now() - started;
     const traceOf = (checkpoint: Record<string, unknown> | null) => ({
-      trace_id: req.traceId, turn, workflow: req.workflow, tenant: req.tenant, region: req.colo,
+      trace_id: req.traceId, turn, workflow: req.workflow, tenant: req.tenant, region: req.colo, affinity: req.affinity,
       // OpenTelemetry GenAI semantic conventions where a name exists
       // (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/).
       "gen_ai.operation.name": "chat", "gen_ai.provider.name": "cloudflare.workers_ai",
@@ -520,6 +536,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
       this.flushRecords();
       this.sql.exec("UPDATE turns SET body = ? WHERE turn = ?", JSON.stringify(traceOf(checkpoint)), turn);
     }
+    this.outbox.push(traceEvent(req, turn, traceOf(checkpoint)));
     return { ok: true, session_id: req.session, turn, output, model, decisions, trace_id: req.traceId };
   }
 
@@ -699,12 +716,23 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   recordDecision(scope: Scope, intent: string, action: string, decision: string, rule: string): DecisionView {
     const view = this.record(scope, intent, action, { decision, rule });
     this.flushRecords();
+    this.exportOutbox();
     return view;
   }
 
-  recordStep(task: string, step: string, body: Record<string, unknown>): void {
+  recordStep(task: string, step: string, body: Record<string, unknown>, tenant = ""): void {
     this.sql.exec("INSERT INTO task_steps (task, step, body) VALUES (?, ?, ?) " +
       "ON CONFLICT(task, step) DO UPDATE SET body = excluded.body", task, step, JSON.stringify(body));
+    this.exportTask(tenant, task, step, body);
+  }
+
+  /** A task step's record (or, with step null, its summary) to the fleet export; this is the tenant's registry. */
+  exportTask(tenant: string, task: string, step: string | null, body: Record<string, unknown>): void {
+    const workflow = this.sql.exec<{ workflow: string }>("SELECT workflow FROM tasks WHERE id = ?", task)
+      .toArray()[0]?.workflow ?? "";
+    this.outbox.push(taskEvent({ tenant, task, workflow }, step, String(body["status"] ?? ""),
+      Number(body["attempts"] ?? 0), body));
+    this.exportOutbox();
   }
 
   taskSteps(task: string): unknown[] {

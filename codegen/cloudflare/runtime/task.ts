@@ -138,7 +138,7 @@ export class TaskRun {
 
   private async report(step: string, status: string, detail: Record<string, unknown> = {}): Promise<void> {
     const registry = this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant));
-    await registry.recordStep(this.event.instanceId, step, { name: step, status, ...detail });
+    await registry.recordStep(this.event.instanceId, step, { name: step, status, ...detail }, this.event.payload.tenant);
   }
 
   /**
@@ -326,6 +326,27 @@ export class TaskRun {
 
   received(event: WorkflowStepEvent<StepValue>): StepValue {
     return { ...flat(event.payload), type: event.type };
+  }
+
+  /**
+   * The task's summary to the fleet export, when it completes or fails (before any rollback, whose steps are
+   * exported as they run). Outside a step, so a replayed run sends it again: its id is stable. Never throws.
+   */
+  async exported(ok: boolean, results: StepResults, error?: unknown): Promise<void> {
+    const infers = this.wf.steps.filter((s) => s.kind === "infer" && results[s.name] !== undefined)
+      .map((s) => results[s.name]!);
+    const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
+    try {
+      await this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant)).exportTask(
+        this.event.payload.tenant, this.event.instanceId, null, {
+          status: ok ? "complete" : "failed", ok, steps: Object.keys(results).length,
+          latency_ms: Math.max(0, Date.now() - this.event.timestamp.getTime()),
+          cost_usd: priced.length > 0 ? priced.reduce((n, r) => n + (r["cost_usd"] as number), 0) : null,
+          error: error === undefined ? null : messageOf(error), spec_hash: this.policy.spec_hash,
+        });
+    } catch (failure) {
+      console.error("agentspec: task export failed", messageOf(failure));
+    }
   }
 
   finish(results: StepResults): TaskOutput {

@@ -2,6 +2,7 @@
 // mapped to tenants, the admin token), tenant resolution, input validation and limits, then routing to the
 // session Durable Object or a Workflow. The routes and error shapes are the runtime contract in DESIGN.md.
 
+import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
 import type { TaskParams } from "./task";
@@ -120,7 +121,7 @@ function affinityOf(request: Request, header: string, session: string): string {
 
 /** The methods each route answers, for 405 and its `Allow` header. */
 function allowedMethods(path: string): string | null {
-  if (path === "/healthz" || path === "/v1/policy" || path === "/v1/traces") return "GET";
+  if (path === "/healthz" || path === "/v1/policy" || path === "/v1/traces" || path === "/v1/exports") return "GET";
   if (path === "/v1/tasks" || /^\/v1\/sessions\/[^/]+\/turns$/.test(path)) return "POST";
   if (/^\/v1\/tasks\/[^/]+$/.test(path)) return "GET";
   if (/^\/v1\/tasks\/[^/]+\/events$/.test(path)) return "POST";
@@ -333,6 +334,10 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     }
     return json(traces);
   }
+  if (path === "/v1/exports" && method === "GET") {
+    authenticate(request, env, policy, true);
+    return exportsResponse(url, env);
+  }
   const allow = allowedMethods(path);
   if (allow !== null && allow !== method) {
     throw new HttpError(405, "method_not_allowed", `${method} is not allowed here; use ${allow}`, { allow });
@@ -348,6 +353,10 @@ export function createWorker<E extends AgentEnv>(policy: Policy): ExportedHandle
       } catch (error) {
         return errorResponse(error);
       }
+    },
+    // The fleet export's queue consumer: each batch becomes R2 objects (export.ts).
+    async queue(batch, env) {
+      await writeBatch(batch, env);
     },
   };
 }

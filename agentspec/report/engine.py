@@ -1,0 +1,152 @@
+"""The fleet export as DuckDB tables: an export root (a local directory, or an `s3://` URL DuckDB's httpfs reads)
+in, a connection with one deduplicated table per event kind out (`traces`, `decisions`, `tasks`), read in place
+from the Hive layout with `read_json`.
+
+The SQL here names only paths under the root, so the same statements run over the files in R2 (through R2's S3
+API and DuckDB's httpfs extension) once a fleet outgrows one machine. Every event is counted once by its id: a
+batch the queue delivered twice, or an event sent twice, changes no figure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from agentspec.trace.fleet import EXPORT_SCHEMA
+
+# The envelope every export line has; `workflow` and `dt` come from the object's partition path.
+_ENVELOPE = "schema: 'INTEGER', kind: 'VARCHAR', id: 'VARCHAR', ts: 'VARCHAR', tenant: 'VARCHAR', "
+_ENVELOPE += "session: 'VARCHAR', seq: 'BIGINT'"
+
+# What each kind's `data` holds that the analysis reads, as DuckDB types; other keys are ignored, and a key an
+# older runtime did not write reads as NULL.
+_DATA = {
+    "traces": (
+        "STRUCT(region VARCHAR, affinity VARCHAR, model_family VARCHAR, prompt_family VARCHAR, tier VARCHAR, "
+        '"gen_ai.response.model" VARCHAR, latency_ms DOUBLE, ttft_ms DOUBLE, '
+        '"gen_ai.usage.input_tokens" BIGINT, "gen_ai.usage.output_tokens" BIGINT, '
+        '"gen_ai.usage.cache_read.input_tokens" BIGINT, cost_usd DOUBLE, '
+        "tools STRUCT(tool VARCHAR, decision VARCHAR, outcome VARCHAR, attempts INTEGER)[], "
+        "retry_log STRUCT(kind VARCHAR, target VARCHAR, replay_safe BOOLEAN, performed BOOLEAN)[], "
+        'checkpoint STRUCT(prompt_family VARCHAR, ok BOOLEAN, "gen_ai.usage.input_tokens" BIGINT, '
+        '"gen_ai.usage.cache_read.input_tokens" BIGINT, cost_usd DOUBLE))'
+    ),
+    "decisions": "STRUCT(action VARCHAR, decision VARCHAR, rule VARCHAR, intent VARCHAR, spec_hash VARCHAR)",
+    "tasks": (
+        "STRUCT(task VARCHAR, step VARCHAR, status VARCHAR, attempt INTEGER, ok BOOLEAN, latency_ms DOUBLE, "
+        "cost_usd DOUBLE, error VARCHAR)"
+    ),
+}
+
+# One table per kind, typed columns out of `data`, one row per event id. Costs are exact decimals, so a sum does
+# not depend on the order rows arrive in (floating-point sums do, and the review must be deterministic).
+_SELECT = {
+    "traces": """
+        SELECT workflow, dt, tenant, session, seq AS turn,
+          data.region AS region, coalesce(data.affinity, session) AS affinity, data.model_family AS model_family,
+          data.prompt_family AS prompt_family, data.latency_ms AS latency_ms, data.ttft_ms AS ttft_ms,
+          coalesce(data."gen_ai.usage.input_tokens", 0) AS input_tokens,
+          coalesce(data."gen_ai.usage.cache_read.input_tokens", 0) AS cached_tokens,
+          data.cost_usd::DECIMAL(38, 12) AS cost_usd, data.tools AS tools, data.retry_log AS retry_log,
+          data.checkpoint.prompt_family AS checkpoint_family,
+          data.checkpoint."gen_ai.usage.input_tokens" AS checkpoint_input_tokens,
+          data.checkpoint."gen_ai.usage.cache_read.input_tokens" AS checkpoint_cached_tokens,
+          data.checkpoint.cost_usd::DECIMAL(38, 12) AS checkpoint_cost_usd""",
+    "decisions": """
+        SELECT workflow, dt, tenant, session, seq, data.action AS action, data.decision AS decision,
+          data.rule AS rule""",
+    "tasks": """
+        SELECT workflow, dt, tenant, session AS task, data.step AS step, data.status AS status,
+          data.attempt AS attempt, data.ok AS ok, data.latency_ms AS latency_ms,
+          data.cost_usd::DECIMAL(38, 12) AS cost_usd""",
+}
+
+
+class ReportInputError(RuntimeError):
+    """The export cannot be analysed; the message names the file (or directory) at fault."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """An open export: the DuckDB connection holding its tables, and where it was read from."""
+
+    root: str
+    con: duckdb.DuckDBPyConnection
+
+
+def glob_of(root: str, kind: str) -> str:
+    """The files of one kind under an export root, as DuckDB globs them (local path or s3:// URL)."""
+    return f"{root.rstrip('/')}/{kind}/dt=*/workflow=*/*.ndjson"
+
+
+def read_sql(root: str, kind: str) -> str:
+    """`read_json` over one kind's files in the Hive layout: the statement that also runs over R2."""
+    path = glob_of(root, kind).replace("'", "''")
+    columns = "{" + _ENVELOPE + f", data: '{_DATA[kind]}'" + "}"
+    return (
+        f"read_json('{path}', format = 'newline_delimited', hive_partitioning = true, filename = true, "
+        f"hive_types = {{'dt': 'DATE', 'workflow': 'VARCHAR'}}, columns = {columns})"
+    )
+
+
+def _files_of(root: str, kind: str) -> bool:
+    if root.startswith("s3://"):
+        return True  # DuckDB lists the bucket; an empty prefix fails in the query and is reported then
+    return any(Path(root).glob(f"{kind}/dt=*/workflow=*/*.ndjson"))
+
+
+_FILE_IN_ERROR = re.compile(r'file "([^"]+)"')
+
+
+def open_export(root: str | Path) -> Export:
+    """Load the export at `root` into an in-memory DuckDB. Raises ReportInputError for a missing directory, an
+    export with no traces, a truncated or malformed file and another schema version, naming the file."""
+    root_s = str(root)
+    if not root_s.startswith("s3://") and not Path(root_s).is_dir():
+        raise ReportInputError(f"`{root_s}` is not a directory")
+    if not _files_of(root_s, "traces"):
+        raise ReportInputError(f"`{root_s}` holds no traces (no `traces/dt=*/workflow=*/*.ndjson` files)")
+    con = duckdb.connect(":memory:")
+    for kind, select in _SELECT.items():
+        # No task or decision files yet: an empty table of the same shape.
+        source = read_sql(root_s, kind) if _files_of(root_s, kind) else _empty(kind)
+        try:
+            # One scan: the rows, deduplicated, with each row's schema and file kept for the check below.
+            # Ties between copies of one event (a redelivered batch) are broken by file name: any copy will do,
+            # they are the same event.
+            con.execute(
+                f"CREATE TABLE {kind} AS {select}, schema AS _schema, filename AS _file FROM {source} "
+                "QUALIFY row_number() OVER (PARTITION BY id ORDER BY filename) = 1"
+            )
+        except duckdb.Error as exc:
+            raise ReportInputError(_explain(exc, root_s, kind)) from exc
+        rows = con.execute(
+            f"SELECT _file, _schema FROM {kind} WHERE _schema IS DISTINCT FROM {EXPORT_SCHEMA} LIMIT 1"
+        ).fetchall()
+        if rows:
+            raise ReportInputError(
+                f"`{rows[0][0]}` has export schema {rows[0][1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
+            )
+    return Export(root_s, con)
+
+
+def _empty(kind: str) -> str:
+    """A zero-row relation with the columns `read_json` gives for `kind` (used when no file of it exists)."""
+    return (
+        "(SELECT NULL::INTEGER AS schema, NULL::VARCHAR AS kind, NULL::VARCHAR AS id, NULL::VARCHAR AS ts, "
+        "NULL::VARCHAR AS tenant, NULL::VARCHAR AS session, NULL::BIGINT AS seq, "
+        f"NULL::{_DATA[kind]} AS data, NULL::DATE AS dt, NULL::VARCHAR AS workflow, NULL::VARCHAR AS filename "
+        "LIMIT 0)"
+    )
+
+
+def _explain(exc: duckdb.Error, root: str, kind: str) -> str:
+    message = str(exc).strip().splitlines()[0].rstrip(". ")
+    match = _FILE_IN_ERROR.search(message)
+    where = f"`{match.group(1)}`" if match else f"the {kind} files under `{root}`"
+    if "Malformed JSON" in message or "unexpected end" in message:
+        return f"{where} is not valid NDJSON (a truncated file?): {message}"
+    return f"{where} cannot be read as an agentspec export: {message}"

@@ -1,0 +1,168 @@
+// The fleet export: finished turns' traces, task step and summary records and decision records in, as events
+// sent to a Cloudflare Queue off the hot path; out of the Queue's batching consumer, NDJSON objects in R2 under
+// a date- and workflow-partitioned (Hive-style) layout that DuckDB, Spark or any engine reads in place:
+//   traces/dt=2026-12-01/workflow=refunds/part-<batch hash>.ndjson
+//   decisions/dt=…/workflow=…/part-….ndjson      tasks/dt=…/workflow=…/part-….ndjson
+// Delivery is at least once (a batch whose R2 write fails is retried whole); every event has a stable id
+// (`trace:<trace id>`, `decision:<session>:<seq>`, `task:<task>:<step>:<status>:<attempt>`), so analysis counts
+// each once, and a redelivered batch writes the same object key again (the part name hashes its event ids).
+// https://developers.cloudflare.com/queues/configuration/batching-retries/
+// https://developers.cloudflare.com/r2/api/workers/workers-api-reference/
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import type { ChainRecord } from "./chain";
+import { HttpError } from "./http";
+
+/** The export's line format; a reader refuses any other. */
+export const EXPORT_SCHEMA = 1;
+
+export type ExportKind = "trace" | "decision" | "task";
+
+/** The R2 prefix of each kind. */
+export const EXPORT_PREFIX: Record<ExportKind, string> = { trace: "traces", decision: "decisions", task: "tasks" };
+
+/** One line of an export file. `workflow` and the date are the object's partition, and also kept here. */
+export interface ExportEvent {
+  schema: typeof EXPORT_SCHEMA;
+  kind: ExportKind;
+  id: string;
+  /** ISO-8601; its UTC date is the `dt` partition. */
+  ts: string;
+  workflow: string;
+  tenant: string;
+  /** The session id, or a task's id for a task's records. */
+  session: string;
+  /** Turn number, decision seq, or a task step's attempt. */
+  seq: number;
+  data: Record<string, unknown>;
+}
+
+/** The bindings the export uses; both optional, and the export is off without them. */
+export interface ExportEnv {
+  EXPORT_QUEUE?: Queue;
+  EXPORT_BUCKET?: R2Bucket;
+}
+
+/** Sends and failures seen by this isolate: a failure is counted and logged, never thrown at a turn. */
+export const exportCounters = { sent: 0, failed: 0 };
+
+// A queue's sendBatch takes at most 100 messages (https://developers.cloudflare.com/queues/platform/limits/).
+const SEND_BATCH = 100;
+
+/**
+ * Send events to the export queue. Never throws and never rejects: a missing binding, a full queue or a
+ * network error is counted in `exportCounters.failed` and logged. Callers pass the promise to `waitUntil`,
+ * after their commit, so a turn neither waits for the queue nor fails with it.
+ */
+export async function sendEvents(env: ExportEnv, events: readonly ExportEvent[]): Promise<void> {
+  if (events.length === 0 || env.EXPORT_QUEUE === undefined) return;
+  for (let i = 0; i < events.length; i += SEND_BATCH) {
+    const chunk = events.slice(i, i + SEND_BATCH);
+    try {
+      await env.EXPORT_QUEUE.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
+      exportCounters.sent += chunk.length;
+    } catch (error) {
+      exportCounters.failed += chunk.length;
+      console.error("agentspec: export send failed", error instanceof Error ? error.message : String(error));
+    }
+  }
+}
+
+export function decisionEvent(rec: ChainRecord): ExportEvent {
+  return { schema: EXPORT_SCHEMA, kind: "decision", id: `decision:${rec.session}:${rec.seq}`, ts: rec.ts,
+    workflow: rec.workflow, tenant: rec.tenant, session: rec.session, seq: rec.seq, data: { ...rec } };
+}
+
+export function traceEvent(scope: { tenant: string; session: string; workflow: string }, turn: number,
+  trace: Record<string, unknown> & { trace_id: string }): ExportEvent {
+  return { schema: EXPORT_SCHEMA, kind: "trace", id: `trace:${trace.trace_id}`, ts: new Date().toISOString(),
+    workflow: scope.workflow, tenant: scope.tenant, session: scope.session, seq: turn, data: trace };
+}
+
+/** A task step's record, or (step null) the task's summary when it finished. */
+export function taskEvent(scope: { tenant: string; task: string; workflow: string }, step: string | null,
+  status: string, attempt: number, data: Record<string, unknown>): ExportEvent {
+  const id = step === null ? `task:${scope.task}:summary` : `task:${scope.task}:${step}:${status}:${attempt}`;
+  return { schema: EXPORT_SCHEMA, kind: "task", id, ts: new Date().toISOString(), workflow: scope.workflow,
+    tenant: scope.tenant, session: scope.task, seq: attempt,
+    data: { task: scope.task, step, status, attempt, ...data } };
+}
+
+/** The object key an event group goes to; the same events always give the same key. */
+export function partKey(kind: ExportKind, dt: string, workflow: string, ids: readonly string[]): string {
+  const digest = bytesToHex(sha256(utf8ToBytes([...ids].sort().join("\n")))).slice(0, 24);
+  return `${EXPORT_PREFIX[kind]}/dt=${dt}/workflow=${encodeURIComponent(workflow)}/part-${digest}.ndjson`;
+}
+
+/** Group a batch's events by object: kind, UTC date and workflow. */
+export function groupEvents(events: readonly ExportEvent[]): Map<string, ExportEvent[]> {
+  const groups = new Map<string, { kind: ExportKind; dt: string; workflow: string; events: ExportEvent[] }>();
+  for (const event of events) {
+    const dt = event.ts.slice(0, 10);
+    const group = `${event.kind}\u0000${dt}\u0000${event.workflow}`;
+    let entry = groups.get(group);
+    if (entry === undefined) {
+      entry = { kind: event.kind, dt, workflow: event.workflow, events: [] };
+      groups.set(group, entry);
+    }
+    entry.events.push(event);
+  }
+  return new Map([...groups.values()].map((g) => [partKey(g.kind, g.dt, g.workflow, g.events.map((e) => e.id)),
+    g.events]));
+}
+
+/**
+ * The queue consumer: one R2 object per (kind, date, workflow) of the batch, then every message acked. A failed
+ * write throws, and the Queue delivers the whole batch again (at least once; the rewrite has the same key).
+ */
+export async function writeBatch(batch: MessageBatch<unknown>, env: ExportEnv): Promise<void> {
+  if (env.EXPORT_BUCKET === undefined) throw new Error("binding `EXPORT_BUCKET` is missing");
+  const events = batch.messages.map((m) => m.body as ExportEvent);
+  for (const [key, group] of groupEvents(events)) {
+    const body = group.map((e) => JSON.stringify(e)).join("\n") + "\n";
+    await env.EXPORT_BUCKET.put(key, body, { httpMetadata: { contentType: "application/x-ndjson" } });
+  }
+  batch.ackAll();
+}
+
+/** An export object as `GET /v1/exports` lists it. */
+export interface ExportObject {
+  key: string;
+  size: number;
+  etag: string;
+  uploaded: string;
+}
+
+/**
+ * `GET /v1/exports?since=ISO` (admin): the export objects uploaded at or after `since`, oldest first; with
+ * `key=K`, that object's NDJSON. A client keeps the newest `uploaded` it has seen and asks from there.
+ */
+export async function exportsResponse(url: URL, env: ExportEnv): Promise<Response> {
+  const bucket = env.EXPORT_BUCKET;
+  if (bucket === undefined) throw new HttpError(404, "export_disabled", "binding `EXPORT_BUCKET` is missing");
+  const key = url.searchParams.get("key");
+  if (key !== null) {
+    const object = /^(traces|decisions|tasks)\//.test(key) ? await bucket.get(key) : null;
+    if (object === null) throw new HttpError(404, "unknown_export", `export object \`${key}\` not found`);
+    return new Response(object.body, { headers: { "content-type": "application/x-ndjson", etag: object.httpEtag } });
+  }
+  const sinceText = url.searchParams.get("since");
+  const since = sinceText === null || sinceText === "" ? 0 : Date.parse(sinceText);
+  if (Number.isNaN(since)) throw new HttpError(400, "invalid_since", "`since` is an ISO-8601 time");
+  const objects: ExportObject[] = [];
+  for (const prefix of Object.values(EXPORT_PREFIX)) {
+    let cursor: string | undefined;
+    do {
+      const page = await bucket.list({ prefix: `${prefix}/`, ...(cursor ? { cursor } : {}) });
+      for (const o of page.objects) {
+        if (o.uploaded.getTime() >= since) {
+          objects.push({ key: o.key, size: o.size, etag: o.etag, uploaded: o.uploaded.toISOString() });
+        }
+      }
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor !== undefined);
+  }
+  objects.sort((a, b) => a.uploaded.localeCompare(b.uploaded) || a.key.localeCompare(b.key));
+  return Response.json({ schema: EXPORT_SCHEMA, objects, counters: { ...exportCounters } });
+}
