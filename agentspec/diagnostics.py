@@ -1,6 +1,6 @@
 """Diagnostics and their renderers: a Diagnostic list in, human text, JSON or SARIF 2.1.0 out.
 
-A diagnostic is code + message + labelled span + help, in the style of STYLE.md point 6:
+A diagnostic is code + message + labelled span + help (docs/architecture.md, "How a diagnostic reads"):
 messages start lowercase, have no final period and put user names in backticks.
 """
 

@@ -23,7 +23,7 @@ from agentspec.policy_schema import FORMAT, PolicyTables
 from agentspec.policy_schema import load_policy as load_policy
 from agentspec.targets.cloudflare import binding_name, workflow_binding
 
-# The runtime's request limits (DESIGN.md, "Bad input"): a body over this is a 413.
+# The runtime's request limits (docs/runtime.md, "Error codes"): a body over this is a 413.
 MAX_BODY_BYTES = 64 * 1024
 MAX_SESSION_ID = 128
 

@@ -213,7 +213,7 @@ def test_json_output() -> None:
 
 @pytest.mark.parametrize("spec", [_param(p) for p in INVALID])
 def test_message_style(spec: Path) -> None:
-    """STYLE.md point 6: lowercase start (an acronym such as `PII` is fine), no final period."""
+    """docs/architecture.md, "How a diagnostic reads": lowercase start (an acronym is fine), no final period."""
     for d in _run(spec)[1].diagnostics:
         first = d.message.split(" ", 1)[0]
         assert d.message[0].islower() or d.message[0] == "`" or first.isupper(), d.message

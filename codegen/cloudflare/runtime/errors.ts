@@ -1,5 +1,5 @@
 // Error classes the runtime throws, and `jsonError`, the one place an error becomes an HTTP response
-// shaped `{"error": {"code", "message"}}` (the generated Worker's error contract, see DESIGN.md).
+// shaped `{"error": {"code", "message"}}` (the generated Worker's error contract, see docs/runtime.md).
 
 /** A JSON error response: `{"error": {"code": code, "message": message}}` with a JSON content type. */
 export function jsonError(status: number, code: string, message: string, headers?: HeadersInit): Response {

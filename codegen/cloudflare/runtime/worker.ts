@@ -1,6 +1,6 @@
 // The generated Worker's front door: a request in, a JSON response out. Authentication (bearer tokens
 // mapped to tenants, the admin token), tenant resolution, input validation and limits, then routing to the
-// session Durable Object or a Workflow. The routes and error shapes are the runtime contract in DESIGN.md.
+// session Durable Object or a Workflow. The routes and error shapes are the runtime contract in docs/runtime.md.
 
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
