@@ -68,7 +68,7 @@ describe("evaluateToolCall", () => {
     expect(d.reason).toContain("clearance `low` of tier `low`");
     p.tiers["low"]!.clearance = "medium";
     expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "shadow_deny", rule: "tools.allowlist" });
-    p.tools["lookup_order"]!.risk = "severe"; // an unknown level is never within clearance
+    (p.tools["lookup_order"] as { risk: string }).risk = "severe"; // an unknown level is never within clearance
     expect(evaluateToolCall(p, "triage", "lookup_order")).toMatchObject({ decision: "deny", rule: "shadow.over_clearance" });
   });
 

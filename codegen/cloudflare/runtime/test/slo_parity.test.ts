@@ -3,7 +3,8 @@
 // WINDOW_SIZE samples by arrival), `judge` and `transitions`; the verdicts after each sample and the alerts
 // fired must be the Python ones, character for character.
 import { describe, expect, it } from "vitest";
-import { judge, transitions, WINDOW_SIZE, type SliSample, type SloTable } from "../slo";
+import type { SloTable } from "../policy";
+import { judge, transitions, WINDOW_SIZE, type SliSample } from "../slo";
 import parity from "./slo_parity.json";
 
 interface Sequence {
