@@ -14,3 +14,4 @@ export * from "./session";
 export * from "./slo";
 export * from "./task";
 export * from "./worker";
+export * from "./seal";

@@ -12,6 +12,7 @@ import {
 import { type FetchLike } from "./guard";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
+import { newSealKey, SealKeyGoneError, sealText, unsealText } from "./seal";
 import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
 import { observe, policyDenials, type Alert, type SliSample } from "./slo";
 import { invokeTool, type ToolResult } from "./tools";
@@ -664,6 +665,31 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   recordStep(task: string, step: string, body: Record<string, unknown>): void {
     this.sql.exec("INSERT INTO task_steps (task, step, body) VALUES (?, ?, ?) " +
       "ON CONFLICT(task, step) DO UPDATE SET body = excluded.body", task, step, JSON.stringify(body));
+  }
+
+  // ── RPC: a task's sealing key (this object named ["task", tenant, task id]; see seal.ts) ──
+
+  async seal(plain: string): Promise<string> {
+    let key = this.meta("seal_key");
+    if (key === null) {
+      key = newSealKey();
+      this.setMeta({ seal_key: key });
+    }
+    return sealText(key, plain);
+  }
+
+  async unseal(blob: string): Promise<string> {
+    const key = this.meta("seal_key");
+    if (key === null) throw new SealKeyGoneError();
+    return unsealText(key, blob);
+  }
+
+  /** The task ended: its key goes, and with it every copy of its sealed values. Overwritten before the row is
+   * deleted, so the freed page does not keep it either. */
+  forgetSealKey(): void {
+    if (this.meta("seal_key") === null) return;
+    this.setMeta({ seal_key: "0".repeat(44) });
+    this.setMeta({ seal_key: null });
   }
 
   taskSteps(task: string): unknown[] {

@@ -4,6 +4,7 @@
 
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy } from "./policy";
+import { sealWith } from "./seal";
 import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -177,7 +178,9 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
     const id = `${workflow}-${crypto.randomUUID()}`;
     await env.SESSION.getByName(taskRegistryName(caller.tenant)).registerTask(id, workflow);
-    await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params } });
+    // Sealed under the task's own key (seal.ts): the engine keeps no raw params.
+    const sealed = await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), params);
+    await taskBinding(env, wf.task_binding).create({ id, params: { tenant: caller.tenant, params: sealed } });
     return json({ task_id: id }, 202);
   }
   const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
@@ -202,7 +205,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
       throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
     }
     const { id, instance } = await ownedTask(env, policy, caller, event[1]!);
-    await instance.sendEvent({ type, payload });
+    await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
     return json({ task_id: id, event: type }, 202);
   }
   if (path === "/v1/traces" && method === "GET") {
