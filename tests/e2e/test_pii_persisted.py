@@ -67,3 +67,17 @@ def test_a_mixed_run_leaves_no_raw_pii_on_disk(pii: Runtime) -> None:
     assert any(p.suffix == ".sqlite" for p in files)
     found = {str(p.relative_to(pii.state)): leaks(p.read_bytes()) for p in files}
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_masking_sees_text_as_people_type_it(pii: Runtime) -> None:
+    """Full-width digits, an internationalized email, a dotted card, Unicode spaces and dashes: all masked in the
+    stored history (which the session's state answer shows) and absent from every persisted file."""
+    typed = ["４１１１ １１１１ １１１１ １１１１", "josé.núñez@bücher.de", "5500.0000.0000.0004",
+             "+44\u00a020\u20097946\u20140958", "4111 – 1111 — 1111 - 1111"]  # fmt: skip
+    pii.model.cue(LOW, Cue(text="noted"))
+    r = pii.turn("s-typed", "desk", "my details: " + "; ".join(typed))
+    assert r.status_code == 200, r.text
+    stored = b"".join(p.read_bytes() for p in pii.state.rglob("*") if p.is_file())
+    assert b"my details: [card]; [email]; [card]; [phone]; [card]" in stored
+    for value in typed:
+        assert value.encode() not in stored, value
