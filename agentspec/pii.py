@@ -10,6 +10,7 @@ both implementations against one generated fixture.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -42,11 +43,20 @@ def rules_for(policy: Mapping[str, Any], workflow: str) -> PiiRules:
     return PiiRules(classes=tuple(pii.get("classes", ())), patterns=dict(pii.get("patterns", {})))
 
 
+# Internationalized too: letters, marks and digits of any script in the local part and the domain labels
+# (RFC 6531/IDNA), a top-level domain of letters or its punycode (`xn--`) form. Run in Unicode mode (`u`).
 EMAIL = (
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}"
+    r"[\p{L}\p{M}\p{N}._%+-]+@[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?"
+    r"(?:\.[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?)*\.(?:xn--[A-Za-z0-9-]+|\p{L}{2,})(?![\p{L}\p{M}\p{N}])"
 )
-CARD_RUN = r"(?<!\d)\d(?:[ -]?\d){12,}(?!\d)"
+# What people type between digit groups besides ASCII: NFKC has already made full-width digits, `＠` and most
+# Unicode spaces ASCII; the remaining spaces and dashes are folded, invisible characters dropped, and a run of
+# separators between two digits becomes one (`-` if it has a dash), so "4111 – 1111" reads as "4111-1111".
+SPACES = "[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+DASHES = "[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]"
+INVISIBLE = "[\u00ad\u200b-\u200d\u2060\ufeff]"
+REPEATED = r"(?<=\d)[ -]{2,}(?=\d)"
+CARD_RUN = r"(?<!\d)\d(?:[ .-]?\d){12,}(?!\d)"
 PHONE = (
     r"(?<![\w+])(?:"
     r"\+\d{1,4}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,4}){1,6}"
@@ -68,11 +78,11 @@ NOT_A_PHONE = (
 
 
 @lru_cache(maxsize=256)
-def _compiled(source: str) -> regress.Regex:
-    return regress.Regex(source)
+def _compiled(source: str, flags: str = "") -> regress.Regex:
+    return regress.Regex(source, flags)
 
 
-def _replace(text: str, source: str, replacement: Callable[[str], str]) -> str:
+def _replace(text: str, source: str, replacement: Callable[[str], str], flags: str = "") -> str:
     """`text.replace(/source/g, fn)` as JavaScript does it: every non-overlapping match, left to right.
 
     regress reports UTF-8 byte offsets, so the text is cut as bytes. A lone surrogate cannot be UTF-8, and
@@ -82,14 +92,14 @@ def _replace(text: str, source: str, replacement: Callable[[str], str]) -> str:
         start = 0
         for i, ch in enumerate(text):
             if "\ud800" <= ch <= "\udfff":
-                pieces.extend((_replace(text[start:i], source, replacement), ch))
+                pieces.extend((_replace(text[start:i], source, replacement, flags), ch))
                 start = i + 1
-        pieces.append(_replace(text[start:], source, replacement))
+        pieces.append(_replace(text[start:], source, replacement, flags))
         return "".join(pieces)
     data = text.encode("utf-8")
     out: list[str] = []
     last = 0
-    for match in _compiled(source).find_iter(text) or ():
+    for match in _compiled(source, flags).find_iter(text) or ():
         span = match.range()
         out.append(data[last : span.start].decode("utf-8"))
         out.append(replacement(data[span.start : span.stop].decode("utf-8")))
@@ -98,6 +108,10 @@ def _replace(text: str, source: str, replacement: Callable[[str], str]) -> str:
         return text
     out.append(data[last:].decode("utf-8"))
     return "".join(out)
+
+
+def _constant(label: str) -> Callable[[str], str]:
+    return lambda _match: label
 
 
 def _test(source: str, text: str) -> bool:
@@ -132,11 +146,18 @@ def luhn_valid(digits: str) -> bool:
     return len(digits) > 0 and total % 10 == 0
 
 
+def normalize_for_matching(text: str) -> str:
+    """The text the patterns see, and so the text stored: NFKC-normalized, separators folded (see above)."""
+    out = _replace(unicodedata.normalize("NFKC", text), INVISIBLE, _constant(""))
+    out = _replace(_replace(out, SPACES, _constant(" ")), DASHES, _constant("-"))
+    return _replace(out, REPEATED, lambda m: "-" if "-" in m else " ")
+
+
 def _split_groups(run: str) -> list[str]:
-    """`run.split(/([ -])/)`: digit groups with the single separators between them kept."""
+    """`run.split(/([ .-])/)`: digit groups with the single separators between them kept."""
     groups = [""]
     for ch in run:
-        if ch in " -":
+        if ch in " .-":
             groups.extend((ch, ""))
         else:
             groups[-1] += ch
@@ -160,8 +181,8 @@ def _mask_cards_in_run(run: str) -> str:
         return run
     before = "".join(groups[: best[0]])
     after = "".join(groups[best[1] + 1 :])
-    lead = before[-1:] if before.endswith((" ", "-")) else ""
-    trail = after[:1] if after.startswith((" ", "-")) else ""
+    lead = before[-1:] if before.endswith((" ", ".", "-")) else ""
+    trail = after[:1] if after.startswith((" ", ".", "-")) else ""
     head = before[: len(before) - len(lead)]
     tail = after[len(trail) :]
     return (
@@ -192,26 +213,23 @@ def _custom_pattern(name: str, source: str) -> str:
     return source
 
 
-def _constant(label: str) -> Callable[[str], str]:
-    return lambda _match: label
-
-
 def mask(text: str, rules: PiiRules) -> str:
-    """Mask PII in `text`. The custom patterns named in `classes` run first (they are the most specific), then
-    email, IBAN, card, IP, phone. A class that is neither built in nor a declared pattern raises PiiError
-    rather than silently masking less than the spec asked for."""
+    """Mask PII in `text`, normalized first (`normalize_for_matching`). The custom patterns named in
+    `classes` run first (they are the most specific), then email, IBAN, card, IP, phone. A class that is
+    neither built in nor a declared pattern raises PiiError rather than silently masking less than the spec
+    asked for."""
     custom: list[tuple[str, str]] = []
     for c in rules.classes:
         if c in rules.patterns:
             custom.append((c, rules.patterns[c]))
         elif c not in BUILTIN_CLASSES:
             raise PiiError(f"unknown pii class `{c}`")
-    out = text
+    out = normalize_for_matching(text)
     for name, source in custom:
         out = _replace(out, _custom_pattern(name, source), _constant(f"[{name}]"))
     wanted = set(rules.classes)
     if "email" in wanted:
-        out = _replace(out, EMAIL, lambda _m: "[email]")
+        out = _replace(out, EMAIL, _constant("[email]"), "u")
     if "iban" in wanted:
         out = _replace(out, IBAN, lambda m: "[iban]" if iban_valid(m) else m)
     if "card" in wanted:

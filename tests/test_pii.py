@@ -41,3 +41,17 @@ def test_mask_deep_masks_strings_not_keys() -> None:
 def test_bad_rules_raise(rules: PiiRules, message: str) -> None:
     with pytest.raises(PiiError, match=message):
         mask("text", rules)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("card ４１１１ １１１１ １１１１ １１１１ ok", "card [card] ok"),
+        ("to josé@bücher.de and 用户＠例え.jp", "to [email] and [email]"),
+        ("4111.1111.1111.1111 and 4111\u00a01111\u202f1111\u20091111", "[card] and [card]"),
+        ("call 415\u2014555\u20132671 or 415  555  2671", "call [phone] or [phone]"),
+        ("on 2026\u201311\u201326 order 4111.1111.1111.1112", "on 2026-11-26 order 4111.1111.1111.1112"),
+    ],
+)
+def test_masking_sees_normalized_text(text: str, masked: str) -> None:
+    assert mask(text, PiiRules(classes=("email", "phone", "card", "ip", "iban"))) == masked

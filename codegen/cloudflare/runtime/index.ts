@@ -15,3 +15,4 @@ export * from "./slo";
 export * from "./task";
 export * from "./worker";
 export * from "./export";
+export * from "./seal";

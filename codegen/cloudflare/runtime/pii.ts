@@ -15,11 +15,31 @@ export interface PiiRules {
 /** The built-in classes; the checker's list (agentspec/platform.py, BUILTIN_PII) is the same. */
 export const BUILTIN_CLASSES = ["email", "phone", "card", "ip", "iban"] as const;
 
-const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}/g;
+// Internationalized too: letters, marks and digits of any script in the local part and the domain labels
+// (RFC 6531/IDNA), a top-level domain of letters or its punycode (`xn--`) form.
+const EMAIL = new RegExp(
+  String.raw`[\p{L}\p{M}\p{N}._%+-]+@[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?` +
+    String.raw`(?:\.[\p{L}\p{M}\p{N}](?:[\p{L}\p{M}\p{N}-]*[\p{L}\p{M}\p{N}])?)*\.(?:xn--[A-Za-z0-9-]+|\p{L}{2,})(?![\p{L}\p{M}\p{N}])`,
+  "gu",
+);
 
-// A run of 13+ digits, optionally separated by single spaces or dashes; which part of it is a card is
+// What people type between digit groups besides ASCII: NFKC has already made full-width digits, `＠` and most
+// Unicode spaces ASCII; the remaining spaces and dashes are folded here, invisible characters dropped, and a run
+// of separators between two digits becomes one (`-` if it has a dash), so "4111 – 1111" reads as "4111-1111".
+const SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/g;
+const DASHES = /[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]/g;
+const INVISIBLE = /[\u00ad\u200b-\u200d\u2060\ufeff]/g;
+const REPEATED = /(?<=\d)[ -]{2,}(?=\d)/g;
+
+/** The text the patterns see, and so the text stored: NFKC-normalized, separators folded (see above). */
+export function normalizeForMatching(text: string): string {
+  return text.normalize("NFKC").replace(INVISIBLE, "").replace(SPACES, " ").replace(DASHES, "-")
+    .replace(REPEATED, (m) => (m.includes("-") ? "-" : " "));
+}
+
+// A run of 13+ digits, optionally separated by single spaces, dashes or dots; which part of it is a card is
 // decided afterwards (Luhn), so "order 12 4111 1111 1111 1111" still finds the card.
-const CARD_RUN = /(?<!\d)\d(?:[ -]?\d){12,}(?!\d)/g;
+const CARD_RUN = /(?<!\d)\d(?:[ .-]?\d){12,}(?!\d)/g;
 
 // International (+CC ...) or national numbers with at least one separator or parentheses;
 // 7 to 15 digits (E.164's maximum) is checked afterwards. Never part of a longer digit run.
@@ -79,7 +99,7 @@ export function luhnValid(digits: string): boolean {
 
 /** Mask the longest Luhn-valid 13-19 digit span (on group boundaries) inside a digit run; repeat on the rest. */
 function maskCardsInRun(run: string): string {
-  const groups = run.split(/([ -])/); // digits, sep, digits, ...
+  const groups = run.split(/([ .-])/); // digits, sep, digits, ...
   const digitGroups: number[] = [];
   for (let i = 0; i < groups.length; i += 2) digitGroups.push(i);
   let best: { from: number; to: number; len: number } | null = null;
@@ -97,8 +117,8 @@ function maskCardsInRun(run: string): string {
   // Text around the card keeps its separators and may hold another card (two cards in one run).
   const before = groups.slice(0, best.from).join("");
   const after = groups.slice(best.to + 1).join("");
-  const lead = before.endsWith(" ") || before.endsWith("-") ? before.slice(-1) : "";
-  const trail = after.startsWith(" ") || after.startsWith("-") ? after.slice(0, 1) : "";
+  const lead = /[ .-]$/.test(before) ? before.slice(-1) : "";
+  const trail = /^[ .-]/.test(after) ? after.slice(0, 1) : "";
   const head = before.slice(0, before.length - lead.length);
   const tail = after.slice(trail.length);
   return (head === "" ? "" : maskCardsInRun(head)) + lead + "[card]" + trail + (tail === "" ? "" : maskCardsInRun(tail));
@@ -131,7 +151,7 @@ function customPattern(name: string, source: string): RegExp {
 }
 
 /**
- * Mask PII in `text`. The custom patterns named in `classes` run first (they are the most specific), then
+ * Mask PII in `text`, normalized first (`normalizeForMatching`). The custom patterns named in `classes` run first (they are the most specific), then
  * email, IBAN, card, IP, phone. A class that is neither built in nor a declared pattern throws PolicyError
  * rather than silently masking less than the spec asked for.
  */
@@ -141,7 +161,7 @@ export function maskPII(text: string, rules: PiiRules): string {
     if (Object.prototype.hasOwnProperty.call(rules.patterns, c)) custom.push([c, rules.patterns[c]!]);
     else if (!(BUILTIN_CLASSES as readonly string[]).includes(c)) throw new PolicyError(`unknown pii class \`${c}\``);
   }
-  let out = text;
+  let out = normalizeForMatching(text);
   for (const [name, source] of custom) out = out.replace(customPattern(name, source), `[${name}]`);
   const wanted = (c: string) => rules.classes.includes(c);
   if (wanted("email")) out = out.replace(EMAIL, "[email]");

@@ -14,6 +14,7 @@ import { type FetchLike } from "./guard";
 import { HttpError } from "./http";
 import { runInference, type ChatMessage, type ChatTool, type InferenceResult } from "./inference";
 import { maskPII } from "./pii";
+import { newSealKey, SealKeyGoneError, sealText, unsealText } from "./seal";
 import { evaluateToolCall, type Policy, type Tier, type Workflow } from "./policy";
 import { observe, policyDenials, type Alert, type SliSample } from "./slo";
 import {
@@ -733,6 +734,31 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     this.outbox.push(taskEvent({ tenant, task, workflow }, step, String(body["status"] ?? ""),
       Number(body["attempts"] ?? 0), body));
     this.exportOutbox();
+  }
+
+  // ── RPC: a task's sealing key (this object named ["task", tenant, task id]; see seal.ts) ──
+
+  async seal(plain: string): Promise<string> {
+    let key = this.meta("seal_key");
+    if (key === null) {
+      key = newSealKey();
+      this.setMeta({ seal_key: key });
+    }
+    return sealText(key, plain);
+  }
+
+  async unseal(blob: string): Promise<string> {
+    const key = this.meta("seal_key");
+    if (key === null) throw new SealKeyGoneError();
+    return unsealText(key, blob);
+  }
+
+  /** The task ended: its key goes, and with it every copy of its sealed values. Overwritten before the row is
+   * deleted, so the freed page does not keep it either. */
+  forgetSealKey(): void {
+    if (this.meta("seal_key") === null) return;
+    this.setMeta({ seal_key: "0".repeat(44) });
+    this.setMeta({ seal_key: null });
   }
 
   taskSteps(task: string): unknown[] {

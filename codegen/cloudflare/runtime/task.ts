@@ -10,8 +10,9 @@ import { NonRetryableError } from "cloudflare:workflows";
 import type { ChainRecord } from "./chain";
 import { messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
-import { maskPII } from "./pii";
+import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
+import { isSealed, SEALED, sealWith } from "./seal";
 import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
 import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
 import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
@@ -48,6 +49,9 @@ function nonRetryable(error: unknown): boolean {
 
 export class TaskRun {
   private readonly wf: Workflow;
+  /** The task's params and its step results opened (see seal.ts): once per run, not once per step. */
+  private params: { [key: string]: Json } | null = null;
+  private readonly opened = new Map<string, StepValue>();
 
   constructor(
     private readonly policy: Policy,
@@ -74,7 +78,7 @@ export class TaskRun {
 
   private lookup(path: string, results: StepResults): Json {
     const [head, ...rest] = path.split(".");
-    let value: Json | undefined = head === "params" ? this.event.payload.params : results[head!];
+    let value: Json | undefined = head === "params" ? this.params! : results[head!];
     // Both are JSON objects; nested params are walked below, step results are flat.
     for (const key of rest) {
       value = value !== null && typeof value === "object" && !Array.isArray(value) ? value[key] : undefined;
@@ -84,7 +88,7 @@ export class TaskRun {
   }
 
   private args(step: Step & { args?: [string, string][] | null }, results: StepResults): Record<string, Json> {
-    if (!step.args) return { ...this.event.payload.params };
+    if (!step.args) return { ...this.params! };
     return Object.fromEntries(step.args.map(([name, template]) => [name, this.render(template, results)]));
   }
 
@@ -138,7 +142,64 @@ export class TaskRun {
 
   private async report(step: string, status: string, detail: Record<string, unknown> = {}): Promise<void> {
     const registry = this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant));
-    await registry.recordStep(this.event.instanceId, step, { name: step, status, ...detail }, this.event.payload.tenant);
+    // Errors may quote arguments (a URL, a tool's answer): masked, like everything else persisted.
+    await registry.recordStep(this.event.instanceId, step, maskDeep({ name: step, status, ...detail }, this.wf.pii),
+      this.event.payload.tenant);
+  }
+
+  // ── sealing (seal.ts): the engine stores only sealed params and results; steps see them opened ──
+
+  private keeper() {
+    return this.env.SESSION.getByName(taskObjectName(this.event.payload.tenant, this.event.instanceId));
+  }
+
+  private async open(results: StepResults): Promise<StepResults> {
+    const keeper = this.keeper();
+    if (this.params === null) {
+      const p = this.event.payload.params;
+      this.params = isSealed(p) ? (JSON.parse(await keeper.unseal(p[SEALED])) as { [key: string]: Json }) : p;
+    }
+    const out: StepResults = {};
+    for (const [name, value] of Object.entries(results)) {
+      if (!isSealed(value)) {
+        out[name] = value;
+        continue;
+      }
+      let plain = this.opened.get(value[SEALED]);
+      if (plain === undefined) {
+        const { [SEALED]: blob, ...rest } = value;
+        plain = { ...flat(JSON.parse(await keeper.unseal(blob))), ...rest };
+        this.opened.set(blob, plain);
+      }
+      out[name] = plain;
+    }
+    return out;
+  }
+
+  private async seal(value: StepValue): Promise<StepValue> {
+    return sealWith(this.keeper(), value);
+  }
+
+  private compensable(s: Step): boolean {
+    return s.kind === "call" && this.policy.tools[s.tool!]?.compensate != null;
+  }
+
+  /** Whether a rollback is still to run after `after` (a step's name; none: the task just failed). Rollbacks
+   * run in reverse step order, the failed step's own included, so the first compensable step that started is
+   * the last. The key must outlive it. */
+  private rollbackPending(results: StepResults, after?: string): boolean {
+    const steps = this.wf.steps.filter((s) => s.kind !== "sleep");
+    const end = after === undefined ? steps.length : steps.findIndex((s) => s.name === after);
+    const failed = steps.findIndex((s) => results[s.name] === undefined);
+    return steps.slice(0, end).some((s, i) => this.compensable(s) && (results[s.name] !== undefined || i === failed));
+  }
+
+  private async forget(): Promise<void> {
+    try {
+      await this.keeper().forgetSealKey();
+    } catch (error) {
+      console.error("agentspec: could not delete a task's sealing key", messageOf(error));
+    }
   }
 
   /**
@@ -154,7 +215,7 @@ export class TaskRun {
     } catch (error) {
       const fatal = nonRetryable(error);
       const last = fatal || attempts > (at?.config.retries?.limit ?? 0);
-      const message = `step \`${name}\`: ${messageOf(error).replace(/^NonRetryableError:?\s*/, "")}`;
+      const message = maskPII(`step \`${name}\`: ${messageOf(error).replace(/^NonRetryableError:?\s*/, "")}`, this.wf.pii);
       try {
         await this.report(name, last ? "failed" : "retrying", { error: message, attempts });
       } catch {
@@ -166,21 +227,24 @@ export class TaskRun {
 
   async call(name: string, results: StepResults, at?: Attempt): Promise<StepValue> {
     const step = this.step(name);
-    return this.attempt(name, at, async () => [await this.invoke(step.tool!, this.args(step, results)), { tool: step.tool }]);
+    return this.attempt(name, at, async () => {
+      const plain = await this.open(results);
+      return [await this.seal(await this.invoke(step.tool!, this.args(step, plain))), { tool: step.tool }];
+    });
   }
 
   async infer(name: string, results: StepResults, at?: Attempt): Promise<StepValue> {
     const step = this.step(name);
     return this.attempt(name, at, async () => {
-      const prompt = this.render(step.prompt!, results);
+      const prompt = this.render(step.prompt!, await this.open(results));
       const answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
         sessionAffinity: this.event.instanceId,
         messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
       // Usage and price ride along in the step's result: Workflows keeps them, and the task's SLO sample sums them.
       const tier = this.policy.tiers[step.tier!]!;
-      return [{ text: answer.text, model: answer.model, input_tokens: answer.usage.input,
+      return [await this.seal({ text: answer.text, model: answer.model, input_tokens: answer.usage.input,
         output_tokens: answer.usage.output, cached_tokens: answer.usage.cached,
-        cost_usd: priceOf(tier, answer.usage) }, { model: answer.model }];
+        cost_usd: priceOf(tier, answer.usage) }), { model: answer.model }];
     });
   }
 
@@ -192,7 +256,17 @@ export class TaskRun {
    * recorded in the registry and the task's chain, alerted, and returns, because a rollback that throws
    * stops every earlier step's rollback, and one stuck compensation must not strand the others.
    */
-  async compensate(name: string, output: StepValue | undefined, results: StepResults, retryLimit = 0): Promise<void> {
+  async compensate(name: string, output: StepValue | undefined, sealed: StepResults, retryLimit = 0): Promise<void> {
+    try {
+      const results = await this.open(sealed);
+      const opened = output === undefined ? undefined : (await this.open({ output }))["output"];
+      await this.undo(name, opened, results, retryLimit);
+    } finally {
+      if (!this.rollbackPending(sealed, name)) await this.forget();
+    }
+  }
+
+  private async undo(name: string, output: StepValue | undefined, results: StepResults, retryLimit = 0): Promise<void> {
     const step = this.step(name);
     const tool = step.tool!;
     const compensating = this.policy.tools[tool]!.compensate!;
@@ -284,7 +358,9 @@ export class TaskRun {
    * NonRetryableError" text (unless the `workflows_preserve_non_retryable_error_message` flag is on), and an
    * Error subclass crosses RPC as `Error` with its name glued onto the message.
    */
-  failed(error: unknown): unknown {
+  async failed(error: unknown, results: StepResults = {}): Promise<unknown> {
+    // With no rollback to come the task is over: its key goes now (else after the last rollback).
+    if (!this.rollbackPending(results)) await this.forget();
     if (!nonRetryable(error) || !(error instanceof Error)) return error;
     return new Error(error.message.replace(/^NonRetryableError:?\s*/, ""));
   }
@@ -304,8 +380,9 @@ export class TaskRun {
       // The RPC stub types the free-form `turns` as never, and the whole answer with them; the shape is the DO's.
       const { records } = (await log.traces(0)) as unknown as { records: ChainRecord[] };
       const latency = Math.max(0, Date.now() - this.event.timestamp.getTime());
-      const infers = this.wf.steps.filter((s) => s.kind === "infer" && results[s.name] !== undefined)
-        .map((s) => results[s.name]!);
+      const plain = await this.open(results);
+      const infers = this.wf.steps.filter((s) => s.kind === "infer" && plain[s.name] !== undefined)
+        .map((s) => plain[s.name]!);
       const sum = (key: string) => infers.reduce((n, r) => n + (typeof r[key] === "number" ? r[key] : 0), 0);
       const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
       const sample: SliSample = { ok, latency_ms: latency, ttft_ms: latency,
@@ -333,10 +410,11 @@ export class TaskRun {
    * exported as they run). Outside a step, so a replayed run sends it again: its id is stable. Never throws.
    */
   async exported(ok: boolean, results: StepResults, error?: unknown): Promise<void> {
-    const infers = this.wf.steps.filter((s) => s.kind === "infer" && results[s.name] !== undefined)
-      .map((s) => results[s.name]!);
-    const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
     try {
+      const plain = await this.open(results); // called before finish/failed, while the task's key still exists
+      const infers = this.wf.steps.filter((s) => s.kind === "infer" && plain[s.name] !== undefined)
+        .map((s) => plain[s.name]!);
+      const priced = infers.filter((r) => typeof r["cost_usd"] === "number");
       await this.env.SESSION.getByName(taskRegistryName(this.event.payload.tenant)).exportTask(
         this.event.payload.tenant, this.event.instanceId, null, {
           status: ok ? "complete" : "failed", ok, steps: Object.keys(results).length,
@@ -349,7 +427,10 @@ export class TaskRun {
     }
   }
 
-  finish(results: StepResults): TaskOutput {
-    return { workflow: this.workflow, results };
+  /** The task's answer, masked (the engine keeps it, `GET /v1/tasks/{id}` shows it); the key goes. */
+  async finish(results: StepResults): Promise<TaskOutput> {
+    const plain = await this.open(results);
+    await this.forget();
+    return { workflow: this.workflow, results: maskDeep(plain, this.wf.pii) };
   }
 }

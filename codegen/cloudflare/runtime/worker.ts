@@ -7,6 +7,7 @@ import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } fro
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
 import type { TaskParams } from "./task";
 import { checkField } from "./tools";
+import { sealWith } from "./seal";
 import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -264,12 +265,19 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     checkTaskParams(policy, wf, params as Record<string, unknown>);
     const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
     const binding = taskBinding(env, wf.task_binding);
-    const create = { params: { tenant: caller.tenant, params: params as TaskParams["params"] } };
+    // Params sealed under the task's own key (seal.ts): the Workflows engine keeps no raw params.
+    const create = async (id: string) => ({
+      id,
+      params: {
+        tenant: caller.tenant,
+        params: (await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), params)) as TaskParams["params"],
+      },
+    });
     const key = request.headers.get("idempotency-key");
     if (key === null) {
       const id = `${workflow}-${crypto.randomUUID()}`;
       await registry.registerTask(id, workflow);
-      await binding.create({ id, ...create });
+      await binding.create(await create(id));
       return json({ task_id: id }, 202);
     }
     // Idempotent creation: the instance id is derived from tenant and key, and the key remembers the body.
@@ -282,7 +290,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
     if (claim.fingerprint !== fingerprint) {
       throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
     }
-    await createOnce(binding, { id: claim.task, ...create });
+    await createOnce(binding, await create(claim.task));
     return json({ task_id: claim.task }, 202);
   }
   const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
@@ -307,7 +315,7 @@ async function route(request: Request, env: AgentEnv, policy: Policy): Promise<R
       throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
     }
     const { id, instance } = await ownedTask(env, policy, caller, event[1]!);
-    await instance.sendEvent({ type, payload });
+    await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
     return json({ task_id: id, event: type }, 202);
   }
   if (path === "/v1/traces" && method === "GET") {

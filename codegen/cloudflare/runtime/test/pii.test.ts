@@ -101,3 +101,32 @@ describe("maskDeep", () => {
     expect(maskDeep("EMP-999999", all)).toBe("[employee_id]");
   });
 });
+
+describe("maskPII on text as people type it", () => {
+  const builtins: PiiRules = { classes: ["email", "phone", "card", "ip", "iban"], patterns: {} };
+
+  it("sees full-width digits and signs (NFKC)", () => {
+    expect(maskPII("card ４１１１ １１１１ １１１１ １１１１ ok", builtins)).toBe("card [card] ok");
+    expect(maskPII("mail jane＠example.com", builtins)).toBe("mail [email]");
+    expect(maskPII("call ＋１ ４１５ ５５５ ２６７１", builtins)).toBe("call [phone]");
+  });
+
+  it("masks internationalized emails", () => {
+    expect(maskPII("to josé@bücher.de and 用户@例え.jp", builtins)).toBe("to [email] and [email]");
+    expect(maskPII("to δοκιμή@παράδειγμα.δοκιμή.", builtins)).toBe("to [email].");
+    expect(maskPII("to x@xn--bcher-kva.xn--p1ai", builtins)).toBe("to [email]");
+  });
+
+  it("masks cards and phones with dots, Unicode spaces, dashes and repeated separators", () => {
+    expect(maskPII("4111.1111.1111.1111", builtins)).toBe("[card]");
+    expect(maskPII("4111\u00a01111\u202f1111\u20091111", builtins)).toBe("[card]");
+    expect(maskPII("4111 – 1111 — 1111 - 1111", builtins)).toBe("[card]");
+    expect(maskPII("4111\u200b1111\u200b1111\u200b1111", builtins)).toBe("[card]");
+    expect(maskPII("call 415\u2014555\u20132671 or 415  555  2671", builtins)).toBe("call [phone] or [phone]");
+  });
+
+  it("still leaves dates, versions and Luhn-invalid runs alone", () => {
+    const text = "on 2026\u201311\u201326 v1.2.3 order 4111.1111.1111.1112";
+    expect(maskPII(text, builtins)).toBe("on 2026-11-26 v1.2.3 order 4111.1111.1111.1112");
+  });
+});
