@@ -53,7 +53,7 @@ def test_a_mixed_run_leaves_no_raw_pii_on_disk(pii: Runtime) -> None:
 
     # The later steps got the raw values, through the sealed results and params.
     (sent,) = pii.tools.calls("/v1/notify")
-    assert sent.body == {"email": EMAIL, "note": NOTE}
+    assert sent.body == {"email": EMAIL, "note": NOTE, "ref": "c-1"}
     prompts = [m["content"] for s in pii.model.requests for m in s.body["messages"] if m["role"] == "user"]
     assert f"Write to {EMAIL} about {NOTE}" in prompts
 
