@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -108,7 +109,21 @@ def persisted(state: Path) -> tuple[int, ...]:
     return rows, blobs
 
 
+def settled(state: Path, quiet: float = 3.0, timeout: float = 60.0) -> None:
+    """Wait until nothing more is being stored: the fleet export writes the earlier tests' events to R2 from its
+    queue consumer a moment after their turns (batches of at most a second locally), off the request path."""
+    deadline = time.monotonic() + timeout
+    last, since = persisted(state), time.monotonic()
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, "the persisted state never settled"
+        time.sleep(0.5)
+        now = persisted(state)
+        if now != last:
+            last, since = now, time.monotonic()
+
+
 def test_the_http_surface_never_fails_open(playground: Runtime) -> None:
+    settled(playground.state)
     client = httpx.Client(base_url=playground.url, timeout=20.0)
     seen_statuses: set[int] = set()
 
