@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 
 from agentspec.report.synthetic import generate  # noqa: E402
+from tests.notebook_run import execute  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04-operations.ipynb"
 
@@ -29,7 +30,7 @@ def test_the_notebook_shows_the_exports_figures(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("AGENTSPEC_EXPORT", str(export))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel inherits this process's environment, AGENTSPEC_EXPORT included.
-    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3").execute()
+    nb = execute(nb, Path.cwd(), cell_timeout=180)
     out = {
         i: "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
         for i, c in enumerate(nb.cells)

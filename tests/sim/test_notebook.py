@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from tests.notebook_run import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "02-simulate.ipynb"
@@ -18,10 +19,7 @@ NOTEBOOK = ROOT / "notebooks" / "02-simulate.ipynb"
 @pytest.fixture(scope="module")
 def executed() -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    ).execute()
-    return nb
+    return execute(nb, NOTEBOOK.parent)
 
 
 def _cell(nb: nbformat.NotebookNode, tag: str) -> nbformat.NotebookNode:

@@ -15,9 +15,9 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from agentspec.devserver import TOOLCHAIN, toolchain_ready
+from tests.notebook_run import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01-prototype.ipynb"
@@ -65,11 +65,8 @@ def test_prototype_notebook_runs_and_shows_a_live_turn(tmp_path: Path) -> None:
         id="probe",
     )
     nb.cells.append(probe)
-    client = NotebookClient(
-        nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
     try:
-        client.execute()
+        nb = execute(nb, NOTEBOOK.parent, cell_timeout=240)
     finally:
         _kill(tmp_path / "live" / "wrangler.pid")
 
