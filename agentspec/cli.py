@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +39,31 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"agentspec: error: {message}\n")
+        # A misspelled subcommand or choice: argparse lists the choices; say which one was meant.
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:
+            from agentspec.diagnostics import did_you_mean
+
+            hint = did_you_mean(wrong.group(1), re.findall(r"'?([\w-]+)'?", wrong.group(2)))
+            if hint:
+                sys.stderr.write(f"  = help: {hint}\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _spec_files(paths: list[str]) -> list[str]:
+    """The files to read: a directory stands for every `.agent` file below it, sorted, outside node_modules and
+    hidden directories; a file (or a path that does not exist, which the loader reports) stands for itself."""
+    out: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        found = []
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if d != "node_modules" and not d.startswith("."))
+            found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".agent"))
+        out.extend(found or [path])  # none below it: the loader says it is a directory, not a spec
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help/--version (0) and usage errors (2)
         return int(exc.code or 0)
     if args.command == "check":
-        return _check(args.files, args.format, args.color)
+        return _check(_spec_files(args.files), args.format, args.color)
     if args.command == "fmt":
-        return _fmt(args.files, args.check)
+        return _fmt(_spec_files(args.files), args.check)
     if args.command == "explain":
         return _explain(args.code)
     if args.command == "compile":
@@ -189,6 +214,7 @@ def _fmt(files: list[str], check_only: bool) -> int:
     from agentspec.parse import parse
 
     status = EXIT_OK
+    changed = 0
     for path in files:
         text, problem = read_text(path)
         if problem is not None or text is None:
@@ -202,6 +228,7 @@ def _fmt(files: list[str], check_only: bool) -> int:
             continue
         if formatted == text:
             continue
+        changed += 1
         if check_only:
             print(f"would reformat {path}")
             status = EXIT_ERRORS
@@ -211,6 +238,8 @@ def _fmt(files: list[str], check_only: bool) -> int:
                 out.write(formatted)
             os.replace(tmp, path)  # atomic: an interrupted fmt never leaves half a file
             print(f"formatted {path}")
+    if check_only:
+        print(f"{_count(changed, 'file')} would be reformatted, {len(files) - changed} already formatted")
     return status
 
 

@@ -136,10 +136,30 @@ def _assert_located_e0003(code: int, out: str, err: str, path: str, line: int = 
     assert "Traceback" not in out + err
 
 
-def test_check_directory(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, "check", "specs/shared")
-    _assert_located_e0003(code, out, err, "specs/shared")
-    assert "`specs/shared` is a directory, not a spec file" in out
+def test_check_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A directory stands for every `.agent` below it; one with none is reported, located, as before."""
+    code, out, _ = _run(capsys, "check", "specs")
+    below = sorted(str(p) for p in Path("specs").rglob("*.agent"))
+    assert code == 1 and f"checked {len(below)} files:" in out  # specs/invalid is below it
+    code, out, _ = _run(capsys, "check", "specs/shared")
+    assert (code, out.strip().splitlines()[-1]) == (0, "checked 2 files: no problems")
+    (tmp_path / "empty").mkdir()
+    code, out, err = _run(capsys, "check", str(tmp_path / "empty"))
+    _assert_located_e0003(code, out, err, str(tmp_path / "empty"))
+    assert "is a directory, not a spec file" in out
+
+
+def test_misspelled_subcommand_gets_a_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "chek", "specs/support_desk.agent")
+    assert code == 2 and "= help: did you mean `check`?" in err
+
+
+def test_fmt_check_prints_a_summary(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    messy = tmp_path / "messy.agent"
+    messy.write_text(Path("specs/support_desk.agent").read_text().replace("  tenant header", "      tenant header"))
+    code, out, _ = _run(capsys, "fmt", "--check", "specs/support_desk.agent", str(messy))
+    assert code == 1
+    assert out.splitlines() == [f"would reformat {messy}", "1 file would be reformatted, 1 already formatted"]
 
 
 def test_check_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
