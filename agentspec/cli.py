@@ -58,7 +58,7 @@ def _spec_files(paths: list[str]) -> list[str]:
         if not os.path.isdir(path):
             out.append(path)
             continue
-        found = []
+        found: list[str] = []
         for root, dirs, files in os.walk(path):
             dirs[:] = sorted(d for d in dirs if d != "node_modules" and not d.startswith("."))
             found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".agent"))
