@@ -22,7 +22,14 @@ from typing import Literal, TextIO
 import httpx
 
 from agentspec.check import check
-from agentspec.devserver import TOOLCHAIN, DevServer, DevServerError, local_secrets, toolchain_ready
+from agentspec.devserver import (
+    TOOLCHAIN,
+    DevServer,
+    DevServerError,
+    local_secrets,
+    stub_origins,
+    toolchain_ready,
+)
 from agentspec.diagnostics import Diagnostic, has_errors, render_human, summary
 from agentspec.emit import emit
 from agentspec.load import load
@@ -108,10 +115,7 @@ class DevLoop:
             return
         values = {"INFERENCE_URL": self.model.url if self.model else str(self.inference_url)}
         if self.tool_stub is not None:
-            origins = {t.host: self.tool_stub.origin for t in spec.tools}
-            origins.update(
-                {httpx.URL(w.slo.webhook).host: self.tool_stub.origin for w in spec.workflows if w.slo.webhook}
-            )
+            origins = stub_origins(spec, self.tool_stub.origin)
             values["TOOL_ORIGINS"] = json.dumps(origins, sort_keys=True)
         values.update(local_secrets(spec, {DEV_TOKEN: DEV_TENANT}, DEV_ADMIN_TOKEN))
         path.write_text(MARKER + "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")

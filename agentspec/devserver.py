@@ -63,6 +63,16 @@ def local_secrets(spec: RSpec, tokens: dict[str, str], admin_token: str) -> dict
     return secrets
 
 
+def stub_origins(spec: RSpec, origin: str) -> dict[str, str]:
+    """TOOL_ORIGINS that send every tool host, and every SLO webhook host, of a compiled spec to one loopback
+    stub (docs/runtime.md): what the tests, the workbench's live loop and `agentspec dev` all write."""
+    origins = {t.host: origin for t in spec.tools}
+    for wf in spec.workflows:
+        if wf.slo.webhook:
+            origins[httpx.URL(wf.slo.webhook).host] = origin
+    return origins
+
+
 def write_dev_vars(project: Path, values: dict[str, str]) -> None:
     """The project's `.dev.vars`, which wrangler dev reads its variables and secrets from."""
     (project / ".dev.vars").write_text("".join(f"{k}={v}\n" for k, v in values.items()))

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import httpx
 
-from agentspec.devserver import TOOLCHAIN, DevServer, local_secrets, toolchain_ready, write_dev_vars
+from agentspec.devserver import TOOLCHAIN, DevServer, local_secrets, stub_origins, toolchain_ready, write_dev_vars
 from agentspec.workbench.html import Display, code, esc, table, text_table
 from agentspec.workbench.scripted_model import ScriptedModel
 from agentspec.workbench.tool_stub import ToolStub
@@ -197,11 +197,7 @@ class LiveAgent:
         """TOOL_ORIGINS for the stub: every tool host and SLO webhook host sent to it; empty for real hosts."""
         if self.tool_stub is None:
             return {}
-        origins = {t.host: self.tool_stub.origin for t in self.spec.tools}
-        for wf in self.spec.workflows:
-            if wf.slo.webhook:
-                origins[httpx.URL(wf.slo.webhook).host] = self.tool_stub.origin
-        return origins
+        return stub_origins(self.spec, self.tool_stub.origin)
 
     def start(self, timeout: float = 90.0) -> LiveAgent:
         if not toolchain_ready(self.toolchain):

@@ -21,7 +21,14 @@ import httpx
 import pytest
 
 from agentspec.check import check
-from agentspec.devserver import DevServer, DevServerError, local_secrets, toolchain_ready, write_dev_vars
+from agentspec.devserver import (
+    DevServer,
+    DevServerError,
+    local_secrets,
+    stub_origins,
+    toolchain_ready,
+    write_dev_vars,
+)
 from agentspec.emit import emit, write
 from agentspec.load import load
 
@@ -76,10 +83,7 @@ class Runtime:
         self.model = model
         self.tools = tools
         secrets = local_secrets(self.spec, TOKENS, ADMIN)
-        origins = {t.host: tools.origin for t in self.spec.tools}
-        for wf in self.spec.workflows:
-            if wf.slo.webhook:
-                origins[httpx.URL(wf.slo.webhook).host] = tools.origin
+        origins = stub_origins(self.spec, tools.origin)
         write_dev_vars(self.project, {"INFERENCE_URL": model.url, "TOOL_ORIGINS": json.dumps(origins), **secrets})
         self.secrets = secrets
         self.log = workdir / f"{self.spec.name}-wrangler.log"
