@@ -22,6 +22,8 @@ export interface InvokeToolRequest {
   /** Hosts this call may reach: the workflow's outbound allowlist. */
   allowedHosts: readonly string[];
   fetcher?: FetchLike;
+  /** The W3C `traceparent` of the turn or task making the call (rerun.ts `traceparent`), sent as is. */
+  traceparent?: string;
 }
 
 export interface ToolResult {
@@ -266,6 +268,7 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
     ? null
     : await idempotencyKey(policy.agent.name, req.tenant, toolName, expand(key, ctx, false, keyPart));
   if (sentKey !== null) headers.set("idempotency-key", sentKey);
+  if (req.traceparent !== undefined) headers.set("traceparent", req.traceparent);
   if (body !== undefined) headers.set("content-type", "application/json");
 
   const started = Date.now();
