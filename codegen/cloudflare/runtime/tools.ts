@@ -44,6 +44,21 @@ export class ToolArgumentError extends ToolError {
   }
 }
 
+/** The rule a failed call is recorded under (`tool.result:<tool>` / `failed`). */
+export function failureRule(error: ToolError): string {
+  if (error instanceof ToolArgumentError) return error.rule;
+  if (error.status >= 300 && error.status < 400) return "tool.redirect_refused";
+  if (error.status > 0) return "tool.status";
+  return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
+}
+
+/** Whether a failed call's request went out: it got a status, or failed in flight (timeout, network). A
+ * template, secret or argument problem fails it before anything is sent. */
+export function wasSent(error: ToolError): boolean {
+  if (error instanceof ToolArgumentError) return false;
+  return error.status > 0 || /timed out|request failed/.test(error.message);
+}
+
 /** At most this many tool calls are run from one model answer, and from one turn; the excess is denied. */
 export const MAX_TOOL_CALLS_PER_ANSWER = 8;
 export const MAX_TOOL_CALLS_PER_TURN = 16;
