@@ -41,8 +41,9 @@ t = time.perf_counter()
 rec = replay.load(root)
 res = replay.replay(rec, replay.candidate_tables(candidate), candidate)
 seconds = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"s": seconds, "peak_mib": peak, "decisions": rec.decisions, "outcomes": rec.outcomes,
+usage = resource.getrusage(resource.RUSAGE_SELF)
+peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({"s": seconds, "cpu_s": cpu, "peak_mib": peak, "decisions": rec.decisions, "outcomes": rec.outcomes,
                   "keys": len(rec.groups), "drifted": res.drifted, "flipped": res.flipped}))
 """
 
@@ -97,8 +98,9 @@ def main() -> int:
         peak = max(r["peak_mib"] for r in runs)
         last = runs[-1]
         each = ", ".join(f"{r['s']:.2f}" for r in runs)
+        cpu = statistics.median(r["cpu_s"] for r in runs)
         print(
-            f"{name:8s} median {s:5.2f} s ({each}), {records / s:,.0f} records/s, "
+            f"{name:8s} median {s:5.2f} s ({each}; CPU {cpu:.2f} s), {records / s:,.0f} records/s, "
             f"peak {peak:,.0f} MiB; {last['decisions']:,.0f} re-evaluated in {last['keys']:.0f} keys, "
             f"{last['outcomes']:,.0f} outcomes, {last['drifted']:.0f} drifted, {last['flipped']:,.0f} flip"
         )

@@ -304,20 +304,21 @@ def _key(spec: str, workflow: str, action: str, decision: str, rule: str, intent
 # decisions with the same key are evaluated once (see `Key`).
 _READ_SQL = """
 CREATE TABLE d AS
-SELECT schema, filename, tenant, session, seq, data.spec_hash AS spec_hash, data.workflow AS workflow,
+SELECT schema, tenant, session, seq, data.spec_hash AS spec_hash, data.workflow AS workflow,
        data.action AS action, data.decision AS decision, data.rule AS rule, data.intent AS intent, data.ts AS ts
-FROM read_json({glob}, format = 'newline_delimited', filename = true,
+FROM read_json({glob}, format = 'newline_delimited',
                columns = {{schema: 'INTEGER', tenant: 'VARCHAR', session: 'VARCHAR', seq: 'BIGINT',
                           data: 'STRUCT(spec_hash VARCHAR, workflow VARCHAR, action VARCHAR, decision VARCHAR,
                                         rule VARCHAR, intent VARCHAR, ts VARCHAR)'}})
 """
 
-# A batch the queue delivered twice holds the same events again: each (tenant, session, seq) is kept once. Only
+# A batch the queue delivered twice holds the same events again: each (tenant, session, seq) is kept once (any
+# copy: they are the same event). Only
 # run when the rows outnumber the records the chain check counted (each chain's seqs, once), which they never do
 # in an export without redeliveries; the sort it costs is then saved.
 _DEDUP_SQL = """
 CREATE OR REPLACE TABLE d AS
-SELECT * FROM d QUALIFY row_number() OVER (PARTITION BY tenant, session, seq ORDER BY filename) = 1
+SELECT * FROM d QUALIFY row_number() OVER (PARTITION BY tenant, session, seq) = 1
 """
 
 # A compensation `Y` of step tool `X` is decided as `X`; only a task's chain records one, and a task's chain is the
@@ -380,15 +381,23 @@ def _load_export(root: Path) -> Recorded:
     indexed = _read_index(root, fingerprint)
     if indexed is not None:
         return Recorded(str(root), indexed[0], indexed[1], tuple(chains), policies_in(root))
+    # No progress bar: it would print on standard output, into the report (and the JSON).
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET enable_progress_bar = false")
         glob = "'" + str(root / "decisions" / "dt=*" / "workflow=*" / "*.ndjson").replace("'", "''") + "'"
         con.execute(_READ_SQL.format(glob=glob))
-        bad = con.execute("SELECT filename, schema FROM d WHERE schema IS DISTINCT FROM ? LIMIT 1", [EXPORT_SCHEMA])
-        first_bad = bad.fetchone()
-        if first_bad is not None:
+        bad = con.execute("SELECT 1 FROM d WHERE schema IS DISTINCT FROM ? LIMIT 1", [EXPORT_SCHEMA]).fetchone()
+        if bad is not None:
+            # Rare: read the schema column again, with file names, to say which file it is.
+            found = con.execute(
+                f"SELECT filename, schema FROM read_json({glob}, format = 'newline_delimited', filename = true, "
+                "columns = {schema: 'INTEGER'}) WHERE schema IS DISTINCT FROM ? ORDER BY filename LIMIT 1",
+                [EXPORT_SCHEMA],
+            ).fetchone()
+            where, schema = found if found is not None else ("an export file", None)
             raise ReplayInputError(
-                f"`{first_bad[0]}` has export schema {first_bad[1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
+                f"`{where}` has export schema {schema!r}; this agentspec reads schema {EXPORT_SCHEMA}"
             )
         count = con.execute("SELECT count(*) FROM d").fetchone()
         if count is None or count[0] != sum(c.records for c in chains):
