@@ -10,6 +10,8 @@
     agentspec trace pull --all --url URL|DIR -o DIR       the fleet export, incrementally, chains verified
     agentspec trace verify FILE [--format human|json] [--public-key KEYFILE]
                                                           0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec trace replay DIR [--against SPEC] [--fail-on drift|flips] [--format human|json]
+                                                          recorded decisions re-evaluated: drift, and candidate flips
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
     agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
     agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
@@ -137,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the deployment's Ed25519 public key (PEM, or raw as hex or base64url): also check the chain against "
         "its signed heads, which shows a rewrite, a cut tail or a rollback (default: the hash chain only)",
     )
+    from agentspec.trace.replay import add_parser as add_replay
+
+    add_replay(trace_commands)  # replay: agentspec/trace/replay.py
     review_cli.add_parsers(commands)  # diff, snapshot: agentspec/review/cli.py
     from agentspec.sim.cli import add_parser as add_simulate
 
@@ -172,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentspec.trace.fleet_cli import run_pull_all
 
         return run_pull_all(args)
+    if args.command == "trace" and args.trace_command == "replay":
+        from agentspec.trace.replay import run as run_replay
+
+        return run_replay(args)
     if args.command == "report":
         from agentspec.report.cli import run as run_report
 
