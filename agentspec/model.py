@@ -87,6 +87,12 @@ class Tenant(Node):
     header: Str
 
 
+class Audit(Node):
+    """`audit sign with secret NAME`: the secret holding the Ed25519 key that signs the decision chains' heads."""
+
+    signing_secret: Name
+
+
 class Store(Node):
     kind: Word
     name: Name
@@ -426,7 +432,7 @@ class Index(Block):
     clauses: tuple[IndexClause, ...]
 
 
-AgentItem = Owner | Auth | Tenant | Store | Tier | Identity | Tool | Index | Workflow
+AgentItem = Owner | Auth | Audit | Tenant | Store | Tier | Identity | Tool | Index | Workflow
 LibraryItem = Tier | Identity | Tool
 
 
@@ -577,6 +583,8 @@ class RSpec(Resolved):
     tokens_secret: str | None
     admin_secret: str | None
     tenant_header: str | None
+    # The secret holding the key that signs chain heads (`audit sign with secret`); None: heads are not signed.
+    signing_secret: str | None = None
     stores: tuple[tuple[str, Literal["kv", "r2"]], ...]
     tiers: tuple[RTier, ...]
     identities: tuple[tuple[str, tuple[str, ...]], ...]

@@ -25,6 +25,12 @@ export interface ArtifactSpec {
   show: string[] | null;
 }
 
+/** How the runtime vouches for its decision chains (docs/runtime.md, "Signed chain heads"). */
+export interface Audit {
+  /** The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads. */
+  signing_secret: string;
+}
+
 export interface Auth {
   scheme: "bearer";
   tokens_secret: string;
@@ -195,6 +201,8 @@ export interface PolicyTables {
   compiler: string;
   agent: Agent;
   auth: Auth;
+  /** Present when the spec says `audit sign with secret`: heads are signed and anchored. */
+  audit?: Audit | null;
   stores?: Record<string, Store>;
   limits: Limits;
   tiers: Record<string, Tier>;
@@ -316,6 +324,21 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
         "show"
       ],
       "title": "ArtifactSpec",
+      "type": "object"
+    },
+    "Audit": {
+      "additionalProperties": false,
+      "description": "How the runtime vouches for its decision chains (docs/runtime.md, \"Signed chain heads\").",
+      "properties": {
+        "signing_secret": {
+          "description": "The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads.",
+          "type": "string"
+        }
+      },
+      "required": [
+        "signing_secret"
+      ],
+      "title": "Audit",
       "type": "object"
     },
     "Auth": {
@@ -993,6 +1016,18 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
     },
     "auth": {
       "$ref": "#/$defs/Auth"
+    },
+    "audit": {
+      "anyOf": [
+        {
+          "$ref": "#/$defs/Audit"
+        },
+        {
+          "type": "null"
+        }
+      ],
+      "default": null,
+      "description": "Present when the spec says `audit sign with secret`: heads are signed and anchored."
     },
     "stores": {
       "additionalProperties": {
