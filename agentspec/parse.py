@@ -300,6 +300,21 @@ class ToModel(Transformer):
         kind, name = kids
         return _node(m.Store, span=span, kind=self._word(kind), name=self._name(name))
 
+    # retrieval indexes --------------------------------------------------------
+
+    @_rule
+    def index(self, span, kids):
+        name, store, *clauses = kids
+        return _node(m.Index, span=span, name=self._name(name), store=self._name(store), clauses=tuple(clauses))
+
+    @_rule
+    def keyword(self, span, kids):
+        return _node(m.Keyword, span=span)
+
+    @_rule
+    def semantic(self, span, kids):
+        return _node(m.Semantic, span=span, tier=self._name(kids[0]))
+
     # tiers ------------------------------------------------------------------
 
     @_rule
@@ -384,6 +399,14 @@ class ToModel(Transformer):
         return _node(m.MaxResponse, span=span, size=kids[0])
 
     @_rule
+    def artifact(self, span, kids):
+        # `field NAME` is a token, `show [...]` a bracketed list: each optional, in this order.
+        store, *rest = kids
+        field = next((self._name(k) for k in rest if isinstance(k, Token)), None)
+        show = next((k for k in rest if isinstance(k, Bracketed)), None)
+        return _node(m.Artifact, span=span, store=self._name(store), field=field, show=show)
+
+    @_rule
     def shape(self, span, kids):
         return _seq(kids, span)
 
@@ -442,6 +465,14 @@ class ToModel(Transformer):
         return _node(m.PiiPattern, span=span, name=self._name(name), regex=self._str(regex))
 
     @_rule
+    def stores_write(self, span, kids):
+        return _node(m.StoresWrite, span=span, stores=kids[0])
+
+    @_rule
+    def indexes_allow(self, span, kids):
+        return _node(m.IndexesAllow, span=span, indexes=kids[0])
+
+    @_rule
     def step(self, span, kids):
         name, action, *options = kids
         return _node(m.Step, span=span, name=self._name(name), action=action, clauses=tuple(options))
@@ -479,6 +510,11 @@ class ToModel(Transformer):
     @_rule
     def wait_event(self, span, kids):
         return _node(m.WaitEvent, span=span, event=self._str(kids[0]))
+
+    @_rule
+    def search(self, span, kids):
+        index, query, *top = kids
+        return _node(m.Search, span=span, index=self._name(index), query=self._str(query), top=top[0] if top else None)
 
     @_rule
     def retry(self, span, kids):
@@ -596,7 +632,7 @@ _VALUE_AFTER = [
     (re.compile(r"\b(success\s*[<>]=?|hit\s*[<>]=?|drop|denied\s*[<>]=?)\s*$"), "a percentage such as `99.5%`"),
     (re.compile(r"\btask\s*[<>]=?\s*$"), "an amount of money such as `$0.02`"),
     (re.compile(r"\bresponse\s*$"), "a size such as `512KiB`"),
-    (re.compile(r"\b(retry|every|version|in|out)\s*$"), "a number"),
+    (re.compile(r"\b(retry|every|version|in|out|top)\s*$"), "a number"),
 ]
 
 
