@@ -671,15 +671,18 @@ def add_parser(trace_commands: Any) -> argparse.ArgumentParser:
         help="exit 1 on drift (always), or also on any flip (default: %(default)s)",
     )
     replay_.add_argument("--format", choices=["human", "json"], default="human")
+    from agentspec.trace import rerun
+
+    rerun.add_arguments(replay_)  # --runtime URL and its options: agentspec/trace/rerun.py
     return replay_
 
 
 def run(args: argparse.Namespace) -> int:
     # Replaying against a running runtime is its own module (agentspec/trace/rerun.py); this is the policy replay.
     if getattr(args, "runtime", None):
-        from agentspec.trace import rerun  # type: ignore[attr-defined, unused-ignore]
+        from agentspec.trace import rerun
 
-        return int(rerun.run(args))
+        return rerun.run(args)
     try:
         rec = load(args.source, [Path(p) for p in args.policy])
         candidate = candidate_tables(args.against) if args.against else None
