@@ -153,8 +153,10 @@ class Block(Node):
         return [c for c in self.clauses if isinstance(c, kind)]
 
     def first(self, kind: type[C]) -> C | None:
-        found = self.clauses_of(kind)
-        return found[0] if found else None
+        for clause in self.clauses:
+            if isinstance(clause, kind):
+                return clause
+        return None
 
 
 class Tier(Block):

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from pydantic import BaseModel
 
+from agentspec import lalr
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, error
 from agentspec.gcpause import paused
@@ -65,6 +67,12 @@ def parse(text: str, path: str = "<input>") -> ParseResult:
     """Parse one file's text. Never raises on bad input: problems come back as diagnostics."""
     lark = parser()
     with paused():
+        transformer = ToModel(path)
+        spec = lalr.run(lark, text, transformer)
+        if spec is not None:
+            return ParseResult(spec, transformer.diagnostics, _comments(text))
+        # Lark's own parser, for the syntax error it raises (or, should the fast path ever refuse
+        # what Lark accepts, for the model).
         try:
             tree = lark.parse(text)
         except UnexpectedInput as exc:
@@ -106,15 +114,25 @@ def _comments(text: str) -> list[Comment]:
 # ───────────────────────────── spans and leaves ─────────────────────────────
 
 
+# The four slots every pydantic model instance has, set through their descriptors (cheaper than
+# object.__setattr__ by name, half a million times).
+_SLOTS = BaseModel.__dict__
+_set_dict = _SLOTS["__dict__"].__set__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
+_new = object.__new__
+
+
 def _node(cls, **fields):
     """Build a model node without validation: the transformer passes well-typed values, and
     validating a 50,000-line spec's half a million nodes costs seconds (BaseModel.model_construct
     does the same, more slowly, by also looking up defaults: every field is passed here)."""
-    node = object.__new__(cls)
-    object.__setattr__(node, "__dict__", fields)
-    object.__setattr__(node, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(node, "__pydantic_extra__", None)
-    object.__setattr__(node, "__pydantic_private__", None)
+    node = _new(cls)
+    _set_dict(node, fields)
+    _set_fields_set(node, set(fields))
+    _set_extra(node, None)
+    _set_private(node, None)
     return node
 
 
@@ -154,8 +172,13 @@ def _rule(method):
     """Give a rule method its span and its content children (keywords and Nones dropped)."""
 
     def wrapper(self: ToModel, children: list):
-        first = next((c for c in children if c is not None), None)
-        last = next((c for c in reversed(children) if c is not None), None)
+        # A rule's first and last children are rarely placeholders (None): look past them only then.
+        first = children[0] if children else None
+        if first is None:
+            first = next((c for c in children if c is not None), None)
+        last = children[-1] if children else None
+        if last is None:
+            last = next((c for c in reversed(children) if c is not None), None)
         kids = [c for c in children if c is not None and not (type(c) is Token and c.type not in _CONTENT)]
         return method(self, self._between(first, last), kids)
 

@@ -13,6 +13,7 @@ a call's arguments that do not match its tool (E0611, E0612), an option a step c
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,13 @@ def _clause_kinds(block: type[m.Block]) -> tuple[type, ...]:
 
 
 ONCE: dict[type, tuple[type, ...]] = {b: _clause_kinds(b) for b in (m.Tier, m.Tool, m.Index, m.Workflow, m.Step, m.Slo)}
+
+
+@functools.cache
+def _kinds_of(kinds: tuple[type, ...], clause: type) -> tuple[type, ...]:
+    """The kinds among `kinds` that a clause of this type is one of (isinstance), worked out once per pair."""
+    return tuple(k for k in kinds if issubclass(clause, k))
+
 
 # How a diagnostic names a clause: its keyword, as the grammar writes it.
 CLAUSE_NAMES: dict[type, str] = {
@@ -270,7 +278,15 @@ class _Resolver:
 
     def once(self, block: m.Block, where: str) -> None:
         """E0006 for a clause given twice: the second would silently win."""
-        for kind in ONCE[type(block)]:
+        kinds = ONCE[type(block)]
+        # One pass counting the clauses of each kind; only a kind given twice is listed again.
+        counts: dict[type, int] = {}
+        for clause in block.clauses:
+            for kind in _kinds_of(kinds, type(clause)):
+                counts[kind] = counts.get(kind, 0) + 1
+        for kind in kinds:
+            if counts.get(kind, 0) < 2:
+                continue
             extra: m.Node
             for extra in block.clauses_of(kind)[1:]:
                 name = CLAUSE_NAMES.get(kind, kind.__name__.lower())
