@@ -420,7 +420,8 @@ class ReplayStub:
         except OSError as exc:
             raise RerunError(f"the replay stub cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() returns within it.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property

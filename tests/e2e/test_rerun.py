@@ -287,7 +287,9 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
 
 
-def test_bad_input_is_a_clear_error(recording: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+def test_bad_input_is_a_clear_error(
+    recording: tuple[Path, dict], fresh: tuple[Runtime, int], tmp_path: Path, capsys
+) -> None:
     out, _ = recording
     port = free_port()
     # An unreachable runtime.
@@ -295,6 +297,14 @@ def test_bad_input_is_a_clear_error(recording: tuple[Path, dict], tmp_path: Path
     assert main([*argv, "--stub-port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the runtime" in err and "Traceback" not in err
+    # A runtime that is not pointed at the stub: said so, with the lines that would point it there.
+    assert (
+        main(["trace", "replay", str(out), "--runtime", fresh[0].url, "--admin-token", ADMIN, "--stub-port", str(port)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "never reached the replay stub" in err and f"INFERENCE_URL=http://127.0.0.1:{port}/v1" in err
+    assert '"shop.example.com": "http://127.0.0.1:' in err
     # A recording made by a runtime that kept no model rounds.
     old = tmp_path / "old"
     shutil.copytree(out, old)
