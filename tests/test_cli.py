@@ -5,15 +5,18 @@ Exit codes: 0 clean (warnings allowed), 1 errors, 2 usage. `fmt` is tested in te
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
 import sys
+from argparse import Action
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agentspec.cli import main
+from agentspec.cli import _parser, main
 from agentspec.codes import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,3 +279,45 @@ def test_python_dash_m() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "checked 1 file: no problems\n"
     assert proc.stderr == ""
+
+
+def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.ArgumentParser, Action]]:
+    """Every argument of every (sub)command, depth first, with the parser that owns it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, f"{path} {name}")
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, parser, action
+
+
+def test_every_option_has_help_with_its_default() -> None:
+    parser = _parser()
+    seen, missing = 0, []
+    for path, owner, action in _options(parser, "agentspec"):
+        seen += 1
+        name = "/".join(action.option_strings) or action.dest
+        text = owner._get_formatter()._expand_help(action) if action.help else ""
+        if not text.strip():
+            missing.append(f"{path} {name}: no help")
+            continue
+        takes_value = action.nargs != 0  # store_true/store_false flags take none: off unless given
+        # One of a required group (`trace pull --session|--task|--all`) has no default: one must be given.
+        chosen = any(g.required and action in g._group_actions for g in owner._mutually_exclusive_groups)
+        if action.option_strings and takes_value and not action.required and not chosen:
+            if action.default is not None and f"(default: {action.default})" not in text:
+                missing.append(f"{path} {name}: help does not show its default {action.default!r}: {text!r}")
+            elif action.default is None and "default" not in text:
+                missing.append(f"{path} {name}: help does not say what happens without it: {text!r}")
+    assert seen >= 45  # the whole tree was walked: check, fmt, compile, dev, trace, diff, simulate, report...
+    assert missing == []
+
+
+def test_defaults_appear_in_rendered_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "pull", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "`tenant header` (default: x-tenant-id)" in out and "(default: 0)" in out
+    assert "(default: $AGENTSPEC_ADMIN_TOKEN)" in out and "(default: standard output)" in out
+    assert main(["dev", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("(default: 8787)") == 1 and "(default: stub)" in out  # written once, not appended twice

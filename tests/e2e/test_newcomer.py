@@ -127,6 +127,7 @@ def test_the_generated_readme_runs_as_written(
         _stop(process)
     log = (project / "npm-run-dev.log").read_text(errors="replace")
     assert "ENOTFOUND" not in log and "getaddrinfo" not in log and "Request.cf" not in log, log
+    assert "WARNING" not in log, log  # e.g. a key at the top level of wrangler.jsonc missing from an environment
 
     # Recompile into the project: the user's .dev.vars edit, a file of theirs and the session all survive.
     (project / ".dev.vars").write_text((project / ".dev.vars").read_text() + "MY_SETTING=kept\n")
