@@ -9,6 +9,8 @@
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace pull --all --url URL|DIR -o DIR       the fleet export, incrementally, chains verified
     agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec trace replay DIR [--against SPEC] [--fail-on drift|flips] [--format human|json]
+                                                          recorded decisions re-evaluated: drift, and candidate flips
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
     agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
     agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
@@ -45,6 +47,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         if (
             action.option_strings
             and action.default is not None
+            and action.default != []  # a repeatable option: none unless given, said in its own words
             and action.default is not False  # a flag: off unless given (`0 in (False,)` is true, hence `is`)
             and action.default != argparse.SUPPRESS
             and "%(default)" not in text
@@ -173,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE", help="a traces file written by `agentspec trace pull`")
     verify.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
+    from agentspec.trace.replay import add_parser as add_replay
+
+    add_replay(trace_commands)  # replay: agentspec/trace/replay.py
     review_cli.add_parsers(commands)  # diff, snapshot: agentspec/review/cli.py
     from agentspec.sim.cli import add_parser as add_simulate
 
@@ -208,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentspec.trace.fleet_cli import run_pull_all
 
         return run_pull_all(args)
+    if args.command == "trace" and args.trace_command == "replay":
+        from agentspec.trace.replay import run as run_replay
+
+        return run_replay(args)
     if args.command == "report":
         from agentspec.report.cli import run as run_report
 

@@ -305,9 +305,9 @@ def test_every_option_has_help_with_its_default() -> None:
         # One of a required group (`trace pull --session|--task|--all`) has no default: one must be given.
         chosen = any(g.required and action in g._group_actions for g in owner._mutually_exclusive_groups)
         if action.option_strings and takes_value and not action.required and not chosen:
-            if action.default is not None and f"(default: {action.default})" not in text:
+            if action.default not in (None, []) and f"(default: {action.default})" not in text:
                 missing.append(f"{path} {name}: help does not show its default {action.default!r}: {text!r}")
-            elif action.default is None and "default" not in text:
+            elif action.default in (None, []) and "default" not in text:
                 missing.append(f"{path} {name}: help does not say what happens without it: {text!r}")
     assert seen >= 45  # the whole tree was walked: check, fmt, compile, dev, trace, diff, simulate, report...
     assert missing == []

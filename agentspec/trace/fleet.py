@@ -6,6 +6,8 @@ The layout is the runtime's (`codegen/cloudflare/runtime/export.ts`):
     traces/dt=YYYY-MM-DD/workflow=NAME/part-HASH.ndjson      one line per finished turn
     decisions/dt=…/workflow=…/part-….ndjson                   one line per decision record (session or task)
     tasks/dt=…/workflow=…/part-….ndjson                       task step records and task summaries
+    policies/HEX.json                                         the policy.json a runtime reported (`GET /v1/policy`),
+                                                              one per spec hash (`agentspec trace replay` reads them)
 
 A pull is incremental and resumable: `DIR/.agentspec-pull.json` keeps each object's key and etag and the newest
 upload time seen; each object is written to a temporary name and renamed, and the state is saved after each one,
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,8 @@ from agentspec.trace.verify import Problem, record_hash, verify
 EXPORT_SCHEMA = 1
 KINDS = ("traces", "decisions", "tasks")
 STATE_FILE = ".agentspec-pull.json"
+#: The policies the runtime reported, one `HEX.json` per spec hash.
+POLICIES_DIR = "policies"
 #: The chains a pull verified, with the decision files they were verified from (see `chains_of`).
 CHAINS_FILE = ".agentspec-chains.json"
 # Objects are listed from a little before the newest upload seen: an object written while the last listing ran
@@ -281,6 +286,9 @@ def _pull_dir(src: Path, out: Path, state: dict[str, Any], result: PullResult) -
     if src.resolve() == out.resolve():
         raise ExportError(f"`{src}` is the output directory itself")
     known: dict[str, str] = state["objects"]
+    for path in sorted((src / POLICIES_DIR).glob("*.json")):
+        if not (out / POLICIES_DIR / path.name).exists():
+            _write_atomic(out / POLICIES_DIR / path.name, path)
     for kind in KINDS:
         for path in export_files(src, kind):
             key = path.relative_to(src).as_posix()
@@ -316,6 +324,7 @@ def _pull_http(
         with httpx.Client(base_url=url, timeout=timeout, transport=transport, headers=headers) as client:
             listing = client.get("/v1/exports", params={"since": since} if since else {})
             _check_answer(listing, tenant_header)
+            _keep_policy(client, out)
             objects = listing.json().get("objects", [])
             for obj in objects:
                 key, etag = str(obj["key"]), str(obj["etag"])
@@ -336,6 +345,20 @@ def _pull_http(
     except httpx.HTTPError as exc:
         raise ExportError(f"cannot reach `{url}`: {exc}") from exc
     _save_state(out, state)
+
+
+def _keep_policy(client: httpx.Client, out: Path) -> None:
+    """Keep the policy the runtime reports, one file per spec hash: a replay checks each decision record against
+    the policy of its own `spec_hash`, and the runtime answers only its current one. A runtime that answers no
+    policy leaves nothing here (the replay then says which spec hashes it could not check); the pull goes on."""
+    answer = client.get("/v1/policy")
+    try:
+        spec_hash = answer.json()["spec_hash"] if answer.status_code == 200 else None
+    except (ValueError, KeyError, TypeError):
+        spec_hash = None
+    name = str(spec_hash).removeprefix("sha256:")
+    if re.fullmatch(r"[0-9a-f]{64}", name) and not (out / POLICIES_DIR / f"{name}.json").exists():
+        _write_atomic(out / POLICIES_DIR / f"{name}.json", answer.content)
 
 
 def _check_answer(response: httpx.Response, tenant_header: str) -> None:

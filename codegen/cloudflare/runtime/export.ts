@@ -89,6 +89,23 @@ export function taskEvent(scope: { tenant: string; task: string; workflow: strin
     data: { task: scope.task, step, status, attempt, ...data } };
 }
 
+/** What an object committed and has not yet handed to the export: filled at each commit, drained after it
+ * (object.ts passes the send to `waitUntil`, so no turn waits for the queue). */
+export class Outbox {
+  private events: ExportEvent[] = [];
+
+  push(event: ExportEvent): void {
+    this.events.push(event);
+  }
+
+  /** Everything queued so far, and the outbox emptied. */
+  drain(): ExportEvent[] {
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+}
+
 /** The object key an event group goes to; the same events always give the same key. */
 export function partKey(kind: ExportKind, dt: string, workflow: string, ids: readonly string[]): string {
   const digest = bytesToHex(sha256(utf8ToBytes([...ids].sort().join("\n")))).slice(0, 24);

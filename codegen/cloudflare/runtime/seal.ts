@@ -62,7 +62,7 @@ export async function unsealText(key: string, blob: string): Promise<string> {
   return new TextDecoder().decode(plain);
 }
 
-/** What a task's object offers (SessionObject's RPC methods): seal, open, forget. */
+/** What a task's object offers (task_chain.ts, through the object's RPC methods): seal, open, forget. */
 export interface SealKeeper {
   seal(plain: string): Promise<string>;
   unseal(blob: string): Promise<string>;

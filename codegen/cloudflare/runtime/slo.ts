@@ -1,6 +1,7 @@
-// Rolling service-level indicators per workflow, and the alerts they fire: one turn's (or finished task's)
-// sample in, the alerts it triggered out. Runs inside the workflow's monitor object (a SessionObject named
-// ["slo", workflow]), so every session of the workflow feeds the same window.
+// Role: a workflow's SLO monitor (the object named sloMonitorName(workflow); object.ts routes `observe` to
+// `SloMonitor` at the end of this file). Rolling service-level indicators per workflow, and the alerts they
+// fire: one turn's (or finished task's) sample in, the alerts it triggered out. Every session and task of the
+// workflow feeds the same monitor object, so they share one window.
 //
 // The window: the last WINDOW_SIZE (100) samples of the workflow, by arrival order, kept in the monitor's
 // SQLite (`slo_samples`); older rows are deleted as new ones arrive. A count window, not a time window: a
@@ -33,7 +34,7 @@
 
 import { guardedFetch, type FetchLike } from "./guard";
 import type { Policy, SloTable } from "./policy";
-import { toolFetcher } from "./session";
+import { toolFetcher } from "./origins";
 
 /** What one turn, or one finished task, contributes to its workflow's SLIs. */
 export interface SliSample {
@@ -317,4 +318,20 @@ export async function observe(
     bound: j.bound,
     delivered: await deliver(slo.webhook, wf.outbound, alertPayload(policy, workflow, j, window.length, ts), fetcher),
   })));
+}
+
+/** What the monitor needs of its object. */
+export interface SloMonitorHost {
+  readonly sql: SqlStorage;
+  readonly env: object;
+  readonly policy: Policy;
+}
+
+/** The SLO monitor role: its window and alert state live in its object's SQLite (`slo_samples`, `slo_alerts`). */
+export class SloMonitor {
+  constructor(private readonly host: SloMonitorHost) {}
+
+  observe(workflow: string, sample: SliSample): Promise<Alert[]> {
+    return observe(this.host.sql, this.host.env, this.host.policy, workflow, sample);
+  }
 }

@@ -13,9 +13,12 @@ import { runInference } from "./inference";
 import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { isSealed, SEALED, sealWith } from "./seal";
-import { priceOf, sloMonitorName, taskObjectName, taskRegistryName, toolFetcher, type AgentEnv } from "./session";
+import { sloMonitorName, taskObjectName, taskRegistryName } from "./names";
+import type { AgentEnv } from "./object";
+import { toolFetcher } from "./origins";
 import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
 import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
+import { priceOf } from "./usage";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type Scalar = string | number | boolean | null;

@@ -1,6 +1,8 @@
 // The generated Worker's front door: a request in, a JSON response out. Authentication (bearer tokens
 // mapped to tenants, the admin token), tenant resolution, input validation and limits, then routing to the
-// session Durable Object or a Workflow. The routes and error shapes are the runtime contract in docs/runtime.md.
+// Durable Object (object.ts) or a Workflow. The routes and error shapes are the runtime contract in docs/runtime.md.
+// Routes are one table (ROUTES, at the end): to add one, write its handler and add a row; 405 and its `Allow`
+// header are derived from the same rows.
 
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
@@ -8,7 +10,8 @@ import type { Policy, Workflow as PolicyWorkflow } from "./policy";
 import type { TaskParams } from "./task";
 import { checkField } from "./tools";
 import { sealWith } from "./seal";
-import { sessionObjectName, taskObjectName, taskRegistryName, type AgentEnv } from "./session";
+import { sessionObjectName, taskObjectName, taskRegistryName } from "./names";
+import type { AgentEnv } from "./object";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
@@ -120,15 +123,6 @@ function affinityOf(request: Request, header: string, session: string): string {
   return sent;
 }
 
-/** The methods each route answers, for 405 and its `Allow` header. */
-function allowedMethods(path: string): string | null {
-  if (path === "/healthz" || path === "/v1/policy" || path === "/v1/traces" || path === "/v1/exports") return "GET";
-  if (path === "/v1/tasks" || /^\/v1\/sessions\/[^/]+\/turns$/.test(path)) return "POST";
-  if (/^\/v1\/tasks\/[^/]+$/.test(path)) return "GET";
-  if (/^\/v1\/tasks\/[^/]+\/events$/.test(path)) return "POST";
-  return null;
-}
-
 /** A task of the caller's tenant: 404 for an id it does not own, and for one whose instance was never made. */
 async function ownedTask(env: AgentEnv, policy: Policy, caller: Caller, id: string) {
   const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
@@ -224,131 +218,187 @@ function checkTaskParams(policy: Policy, wf: PolicyWorkflow, params: Record<stri
   }
 }
 
+/** What every route handler gets: the request, its parsed URL, the Env and the policy. */
+interface RouteContext {
+  request: Request;
+  url: URL;
+  env: AgentEnv;
+  policy: Policy;
+}
+
+/** A task id in a path: the route matches any segment (so a wrong method is a 405), the handler checks it. */
+function taskIdOf(segment: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(segment)) throw new HttpError(404, "not_found", "no such route");
+  return segment;
+}
+
+function healthz({ policy }: RouteContext): Response {
+  return json({ ok: true, agent: policy.agent.name, version: policy.agent.version, spec_hash: policy.spec_hash });
+}
+
+function policyTables({ request, env, policy }: RouteContext): Response {
+  authenticate(request, env, policy, false);
+  return json(policy);
+}
+
+async function postTurn({ request, env, policy }: RouteContext, [sessionSegment]: string[]): Promise<Response> {
+  const caller = authenticate(request, env, policy, false);
+  const session = checkSessionId(policy, sessionSegment!);
+  const body = await readJsonObject(request, policy.limits.max_body_bytes);
+  const workflow = stringField(body, "workflow", 64);
+  const input = stringField(body, "input", MAX_INPUT);
+  const wf = workflowOf(policy, workflow);
+  const affinity = affinityOf(request, wf.affinity.header, session);
+  const cf = (request as { cf?: { colo?: unknown } }).cf;
+  const { status, body: answer } = await sessionStub(env, caller.tenant, session).turnResponse({
+    tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
+    colo: typeof cf?.colo === "string" ? cf.colo : "local",
+  });
+  return new Response(answer, { status, headers: JSON_HEADERS });
+}
+
+async function postTask({ request, env, policy }: RouteContext): Promise<Response> {
+  const caller = authenticate(request, env, policy, false);
+  const body = await readJsonObject(request, policy.limits.max_body_bytes);
+  const workflow = stringField(body, "workflow", 64);
+  const wf = workflowOf(policy, workflow);
+  const params = body["params"] ?? {};
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new HttpError(400, "invalid_field", "`params` must be a JSON object");
+  }
+  if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
+  checkTaskParams(policy, wf, params as Record<string, unknown>);
+  const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
+  const binding = taskBinding(env, wf.task_binding);
+  // Params sealed under the task's own key (seal.ts): the Workflows engine keeps no raw params.
+  const create = async (id: string) => ({
+    id,
+    params: {
+      tenant: caller.tenant,
+      params: (await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), params)) as TaskParams["params"],
+    },
+  });
+  const key = request.headers.get("idempotency-key");
+  if (key === null) {
+    const id = `${workflow}-${crypto.randomUUID()}`;
+    await registry.registerTask(id, workflow);
+    await binding.create(await create(id));
+    return json({ task_id: id }, 202);
+  }
+  // Idempotent creation: the instance id is derived from tenant and key, and the key remembers the body.
+  if (!TASK_KEY.test(key)) {
+    throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
+  }
+  const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
+  const fingerprint = await sha256Hex(canonical({ workflow, params }));
+  const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
+  if (claim.fingerprint !== fingerprint) {
+    throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
+  }
+  await createOnce(binding, await create(claim.task));
+  return json({ task_id: claim.task }, 202);
+}
+
+async function getTask({ request, env, policy }: RouteContext, [segment]: string[]): Promise<Response> {
+  const taskId = taskIdOf(segment!);
+  const caller = authenticate(request, env, policy, false);
+  const { id, instance, registry } = await ownedTask(env, policy, caller, taskId);
+  const status = await instance.status();
+  return json({ task_id: id, status: status.status, output: status.output ?? null,
+    error: status.error ?? null, steps: await registry.taskSteps(id) });
+}
+
+async function postTaskEvent({ request, env, policy }: RouteContext, [segment]: string[]): Promise<Response> {
+  const taskId = taskIdOf(segment!);
+  // What a `wait event "TYPE"` step waits for: `{"type": "TYPE", "payload": {...}}`.
+  const caller = authenticate(request, env, policy, false);
+  const body = await readJsonObject(request, policy.limits.max_body_bytes);
+  const type = stringField(body, "type", 100);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(type)) {
+    throw new HttpError(400, "invalid_field", "`type` is letters, digits, `_`, `-` and `.`");
+  }
+  const payload = body["payload"] ?? {};
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
+    throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
+  }
+  const { id, instance } = await ownedTask(env, policy, caller, taskId);
+  await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
+  return json({ task_id: id, event: type }, 202);
+}
+
+async function getTraces({ request, url, env, policy }: RouteContext): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  const sinceText = url.searchParams.get("since") ?? "0";
+  if (!/^\d{1,15}$/.test(sinceText)) {
+    throw new HttpError(400, "invalid_since", "`since` must be a non-negative decimal integer");
+  }
+  const since = Number(sinceText);
+  const taskId = url.searchParams.get("task");
+  if (taskId !== null) {
+    // A task's decisions: its own chain, for a task of this tenant only.
+    const { id } = await ownedTask(env, policy, caller, taskId);
+    return json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
+  }
+  const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
+  // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
+  const traces = (await sessionStub(env, caller.tenant, session).traces(since)) as unknown as {
+    records: unknown[];
+    turns: unknown[];
+  };
+  if (since === 0 && traces.records.length === 0 && traces.turns.length === 0) {
+    throw new HttpError(404, "unknown_session", `session \`${session}\` has no records`);
+  }
+  return json(traces);
+}
+
+function getExports({ request, url, env, policy }: RouteContext): Promise<Response> {
+  authenticate(request, env, policy, true);
+  return exportsResponse(url, env);
+}
+
+/** One route: a method, an exact path or a pattern (its groups are the handler's arguments), and its handler. */
+interface Route {
+  method: "GET" | "POST";
+  path: string | RegExp;
+  handle(ctx: RouteContext, groups: string[]): Response | Promise<Response>;
+}
+
+/** Every route the Worker answers. A path pattern is written here once: dispatch and 405 both read it. */
+export const ROUTES: readonly Route[] = [
+  { method: "GET", path: "/healthz", handle: healthz },
+  { method: "GET", path: "/v1/policy", handle: policyTables },
+  { method: "POST", path: /^\/v1\/sessions\/([^/]+)\/turns$/, handle: postTurn },
+  { method: "POST", path: "/v1/tasks", handle: postTask },
+  { method: "GET", path: /^\/v1\/tasks\/([^/]+)$/, handle: getTask },
+  { method: "POST", path: /^\/v1\/tasks\/([^/]+)\/events$/, handle: postTaskEvent },
+  { method: "GET", path: "/v1/traces", handle: getTraces },
+  { method: "GET", path: "/v1/exports", handle: getExports },
+];
+
+/** The groups of `path` if `route` matches it (none for an exact path), else null. */
+function matchRoute(route: Route, path: string): string[] | null {
+  if (typeof route.path === "string") return route.path === path ? [] : null;
+  const match = route.path.exec(path);
+  return match ? match.slice(1) : null;
+}
+
+/** The methods the routes answer at `path`, for 405 and its `Allow` header (null: no route has this path). */
+export function allowedMethods(path: string): string | null {
+  const methods = ROUTES.filter((r) => matchRoute(r, path) !== null).map((r) => r.method);
+  return methods.length > 0 ? [...new Set(methods)].join(", ") : null;
+}
+
 async function route(request: Request, env: AgentEnv, policy: Policy): Promise<Response> {
   const url = new URL(request.url);
   const path = url.pathname;
-  const method = request.method;
-  if (path === "/healthz" && method === "GET") {
-    return json({ ok: true, agent: policy.agent.name, version: policy.agent.version,
-      spec_hash: policy.spec_hash });
-  }
-  if (path === "/v1/policy" && method === "GET") {
-    authenticate(request, env, policy, false);
-    return json(policy);
-  }
-  const turn = /^\/v1\/sessions\/([^/]+)\/turns$/.exec(path);
-  if (turn && method === "POST") {
-    const caller = authenticate(request, env, policy, false);
-    const session = checkSessionId(policy, turn[1]!);
-    const body = await readJsonObject(request, policy.limits.max_body_bytes);
-    const workflow = stringField(body, "workflow", 64);
-    const input = stringField(body, "input", MAX_INPUT);
-    const wf = workflowOf(policy, workflow);
-    const affinity = affinityOf(request, wf.affinity.header, session);
-    const cf = (request as { cf?: { colo?: unknown } }).cf;
-    const { status, body: answer } = await sessionStub(env, caller.tenant, session).turnResponse({
-      tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
-      colo: typeof cf?.colo === "string" ? cf.colo : "local",
-    });
-    return new Response(answer, { status, headers: JSON_HEADERS });
-  }
-  if (path === "/v1/tasks" && method === "POST") {
-    const caller = authenticate(request, env, policy, false);
-    const body = await readJsonObject(request, policy.limits.max_body_bytes);
-    const workflow = stringField(body, "workflow", 64);
-    const wf = workflowOf(policy, workflow);
-    const params = body["params"] ?? {};
-    if (typeof params !== "object" || params === null || Array.isArray(params)) {
-      throw new HttpError(400, "invalid_field", "`params` must be a JSON object");
-    }
-    if (!wf.task_binding) throw new HttpError(404, "not_a_task", `workflow \`${workflow}\` has no steps to run`);
-    checkTaskParams(policy, wf, params as Record<string, unknown>);
-    const registry = env.SESSION.getByName(taskRegistryName(caller.tenant));
-    const binding = taskBinding(env, wf.task_binding);
-    // Params sealed under the task's own key (seal.ts): the Workflows engine keeps no raw params.
-    const create = async (id: string) => ({
-      id,
-      params: {
-        tenant: caller.tenant,
-        params: (await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), params)) as TaskParams["params"],
-      },
-    });
-    const key = request.headers.get("idempotency-key");
-    if (key === null) {
-      const id = `${workflow}-${crypto.randomUUID()}`;
-      await registry.registerTask(id, workflow);
-      await binding.create(await create(id));
-      return json({ task_id: id }, 202);
-    }
-    // Idempotent creation: the instance id is derived from tenant and key, and the key remembers the body.
-    if (!TASK_KEY.test(key)) {
-      throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
-    }
-    const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
-    const fingerprint = await sha256Hex(canonical({ workflow, params }));
-    const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
-    if (claim.fingerprint !== fingerprint) {
-      throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
-    }
-    await createOnce(binding, await create(claim.task));
-    return json({ task_id: claim.task }, 202);
-  }
-  const task = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})$/.exec(path);
-  if (task && method === "GET") {
-    const caller = authenticate(request, env, policy, false);
-    const { id, instance, registry } = await ownedTask(env, policy, caller, task[1]!);
-    const status = await instance.status();
-    return json({ task_id: id, status: status.status, output: status.output ?? null,
-      error: status.error ?? null, steps: await registry.taskSteps(id) });
-  }
-  const event = /^\/v1\/tasks\/([A-Za-z0-9_-]{1,64})\/events$/.exec(path);
-  if (event && method === "POST") {
-    // What a `wait event "TYPE"` step waits for: `{"type": "TYPE", "payload": {...}}`.
-    const caller = authenticate(request, env, policy, false);
-    const body = await readJsonObject(request, policy.limits.max_body_bytes);
-    const type = stringField(body, "type", 100);
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(type)) {
-      throw new HttpError(400, "invalid_field", "`type` is letters, digits, `_`, `-` and `.`");
-    }
-    const payload = body["payload"] ?? {};
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
-      throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
-    }
-    const { id, instance } = await ownedTask(env, policy, caller, event[1]!);
-    await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
-    return json({ task_id: id, event: type }, 202);
-  }
-  if (path === "/v1/traces" && method === "GET") {
-    const caller = authenticate(request, env, policy, true);
-    const sinceText = url.searchParams.get("since") ?? "0";
-    if (!/^\d{1,15}$/.test(sinceText)) {
-      throw new HttpError(400, "invalid_since", "`since` must be a non-negative decimal integer");
-    }
-    const since = Number(sinceText);
-    const taskId = url.searchParams.get("task");
-    if (taskId !== null) {
-      // A task's decisions: its own chain, for a task of this tenant only.
-      const { id } = await ownedTask(env, policy, caller, taskId);
-      return json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
-    }
-    const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
-    // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
-    const traces = (await sessionStub(env, caller.tenant, session).traces(since)) as unknown as {
-      records: unknown[];
-      turns: unknown[];
-    };
-    if (since === 0 && traces.records.length === 0 && traces.turns.length === 0) {
-      throw new HttpError(404, "unknown_session", `session \`${session}\` has no records`);
-    }
-    return json(traces);
-  }
-  if (path === "/v1/exports" && method === "GET") {
-    authenticate(request, env, policy, true);
-    return exportsResponse(url, env);
+  for (const r of ROUTES) {
+    if (r.method !== request.method) continue;
+    const groups = matchRoute(r, path);
+    if (groups !== null) return r.handle({ request, url, env, policy }, groups);
   }
   const allow = allowedMethods(path);
-  if (allow !== null && allow !== method) {
-    throw new HttpError(405, "method_not_allowed", `${method} is not allowed here; use ${allow}`, { allow });
+  if (allow !== null) {
+    throw new HttpError(405, "method_not_allowed", `${request.method} is not allowed here; use ${allow}`, { allow });
   }
   throw new HttpError(404, "not_found", "no such route");
 }
