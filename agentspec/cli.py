@@ -8,7 +8,8 @@
     agentspec trace pull --url URL --session S --tenant T [--admin-token TOKEN] [-o FILE]
                                                           a running runtime's /v1/traces, as JSON
     agentspec trace pull --all --url URL|DIR -o DIR       the fleet export, incrementally, chains verified
-    agentspec trace verify FILE [--format human|json]     0 the decision chain is intact, 1 it is not, 2 unreadable
+    agentspec trace verify FILE [--format human|json] [--public-key KEYFILE]
+                                                          0 the decision chain is intact, 1 it is not, 2 unreadable
     agentspec trace replay DIR [--against SPEC] [--fail-on drift|flips] [--format human|json]
                                                           recorded decisions re-evaluated: drift, and candidate flips
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
@@ -176,6 +177,13 @@ def _parser() -> argparse.ArgumentParser:
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE", help="a traces file written by `agentspec trace pull`")
     verify.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
+    verify.add_argument(
+        "--public-key",
+        default=None,
+        metavar="KEYFILE",
+        help="the deployment's Ed25519 public key (PEM, or raw as hex or base64url): also check the chain against "
+        "its signed heads, which shows a rewrite, a cut tail or a rollback (default: the hash chain only)",
+    )
     from agentspec.trace.replay import add_parser as add_replay
 
     add_replay(trace_commands)  # replay: agentspec/trace/replay.py
@@ -223,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_report(args)
     if args.command == "trace":
-        return _trace_pull(args) if args.trace_command == "pull" else _trace_verify(args.file, args.format)
+        if args.trace_command == "pull":
+            return _trace_pull(args)
+        return _trace_verify(args.file, args.format, args.public_key)
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
@@ -421,12 +431,25 @@ def _trace_pull(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _trace_verify(path: str, fmt: str) -> int:
+def _trace_verify(path: str, fmt: str, key_path: str | None = None) -> int:
     import json
 
+    from agentspec.signing import PublicKeyError, load_public_key
     from agentspec.trace import load, render, verify
+    from agentspec.trace.heads import HeadCheck, check_heads, summary
     from agentspec.trace.schema import SchemaError
 
+    key = None
+    if key_path is not None:
+        try:
+            with open(key_path, encoding="utf-8") as f:
+                key = load_public_key(f.read())
+        except OSError as exc:
+            sys.stderr.write(f"agentspec: cannot read `{key_path}`: {exc.strerror or exc}\n")
+            return EXIT_USAGE
+        except (PublicKeyError, UnicodeDecodeError) as exc:
+            sys.stderr.write(f"agentspec: `{key_path}` holds no Ed25519 public key: {exc}\n")
+            return EXIT_USAGE
     try:
         traces = load(path)
     except OSError as exc:
@@ -436,12 +459,24 @@ def _trace_verify(path: str, fmt: str) -> int:
         sys.stderr.write(f"agentspec: `{path}` is not a traces file: {exc}\n")
         return EXIT_USAGE
     problems = verify(traces)
+    heads: HeadCheck | None = None
+    if key is not None:
+        heads = check_heads(traces, key, f"the public key in `{key_path}`")
+        problems = sorted(
+            [*problems, *heads.problems],
+            key=lambda p: (p.seq if p.seq is not None else -1, p.index if p.index is not None else -1),
+        )
     if fmt == "json":
         print(
             json.dumps(
                 {
                     "ok": not any(p.severity == "error" for p in problems),
                     "records": len(traces["records"]),
+                    **(
+                        {"heads": {"verified": heads.verified, "last_seq": heads.last_seq, "key_id": heads.key_id}}
+                        if heads is not None
+                        else {}
+                    ),
                     "problems": [p.as_json() for p in problems],
                 },
                 indent=2,
@@ -449,6 +484,8 @@ def _trace_verify(path: str, fmt: str) -> int:
         )
     else:
         sys.stdout.write(render(problems, path, traces["records"]))
+        if heads is not None and summary(heads):
+            print(summary(heads))
     return EXIT_ERRORS if any(p.severity == "error" for p in problems) else EXIT_OK
 
 

@@ -428,14 +428,30 @@ let a Worker set (`host`, `content-length`, hop-by-hop headers).""",
         "E0307",
         "identity holding the agent's own credentials",
         """An identity holds the secret named by `auth` (the map of callers' tokens, or the
-admin secret). Tools receive the secrets of the identity they run as, so a tool could send
-every caller's token, or the admin secret, to a remote service. Keep auth secrets out of
+admin secret) or by `audit sign with secret` (the signing key). Tools receive the secrets of
+the identity they run as, so a tool could send every caller's token, the admin secret or the
+key that signs the audit log to a remote service. Keep the agent's own secrets out of
 identities.""",
         {
             "auth": Form(
                 "identity `{identity}` holds `{secret}`, the agent's {what}",
                 "auth secret in an identity",
                 "remove `{secret}` from the identity; give tools secrets of their own",
+            ),
+        },
+    ),
+    Code(
+        "E0309",
+        "one secret in two of the agent's roles",
+        """`audit sign with secret NAME` names the secret that holds the agent's signing key
+(docs/runtime.md, "Signed chain heads"), and `auth` already names that secret as the token
+map or the admin secret. A token map is JSON and a signing key is not; and whoever holds the
+admin token would hold the key that vouches for the audit log. Give the key its own secret.""",
+        {
+            "shared": Form(
+                "secret `{secret}` is already the agent's {other}; it cannot also be its signing key",
+                "already used by `auth`",
+                "sign with a secret of its own, e.g. `audit sign with secret AUDIT_SIGNING_KEY`",
             ),
         },
     ),

@@ -21,6 +21,7 @@ import httpx
 
 from agentspec.emit import CODEGEN
 from agentspec.model import RSpec
+from agentspec.signing import local_key, private_secret, public_pem
 
 # The one toolchain install every generated project shares (codegen/cloudflare/package.json).
 TOOLCHAIN = CODEGEN / "node_modules"
@@ -50,8 +51,9 @@ def free_port() -> int:
 
 
 def local_secrets(spec: RSpec, tokens: dict[str, str], admin_token: str) -> dict[str, str]:
-    """Every secret a compiled spec reads, for a local run: its token map (token -> tenant), its admin token, and
-    `value-of-NAME` for each identity secret, so a tool stub can tell which secret a tool was sent."""
+    """Every secret a compiled spec reads, for a local run: its token map (token -> tenant), its admin token,
+    `value-of-NAME` for each identity secret, so a tool stub can tell which secret a tool was sent, and its signing
+    key when it signs chain heads."""
     if spec.tokens_secret is None:
         raise ValueError(f"`{spec.name}` is a library: it has no token map to serve")
     secrets = {spec.tokens_secret: json.dumps(tokens)}
@@ -60,7 +62,16 @@ def local_secrets(spec: RSpec, tokens: dict[str, str], admin_token: str) -> dict
     for _, held in spec.identities:
         for secret in held:
             secrets[secret] = f"value-of-{secret}"
+    if spec.signing_secret:
+        # The agent's local key pair (public by construction: derived from its name), so heads signed before a
+        # restart or a reload still verify; `local_public_key` is its public half.
+        secrets[spec.signing_secret] = private_secret(local_key(spec.name))
     return secrets
+
+
+def local_public_key(spec: RSpec) -> str:
+    """The PEM public key that verifies the heads a local run of `spec` signs (see `local_secrets`)."""
+    return public_pem(local_key(spec.name))
 
 
 def stub_origins(spec: RSpec, origin: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ from agentspec.output import OutputRefused as OutputRefused
 from agentspec.output import WriteReport as WriteReport
 from agentspec.output import write as write
 from agentspec.policy import tables
+from agentspec.signing import local_key, private_secret
 from agentspec.targets import DEFAULT_TARGET, TARGETS, cloudflare
 from agentspec.targets.cloudflare import binding_name, class_name, worker_name, workflow_binding
 
@@ -106,7 +107,7 @@ def _runtime_files() -> dict[str, str]:
 
 
 def _secrets(spec: m.RSpec) -> list[str]:
-    names = [s for s in (spec.tokens_secret, spec.admin_secret) if s]
+    names = [s for s in (spec.tokens_secret, spec.admin_secret, spec.signing_secret) if s]
     for _, secrets in spec.identities:
         names.extend(secrets)
     return sorted(set(names))
@@ -117,6 +118,8 @@ def _test_secrets(spec: m.RSpec) -> dict[str, str]:
     values = {name: f"test-{name.lower()}" for name in _secrets(spec)}
     if spec.tokens_secret:
         values[spec.tokens_secret] = json.dumps({"test-token": "test-tenant"})
+    if spec.signing_secret:
+        values[spec.signing_secret] = private_secret(local_key(spec.name))
     return values
 
 
@@ -160,6 +163,8 @@ def _context(spec: m.RSpec, policy: dict[str, Any]) -> dict[str, Any]:
         "tenant_header": spec.tenant_header,
         "tokens_secret": spec.tokens_secret,
         "admin_secret": spec.admin_secret,
+        "signing_secret": spec.signing_secret,
+        "local_signing_key": private_secret(local_key(spec.name)) if spec.signing_secret else None,
         "first_workflow": spec.workflows[0].name if spec.workflows else "",
         "first_workflow_lit": lit(spec.workflows[0].name if spec.workflows else ""),
         "agent_lit": lit(spec.name),

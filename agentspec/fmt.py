@@ -164,6 +164,8 @@ def _clause(node: m.Node) -> str:
             return f"auth bearer secret {tokens.value}" + (f" admin secret {admin.value}" if admin else "")
         case m.Tenant(header=header):
             return f"tenant header {quote(header.value)}"
+        case m.Audit(signing_secret=secret):
+            return f"audit sign with secret {secret.value}"
         case m.Store(kind=kind, name=name):
             return f"store {kind.value} {name.value}"
         # tiers

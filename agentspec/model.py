@@ -87,6 +87,12 @@ class Tenant(Node):
     header: Str
 
 
+class Audit(Node):
+    """`audit sign with secret NAME`: the secret holding the Ed25519 key that signs the decision chains' heads."""
+
+    signing_secret: Name
+
+
 class Store(Node):
     kind: Word
     name: Name
@@ -357,7 +363,7 @@ class Workflow(Block):
 
 # ───────────────────────────── files ─────────────────────────────
 
-AgentItem = Owner | Auth | Tenant | Store | Tier | Identity | Tool | Workflow
+AgentItem = Owner | Auth | Audit | Tenant | Store | Tier | Identity | Tool | Workflow
 LibraryItem = Tier | Identity | Tool
 
 
@@ -489,6 +495,8 @@ class RSpec(Resolved):
     tokens_secret: str | None
     admin_secret: str | None
     tenant_header: str | None
+    # The secret holding the key that signs chain heads (`audit sign with secret`); None: heads are not signed.
+    signing_secret: str | None = None
     stores: tuple[tuple[str, Literal["kv", "r2"]], ...]
     tiers: tuple[RTier, ...]
     identities: tuple[tuple[str, tuple[str, ...]], ...]

@@ -265,6 +265,10 @@ class ToModel(Transformer):
         )
 
     @_rule
+    def audit(self, span, kids):
+        return _node(m.Audit, span=span, signing_secret=self._name(kids[0]))
+
+    @_rule
     def tenant(self, span, kids):
         return _node(m.Tenant, span=span, header=self._str(kids[0]))
 

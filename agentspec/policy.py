@@ -34,7 +34,9 @@ def canonical_json(value: Any) -> str:
 
 
 def spec_hash(spec: m.RSpec) -> str:
-    meaning = spec.model_dump(mode="json", exclude={"files"})
+    # An unsigned spec hashes as it did before `audit` existed: adding the field changed no deployed hash.
+    exclude = {"files"} if spec.signing_secret is not None else {"files", "signing_secret"}
+    meaning = spec.model_dump(mode="json", exclude=exclude)
     return "sha256:" + hashlib.sha256(canonical_json(meaning).encode()).hexdigest()
 
 
@@ -57,6 +59,7 @@ def policy_model(spec: m.RSpec) -> s.PolicyTables:
             admin_secret=spec.admin_secret,
             tenant_header=spec.tenant_header,
         ),
+        audit=s.Audit(signing_secret=spec.signing_secret) if spec.signing_secret else None,
         limits=s.Limits(max_body_bytes=MAX_BODY_BYTES, max_session_id=MAX_SESSION_ID),
         stores={name: s.Store(kind=kind, binding=binding_name(name)) for name, kind in spec.stores},
         tiers={t.name: _tier(t) for t in spec.tiers},

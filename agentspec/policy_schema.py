@@ -78,6 +78,14 @@ class Auth(Table):
     tenant_header: str
 
 
+class Audit(Table):
+    """How the runtime vouches for its decision chains (docs/runtime.md, "Signed chain heads")."""
+
+    signing_secret: str = Field(
+        description="The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads."
+    )
+
+
 class Limits(Table):
     max_body_bytes: int
     max_session_id: int
@@ -215,12 +223,23 @@ class PolicyTables(Table):
     compiler: str
     agent: Agent
     auth: Auth
+    audit: Audit | None = Field(
+        default=None, description="Present when the spec says `audit sign with secret`: heads are signed and anchored."
+    )
     stores: dict[str, Store] = {}
     limits: Limits
     tiers: dict[str, Tier]
     identities: dict[str, Identity]
     tools: dict[str, ToolSpec]
     workflows: dict[str, Workflow]
+
+    @model_serializer(mode="wrap")
+    def _omit_unsigned(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # `audit` is left out when unset, so an unsigned spec's policy.json reads as it always has.
+        data = handler(self)
+        if data.get("audit") is None:
+            data.pop("audit", None)
+        return data
 
 
 def load_policy(data: dict[str, Any]) -> PolicyTables:

@@ -350,6 +350,8 @@ class _Resolver:
                 secrets.add(auth.tokens_secret.value)
                 if auth.admin_secret:
                     secrets.add(auth.admin_secret.value)
+            for audit in body.of(m.Audit):
+                secrets.add(audit.signing_secret.value)
         return secrets
 
     # tiers -------------------------------------------------------------------
@@ -909,7 +911,7 @@ class _Resolver:
     def resolve_agent(self, agent: m.Agent, workflows: list[m.RWorkflow]) -> m.RSpec:
         res = self.res
         agent_name = agent.name.value
-        for kind, label in ((m.Owner, "`owner`"), (m.Auth, "`auth`"), (m.Tenant, "`tenant`")):
+        for kind, label in ((m.Owner, "`owner`"), (m.Auth, "`auth`"), (m.Tenant, "`tenant`"), (m.Audit, "`audit`")):
             for extra in agent.of(kind)[1:]:
                 self.add("E0006", "twice", extra.span, clause=label, where=f"agent `{agent_name}`")
         version = self.whole(agent.version, "an agent version", 1)
@@ -924,6 +926,7 @@ class _Resolver:
         if not res.tiers:
             self.add("E0007", "no-tiers", agent.name.span, agent=agent_name)
         owner = next(iter(agent.of(m.Owner)), None)
+        audit = next(iter(agent.of(m.Audit)), None)
         return m.RSpec(
             kind="agent",
             name=agent_name,
@@ -932,6 +935,7 @@ class _Resolver:
             tokens_secret=auth.tokens_secret.value if auth else None,
             admin_secret=auth.admin_secret.value if auth and auth.admin_secret else None,
             tenant_header=tenant.header.value.lower() if tenant else None,
+            signing_secret=audit.signing_secret.value if audit else None,
             stores=tuple((s.name.value, s.kind.value) for s in res.stores.values()),
             tiers=tuple(res.r_tiers.values()),
             identities=self.r_identities(),

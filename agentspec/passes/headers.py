@@ -1,10 +1,11 @@
-"""Headers and auth: the resolved model in, E0101 (a header twice), E0306, E0307 and W0308 out.
+"""Headers and auth: the resolved model in, E0101 (a header twice), E0306, E0307, E0309 and W0308 out.
 
 The runtime reads the caller's bearer token from `authorization` and sets `idempotency-key` and
 `content-type` on tool requests itself; the platform owns `host`, `cookie`, `cf-*` and the
 hop-by-hop headers. A spec header named like one of those would be shadowed or would shadow.
-The agent's token map and admin secret authenticate callers and must never reach a tool, and a
-secret sent over plain `http://` crosses the network in the clear.
+The agent's token map and admin secret authenticate callers and its signing key vouches for its audit log:
+none may reach a tool, nor serve two of those roles; and a secret sent over plain `http://` crosses the
+network in the clear.
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ def _identities_holding_auth(res: Resolution) -> Iterator[Diagnostic]:
         auth_secrets[auth.tokens_secret.value] = "token map"
         if auth.admin_secret:
             auth_secrets[auth.admin_secret.value] = "admin secret"
+    for audit in body.of(m.Audit)[:1]:
+        secret = audit.signing_secret
+        if secret.value in auth_secrets:
+            # One secret cannot be both a token map (JSON) and a signing key; and a caller holding the admin token
+            # would hold the key that vouches for the audit log.
+            yield report("E0309", "shared", secret.span, secret=secret.value, other=auth_secrets[secret.value])
+        else:
+            auth_secrets[secret.value] = "signing key"
     for identity in res.identities.values():
         for secret in identity.secrets:
             if secret.value in auth_secrets:

@@ -27,7 +27,7 @@ from agentspec.sim.policy_view import verdict
 from agentspec.sim.traffic import Distribution, ModelBehaviour, ToolBehaviour, Traffic, WorkflowTraffic
 
 CHUNK = 10_000
-MAX_TOOL_ATTEMPTS = 2  # session.ts: a transient failure of a replay-safe call is sent once more
+MAX_TOOL_ATTEMPTS = 2  # turn_tool.ts: a transient failure of a replay-safe call is sent once more
 TOOL_RETRY_DELAY_MS = 50
 HISTORY_TURNS = 20  # session.ts: a prompt carries at most the last 20 turns
 CHECKPOINT_SYSTEM_TOKENS = 40
@@ -212,7 +212,7 @@ class Simulator:
         return _Chain(ok, ms, model, attempts)
 
     def price(self, tier_name: str, inp: F, out: F, cached: F) -> F | None:
-        """`priceOf` of session.ts: cached input at the tier's cached price when it has one (else at the
+        """`priceOf` of usage.ts: cached input at the tier's cached price when it has one (else at the
         traffic's `cached_price_ratio` of the input price, else at the full input price, as the runtime bills)."""
         price = self.policy["tiers"][tier_name].get("price")
         if not price:

@@ -84,6 +84,9 @@ class Traces(TypedDict):
     turns: list[TurnTrace]
     # written by `agentspec trace pull`, absent in a raw /v1/traces answer
     source: NotRequired[dict[str, Any]]
+    # for a spec with `audit sign with secret`: the chain's signed heads (trace/heads.py) and the key's public half
+    heads: NotRequired[list[dict[str, Any]]]
+    audit: NotRequired[dict[str, Any]]
 
 
 class SchemaError(ValueError):

@@ -12,7 +12,7 @@ from agentspec.pii import PiiError, PiiRules, mask, rules_for
 from agentspec.workbench.html import Display, code, esc, pre
 from agentspec.workbench.views import Checked
 
-INTENT_UNITS = 200  # session.ts: `const intent = maskedInput.slice(0, 200)`
+INTENT_UNITS = 200  # session.ts `prepare`: `intent: maskedInput.slice(0, 200)`
 
 
 def js_slice(text: str, units: int) -> str:

@@ -3,9 +3,32 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** The stand-in model server (`INFERENCE_URL` of the test Worker), for the role tests' turns: it echoes the
+ * input, asks for `lookup_order` when told to look something up, reads a tool's result back, summarizes for a
+ * checkpoint, and is down for an input starting "outage". */
+async function inference(request: Request): Promise<Response> {
+  const body = (await request.json()) as { messages: { role: string; content: string | null }[] };
+  const last = [...body.messages].reverse().find((m) => m.role === "user")?.content ?? "";
+  const usage = { prompt_tokens: 100, completion_tokens: 10, prompt_tokens_details: { cached_tokens: 40 } };
+  const answer = (message: Record<string, unknown>) => Response.json({ choices: [{ message }], usage });
+  const tool = body.messages.find((m) => m.role === "tool");
+  if (last.startsWith("outage")) return new Response("down", { status: 503 });
+  if (body.messages[0]?.content?.startsWith("Summarize")) return answer({ content: "the summary" });
+  if (tool) return answer({ content: `read: ${tool.content}` });
+  if (last.startsWith("look up")) {
+    return answer({ content: null, tool_calls: [{ id: "c1", type: "function",
+      function: { name: "lookup_order", arguments: '{"order_id":"42"}' } }] });
+  }
+  return answer({ content: `echo: ${last}` });
+}
+
 /** The stand-in for remote servers seen by the real `fetch` inside workerd. */
-function outbound(request: Request): Response {
+function outbound(request: Request): Response | Promise<Response> {
   const url = new URL(request.url);
+  if (url.host === "inference.test" && url.pathname === "/v1/chat/completions") return inference(request);
+  if (url.host === "orders.example.com" && url.pathname === "/v1/orders/42") {
+    return Response.json({ order_id: "42", status: "shipped", total_cents: 1200, secret_field: "dropped" });
+  }
   if (url.host === "orders.example.com" && url.pathname === "/redirect") {
     return new Response(null, { status: 302, headers: { location: "https://evil.example.net/steal" } });
   }

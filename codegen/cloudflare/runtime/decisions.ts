@@ -62,6 +62,12 @@ export class DecisionLog {
     this.pending = [];
   }
 
+  /** The newest written record (what a head log may be told): null for an empty chain, or while records are
+   * pending (they are not committed yet; the next flush's caller anchors them). */
+  written(): ChainRecord | null {
+    return this.pending.length > 0 ? null : this.lastRecord();
+  }
+
   /** The written records after `since`, oldest first. */
   since(since: number): ChainRecord[] {
     return this.sql.exec<{ body: string }>("SELECT body FROM records WHERE seq > ? ORDER BY seq", since)

@@ -4,6 +4,7 @@
 //   task registry   registry.ts     registerTask, claimTaskKey, ownsTask, recordStep, exportTask, taskSteps
 //   task chain      task_chain.ts   recordDecision, seal, unseal, forgetSealKey, traces
 //   SLO monitor     slo.ts          observe
+//   head log        heads.ts        anchorHead, signedHeads
 // This class owns what the roles share — SQLite, the meta table, the decision chain and the export outbox —
 // and makes each role's object on its first call, handing it a narrow host (the role's `*Host` interface).
 // To add an RPC: add the method to its role's class, and a one-line delegate here.
@@ -14,8 +15,9 @@ import type { ChainRecord } from "./chain";
 import { DecisionLog, RECORDS_SCHEMA, type DecisionView, type Scope } from "./decisions";
 import type { RuntimeEnv } from "./env";
 import { Outbox, sendEvents } from "./export";
+import { Anchorer, HeadLog, signerFor, type ChainHead, type ChainKind, type SignedHead } from "./heads";
 import { META_SCHEMA, MetaTable } from "./meta";
-import { sloMonitorName } from "./names";
+import { headLogName, sloMonitorName } from "./names";
 import type { Policy } from "./policy";
 import type { HistoryMessage } from "./prompt";
 import { REGISTRY_SCHEMA, TaskRegistry } from "./registry";
@@ -37,6 +39,9 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private registryRole: TaskRegistry | undefined;
   private chainRole: TaskChain | undefined;
   private monitorRole: SloMonitor | undefined;
+  private headLogRole: HeadLog | undefined;
+  /** Sends this object's chain head to the tenant's head log after each commit (only with `audit sign`). */
+  private anchorer: Anchorer | undefined;
 
   constructor(
     ctx: DurableObjectState,
@@ -74,6 +79,18 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     return this.monitorRole;
   }
 
+  /** Tell the tenant's head log this object's chain head, after the commit and without waiting for it
+   * (heads.ts `Anchorer`: one send in flight, later commits coalesced into the newest head). */
+  private anchor(chain: ChainKind): void {
+    if (!this.policy.audit) return;
+    this.anchorer ??= new Anchorer(() => {
+      const last = this.log.written();
+      return last && { tenant: last.tenant, chain, id: last.session, seq: last.seq, hash: last.hash };
+    }, (head) => this.env.SESSION.getByName(headLogName(head.tenant)).anchorHead(head));
+    const work = this.anchorer.poke();
+    if (work !== null) this.ctx.waitUntil(work);
+  }
+
   /** Hand what this object committed to the fleet export, after the commit and without waiting for it. */
   private exportOutbox(): void {
     const events = this.outbox.drain();
@@ -88,6 +105,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   async turnResponse(req: TurnRequest): Promise<{ status: number; body: string }> {
     const outcome = await this.turns.turn(req);
     this.exportOutbox();
+    this.anchor("session");
     if (!outcome.ok) {
       return { status: outcome.status, body: JSON.stringify({
         error: { code: outcome.code, message: outcome.message }, decisions: outcome.decisions }) };
@@ -96,8 +114,10 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     return { status: 200, body: JSON.stringify(answer) };
   }
 
-  turn(req: TurnRequest): Promise<TurnOutcome> {
-    return this.turns.turn(req);
+  async turn(req: TurnRequest): Promise<TurnOutcome> {
+    const outcome = await this.turns.turn(req);
+    this.anchor("session");
+    return outcome;
   }
 
   state(): { turns: number; summary: string | null; messages: HistoryMessage[] } {
@@ -145,7 +165,9 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   // ── RPC: a task's decision chain and sealing key (task_chain.ts) ─────────
 
   recordDecision(scope: Scope, intent: string, action: string, decision: string, rule: string): DecisionView {
-    return this.chain.recordDecision(scope, intent, action, decision, rule);
+    const view = this.chain.recordDecision(scope, intent, action, decision, rule);
+    this.anchor("task");
+    return view;
   }
 
   seal(plain: string): Promise<string> {
@@ -158,5 +180,26 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   forgetSealKey(): void {
     this.chain.forgetSealKey();
+  }
+
+  // ── RPC: a tenant's head log (heads.ts; this object named headLogName(tenant)) ──
+
+  private get headLog(): HeadLog {
+    this.headLogRole ??= new HeadLog(this.sql, this.policy.agent.name);
+    return this.headLogRole;
+  }
+
+  /** Sign and append a chain's head. Throws when the signing secret is unset or no key (the sender logs it). */
+  async anchorHead(head: ChainHead): Promise<void> {
+    const audit = this.policy.audit;
+    if (!audit) return;
+    const source = (this.env as unknown as Record<string, unknown>)[audit.signing_secret];
+    const signer = await signerFor(audit.signing_secret, typeof source === "string" ? source : undefined);
+    await this.headLog.append(head, signer);
+  }
+
+  /** Every signed head of one chain, oldest first. */
+  signedHeads(chain: ChainKind, id: string): SignedHead[] {
+    return this.headLog.entries(chain, id);
   }
 }

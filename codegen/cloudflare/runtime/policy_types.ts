@@ -13,6 +13,12 @@ export interface Agent {
   owner: string | null;
 }
 
+/** How the runtime vouches for its decision chains (docs/runtime.md, "Signed chain heads"). */
+export interface Audit {
+  /** The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads. */
+  signing_secret: string;
+}
+
 export interface Auth {
   scheme: "bearer";
   tokens_secret: string;
@@ -156,6 +162,8 @@ export interface PolicyTables {
   compiler: string;
   agent: Agent;
   auth: Auth;
+  /** Present when the spec says `audit sign with secret`: heads are signed and anchored. */
+  audit?: Audit | null;
   stores?: Record<string, Store>;
   limits: Limits;
   tiers: Record<string, Tier>;
@@ -229,6 +237,21 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
         "owner"
       ],
       "title": "Agent",
+      "type": "object"
+    },
+    "Audit": {
+      "additionalProperties": false,
+      "description": "How the runtime vouches for its decision chains (docs/runtime.md, \"Signed chain heads\").",
+      "properties": {
+        "signing_secret": {
+          "description": "The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads.",
+          "type": "string"
+        }
+      },
+      "required": [
+        "signing_secret"
+      ],
+      "title": "Audit",
       "type": "object"
     },
     "Auth": {
@@ -815,6 +838,18 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
     },
     "auth": {
       "$ref": "#/$defs/Auth"
+    },
+    "audit": {
+      "anyOf": [
+        {
+          "$ref": "#/$defs/Audit"
+        },
+        {
+          "type": "null"
+        }
+      ],
+      "default": null,
+      "description": "Present when the spec says `audit sign with secret`: heads are signed and anchored."
     },
     "stores": {
       "additionalProperties": {

@@ -10,7 +10,8 @@ import type { Policy, Workflow as PolicyWorkflow } from "./policy";
 import type { TaskParams } from "./task";
 import { checkField } from "./tools";
 import { sealWith } from "./seal";
-import { sessionObjectName, taskObjectName, taskRegistryName } from "./names";
+import { signerFor, SigningKeyError, type ChainKind, type PublicKeyInfo } from "./heads";
+import { headLogName, sessionObjectName, taskObjectName, taskRegistryName } from "./names";
 import type { AgentEnv } from "./object";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -59,6 +60,22 @@ function tokenMap(source: string, name: string): Record<string, unknown> {
 function misconfigured(secret: string, what: string): HttpError {
   console.error(`agentspec: misconfigured: secret \`${secret}\` (${what}) is not set`);
   return new HttpError(500, "misconfigured", `secret \`${secret}\` (${what}) is not set on this deployment`);
+}
+
+/** The signing key's public half, for a spec with `audit sign with secret` (null without). A secret that is unset
+ * or holds no Ed25519 key is a 500 `misconfigured` naming it. */
+async function auditKey(env: AgentEnv, policy: Policy): Promise<PublicKeyInfo | null> {
+  const audit = policy.audit;
+  if (!audit) return null;
+  const source = secretOf(env, audit.signing_secret);
+  if (source === undefined) throw misconfigured(audit.signing_secret, "the key that signs chain heads");
+  try {
+    return (await signerFor(audit.signing_secret, source)).info;
+  } catch (error) {
+    if (!(error instanceof SigningKeyError)) throw error;
+    console.error(`agentspec: misconfigured: ${error.message}`);
+    throw new HttpError(500, "misconfigured", error.message);
+  }
 }
 
 /** Who is calling: 401 without a valid token, 403 when the tenant header names another tenant. */
@@ -236,9 +253,11 @@ function healthz({ policy }: RouteContext): Response {
   return json({ ok: true, agent: policy.agent.name, version: policy.agent.version, spec_hash: policy.spec_hash });
 }
 
-function policyTables({ request, env, policy }: RouteContext): Response {
+async function policyTables({ request, env, policy }: RouteContext): Promise<Response> {
   authenticate(request, env, policy, false);
-  return json(policy);
+  const key = await auditKey(env, policy);
+  // With signing on, `audit` also carries the public key that verifies the chain heads.
+  return json(key === null ? policy : { ...policy, audit: { ...policy.audit, ...key } });
 }
 
 async function postTurn({ request, env, policy }: RouteContext, [sessionSegment]: string[]): Promise<Response> {
@@ -249,6 +268,10 @@ async function postTurn({ request, env, policy }: RouteContext, [sessionSegment]
   const input = stringField(body, "input", MAX_INPUT);
   const wf = workflowOf(policy, workflow);
   const affinity = affinityOf(request, wf.affinity.header, session);
+  // A spec that signs its heads does not run turns unsigned: a missing key is said at once, not found by an audit.
+  if (policy.audit && secretOf(env, policy.audit.signing_secret) === undefined) {
+    throw misconfigured(policy.audit.signing_secret, "the key that signs chain heads");
+  }
   const cf = (request as { cf?: { colo?: unknown } }).cf;
   const { status, body: answer } = await sessionStub(env, caller.tenant, session).turnResponse({
     tenant: caller.tenant, session, workflow, input, affinity, traceId: crypto.randomUUID(),
@@ -333,22 +356,49 @@ async function getTraces({ request, url, env, policy }: RouteContext): Promise<R
     throw new HttpError(400, "invalid_since", "`since` must be a non-negative decimal integer");
   }
   const since = Number(sinceText);
+  const key = await auditKey(env, policy);
   const taskId = url.searchParams.get("task");
   if (taskId !== null) {
     // A task's decisions: its own chain, for a task of this tenant only.
     const { id } = await ownedTask(env, policy, caller, taskId);
-    return json(await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since));
+    const heads = key && await signedHeads(env, caller.tenant, "task", id);
+    const traces = (await env.SESSION.getByName(taskObjectName(caller.tenant, id)).traces(since)) as unknown as
+      Record<string, unknown>;
+    return json(key === null ? traces : { ...traces, heads, audit: key });
   }
   const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
+  // The heads are read before the chain: a turn committed in between leaves the chain longer than its last
+  // head (a tail not signed yet), never a head beyond the chain's end (which would read as a cut tail).
+  const heads = key && await signedHeads(env, caller.tenant, "session", session);
   // The RPC stub types `unknown[]` (the turns' free-form trace records) as never; the shape is the DO's.
   const traces = (await sessionStub(env, caller.tenant, session).traces(since)) as unknown as {
     records: unknown[];
     turns: unknown[];
   };
-  if (since === 0 && traces.records.length === 0 && traces.turns.length === 0) {
+  if (since === 0 && traces.records.length === 0 && traces.turns.length === 0 && (heads ?? []).length === 0) {
     throw new HttpError(404, "unknown_session", `session \`${session}\` has no records`);
   }
-  return json(traces);
+  return json(key === null ? traces : { ...traces, heads, audit: key });
+}
+
+function signedHeads(env: AgentEnv, tenant: string, chain: ChainKind, id: string) {
+  return env.SESSION.getByName(headLogName(tenant)).signedHeads(chain, id);
+}
+
+/** The head log of one session or task, and the key that verifies it: `GET /v1/heads?session=ID|task=ID`. */
+async function getHeads({ request, url, env, policy }: RouteContext): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  const key = await auditKey(env, policy);
+  if (key === null) {
+    throw new HttpError(404, "not_signed", "this agent does not sign its chain heads (no `audit sign with secret`)");
+  }
+  const taskId = url.searchParams.get("task");
+  if (taskId !== null) {
+    const { id } = await ownedTask(env, policy, caller, taskId);
+    return json({ task: id, audit: key, heads: await signedHeads(env, caller.tenant, "task", id) });
+  }
+  const session = checkSessionId(policy, url.searchParams.get("session") ?? "");
+  return json({ session, audit: key, heads: await signedHeads(env, caller.tenant, "session", session) });
 }
 
 function getExports({ request, url, env, policy }: RouteContext): Promise<Response> {
@@ -372,6 +422,7 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: /^\/v1\/tasks\/([^/]+)$/, handle: getTask },
   { method: "POST", path: /^\/v1\/tasks\/([^/]+)\/events$/, handle: postTaskEvent },
   { method: "GET", path: "/v1/traces", handle: getTraces },
+  { method: "GET", path: "/v1/heads", handle: getHeads },
   { method: "GET", path: "/v1/exports", handle: getExports },
 ];
 
