@@ -15,7 +15,19 @@ from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, has_errors
 from agentspec.gcpause import paused
 from agentspec.load import Loaded
-from agentspec.passes import allowlists, headers, idempotency, names, platform, plausibility, risk, secrets, slo, state
+from agentspec.passes import (
+    allowlists,
+    headers,
+    idempotency,
+    names,
+    platform,
+    plausibility,
+    retrieval,
+    risk,
+    secrets,
+    slo,
+    state,
+)
 from agentspec.resolve import Resolution, resolve
 
 Pass = Callable[[Resolution], Iterable[Diagnostic]]
@@ -28,6 +40,7 @@ PASSES: tuple[Pass, ...] = (
     secrets.check,  # E0103, E0305: a tool reads only its identity's secrets
     headers.check,  # E0101, E0306, E0307, W0308: headers are the spec's own; auth secrets stay with auth
     state.check,  # E0401, E0402, E0405: persisted state is masked, checkpoints whole
+    retrieval.check,  # E0406-E0409: artifacts kept in R2 by workflows that may, indexed no less masked than read
     slo.check,  # W0501, W0502: the SLOs can hold in the worst case
     platform.check,  # E0603: the target accepts the generated project
     plausibility.check,  # W0503, W0504: declarations that are legal but unlikely meant

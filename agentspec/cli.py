@@ -152,11 +152,24 @@ def _parser() -> argparse.ArgumentParser:
     pull = trace_commands.add_parser(
         "pull", help="fetch GET /v1/traces for one session (or one task) and write it as JSON"
     )
-    pull.add_argument("--url", required=True, help="the runtime's base URL, e.g. http://127.0.0.1:8787")
+    pull.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="with --all, instead of --url: a runtime URL, an export directory or s3://BUCKET[/PREFIX]",
+    )
+    pull.add_argument(
+        "--url",
+        default=None,
+        help="the runtime's base URL, e.g. http://127.0.0.1:8787; with --all also a directory or s3://BUCKET/PREFIX "
+        "(default: SOURCE)",
+    )
     scope = pull.add_mutually_exclusive_group(required=True)
     scope.add_argument("--session", help="a session id: its decision records and turn traces")
     scope.add_argument("--task", help="a task id: the decision records of its steps")
-    scope.add_argument("--all", action="store_true", help="the fleet export (URL or export directory) into -o DIR")
+    scope.add_argument(
+        "--all", action="store_true", help="the fleet export (runtime URL, export directory or s3://) into -o DIR"
+    )
     pull.add_argument(
         "--tenant",
         default=None,
@@ -174,6 +187,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the file, or with --all the directory (default: standard output)",
     )
+    s3 = pull.add_argument_group("s3:// sources (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)")
+    s3.add_argument("--endpoint-url", default=None, help="default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL")
+    s3.add_argument("--region", default=None, help="default: $AWS_REGION (R2: auto)")
+    s3.add_argument("--profile", default=None, help="a profile of ~/.aws/credentials (default: $AWS_PROFILE)")
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
     verify.add_argument("file", metavar="FILE", help="a traces file written by `agentspec trace pull`")
     verify.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
@@ -218,6 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentspec.sim.cli import run as run_simulate
 
         return run_simulate(args)
+    if args.command == "trace" and args.trace_command == "pull":
+        if (args.url is None) == (args.source is None) or (args.source is not None and not args.all):
+            which = "both" if args.url is not None and args.source is not None else "neither"
+            sys.stderr.write(
+                f"agentspec: pass the source once: `--url URL`, or (with --all) as the argument ({which} given)\n"
+                if args.all
+                else "agentspec: pass `--url URL` (a bare SOURCE argument goes with --all)\n"
+            )
+            return EXIT_USAGE
+        args.url = args.url or args.source
     if args.command == "trace" and args.trace_command == "pull" and args.all:
         from agentspec.trace.fleet_cli import run_pull_all
 

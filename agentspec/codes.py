@@ -118,6 +118,11 @@ an agent needs `auth` and `tenant` to serve requests.""",
                 "add `auth bearer secret API_TOKENS admin secret ADMIN_TOKEN`",
             ),
             "no-tenant": Form("agent `{agent}` declares no `tenant`", "no tenant", 'add `tenant header "x-tenant-id"`'),
+            "no-index-kind": Form(
+                "{where} is neither `keyword` nor `semantic`",
+                "indexes nothing",
+                "add `keyword`, or `semantic with tier TIER`, or both",
+            ),
             "no-tiers": Form(
                 "agent `{agent}` declares no `model tier`",
                 "no model tier",
@@ -161,6 +166,17 @@ case-insensitively.""",
             "argument-twice": Form("argument `{arg}` is given twice", "given again"),
             "detector-twice": Form("PII detector `{name}` is declared twice", "declared again here"),
             "detector-builtin": Form("PII detector `{name}` is declared twice", "a built-in class"),
+            "kept-and-shown": Form(
+                "field `{field}` is both kept as the artifact and shown to the model",
+                "kept aside",
+                "the kept field is what the model does not receive: leave it out of `show`",
+            ),
+            "listed-twice-kind": Form("{kind} `{name}` is listed twice", "listed again"),
+            "index-tool": Form(
+                "index `{name}` has the name of a tool",
+                "named like tool `{name}`",
+                "the model calls an index by its name, as a tool: rename one of them",
+            ),
             "header-twice": Form(
                 "header `{header}` is given twice in tool `{tool}`",
                 "given again here",
@@ -341,6 +357,11 @@ tool a workflow may use, from the agent loop or a step, must be listed.""",
                 "{where} calls tool `{tool}`, which is not in the tool allowlist of workflow `{workflow}`",
                 "not allowed",
                 "add `{tool}` to `tools allow`",
+            ),
+            "index-not-allowed": Form(
+                "{where} searches index `{index}`, which is not in the index allowlist of workflow `{workflow}`",
+                "not allowed",
+                "add `indexes allow [{index}]`",
             ),
         },
     ),
@@ -537,6 +558,103 @@ most six" in Python). A pattern that matches the empty string would mask nothing
                 "PII pattern `{name}` {problem}",
                 "invalid pattern",
                 "use a regular expression both Python and JavaScript accept",
+            ),
+        },
+    ),
+    Code(
+        "E0406",
+        "index fed with less PII masking than its readers",
+        """An index holds the artifacts every workflow that writes its store has kept, each masked by
+that workflow's `pii mask`; every workflow that may search the index (`indexes allow`, or a
+`search` step) then reads them. A writer that masks fewer classes than a reader would put
+into the index what the reader promises never to keep. Every writer of an indexed store must
+mask at least every class (and the same `pii pattern`s) each of the index's readers masks.
+
+    workflow intake class docs  { ... stores write [artifacts]  pii mask [email, phone] before persist }
+    workflow research class docs { ... indexes allow [library]  pii mask [email, phone] before persist }""",
+        {
+            "weaker": Form(
+                "{writer} keeps artifacts in `{store}`, indexed by `{index}`, without masking `{cls}`, "
+                "which {reader} masks",
+                "masks less than the index's readers",
+                "add `{cls}` to this `pii mask`",
+            ),
+        },
+    ),
+    Code(
+        "E0407",
+        "artifacts kept outside an R2 store",
+        """Artifacts are documents: they are written to an R2 bucket (content-addressed, under the
+tenant's prefix), and an index reads the artifacts of an R2 store. A KV namespace holds
+checkpoint summaries, not artifacts.
+
+    store r2 artifacts
+    tool fetch_document { ... artifact in artifacts field text show [url, title] }
+    index library over artifacts { keyword }""",
+        {
+            "artifact": Form(
+                "tool `{tool}` keeps its artifacts in `{store}`, a KV namespace",
+                "not an R2 store",
+                "declare `store r2 {store}` or name an R2 store",
+            ),
+            "index": Form(
+                "index `{index}` is over `{store}`, a KV namespace", "not an R2 store", "index an R2 store's artifacts"
+            ),
+            "write": Form(
+                "{where} writes `{store}`, a KV namespace, in `stores write`",
+                "not an R2 store",
+                "`stores write` lists the R2 stores the workflow keeps artifacts in",
+            ),
+        },
+    ),
+    Code(
+        "E0408",
+        "semantic index without an embedding tier",
+        """`semantic with tier T` embeds every artifact and every query with the models of tier T,
+tried in order as any tier's. Those models must be embedding models the target knows (the
+vector index is created with their dimension), all of one dimension (a fallback writing
+vectors of another size could not be searched with the first), and the tier serves
+embeddings only: a chat route, an `infer` step or a checkpoint on it would ask an
+embedding model to write text.
+
+    model tier embed { primary "@cf/baai/bge-base-en-v1.5" }
+    index library over artifacts { keyword semantic with tier embed }""",
+        {
+            "model": Form(
+                "model `{model}` of tier `{tier}` is not an embedding model agentspec knows",
+                "not an embedding model",
+                "known embedding models: {known}",
+            ),
+            "dimensions": Form(
+                "the models of tier `{tier}` embed in different dimensions ({dims})",
+                "mixed dimensions",
+                "keep one dimension in an embedding tier's chain",
+            ),
+            "chat": Form(
+                "tier `{tier}` embeds for index `{index}` and is also used by {use}",
+                "embedding tier",
+                "declare a separate tier for embeddings",
+            ),
+        },
+    ),
+    Code(
+        "E0409",
+        "artifact store the workflow may not write",
+        """A tool that keeps its result as an artifact writes to a store. A workflow that can call
+the tool (from a turn or a step) must say so with `stores write [STORE]`: which buckets a
+workflow writes is part of what a reviewer reads off the spec.
+
+    workflow research class research {
+      tools allow [fetch_document]
+      stores write [artifacts]
+      ...
+    }""",
+        {
+            "not-listed": Form(
+                "{where} can call tool `{tool}`, which keeps artifacts in `{store}`, but does not list it in "
+                "`stores write`",
+                "writes `{store}`",
+                "add `stores write [{store}]`",
             ),
         },
     ),

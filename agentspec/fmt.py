@@ -64,7 +64,7 @@ class _Line:
     blank_before: bool = False  # a blank line is required before it, whatever the source had
 
 
-_BLOCKS = (m.Tier, m.Identity, m.Tool, m.Workflow)
+_BLOCKS = (m.Tier, m.Identity, m.Tool, m.Index, m.Workflow)
 
 
 class _Printer:
@@ -99,6 +99,8 @@ class _Printer:
                 self._block(depth, f"model tier {name.value}", item, name.span.end_line, clauses, spaced)
             case m.Tool(name=name, clauses=clauses):
                 self._block(depth, f"tool {name.value}", item, name.span.end_line, clauses, spaced)
+            case m.Index(name=name, store=store, clauses=clauses):
+                self._block(depth, f"index {name.value} over {store.value}", item, store.span.end_line, clauses, spaced)
             case m.Workflow(name=name, klass=klass, clauses=clauses):
                 header = f"workflow {name.value} class {klass.value}"
                 self._block(depth, header, item, klass.span.end_line, clauses, spaced)
@@ -200,6 +202,14 @@ def _clause(node: m.Node) -> str:
             return "headers " + _pairs([(quote(h.name.value), quote(h.value.value)) for h in headers])
         case m.MaxResponse(size=size):
             return f"max response {size.text}"
+        case m.Artifact(store=store, field=field, show=show):
+            text = f"artifact in {store.value}" + (f" field {field.value}" if field else "")
+            return text + (f" show {_names(show)}" if show is not None else "")
+        # retrieval indexes
+        case m.Keyword():
+            return "keyword"
+        case m.Semantic(tier=tier):
+            return f"semantic with tier {tier.value}"
         # workflows
         case m.Route(risk=risk, tier=tier):
             return f"route risk {risk.value} -> tier {tier.value}"
@@ -218,6 +228,10 @@ def _clause(node: m.Node) -> str:
             return f"pii mask {_names(classes)} before persist"
         case m.PiiPattern(name=name, regex=regex):
             return f"pii pattern {name.value} {quote(regex.value)}"
+        case m.StoresWrite(stores=stores):
+            return f"stores write {_names(stores)}"
+        case m.IndexesAllow(indexes=indexes):
+            return f"indexes allow {_names(indexes)}"
         case m.Step(name=name, action=action, clauses=options):
             return " ".join([f"step {name.value} = {_clause(action)}", *(_clause(o) for o in options)])
         # step actions and options
@@ -231,6 +245,8 @@ def _clause(node: m.Node) -> str:
             return f"sleep {duration.text}"
         case m.WaitEvent(event=event):
             return f"wait event {quote(event.value)}"
+        case m.Search(index=index, query=query, top=top):
+            return f"search {index.value} {quote(query.value)}" + (f" top {top.text}" if top else "")
         case m.Retry(count=count):
             return f"retry {count.text}"
         case m.Backoff(strategy=strategy, delay=delay):

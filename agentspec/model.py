@@ -107,6 +107,20 @@ class Store(Node):
     name: Name
 
 
+# ───────────────────────────── retrieval indexes ─────────────────────────────
+
+
+class Keyword(Node):
+    pass
+
+
+class Semantic(Node):
+    tier: Name
+
+
+IndexClause = Keyword | Semantic
+
+
 # ───────────────────────────── model tiers ─────────────────────────────
 
 
@@ -148,8 +162,10 @@ class Block(Node):
         return [c for c in self.clauses if isinstance(c, kind)]
 
     def first(self, kind: type[C]) -> C | None:
-        found = self.clauses_of(kind)
-        return found[0] if found else None
+        for clause in self.clauses:
+            if isinstance(clause, kind):
+                return clause
+        return None
 
 
 class Tier(Block):
@@ -220,8 +236,27 @@ class MaxResponse(Node):
     size: Quantity
 
 
+class Artifact(Node):
+    """`artifact in STORE [field NAME] [show [NAME, ...]]`: the result (or a field) kept aside, a projection shown."""
+
+    store: Name
+    field: Name | None = None
+    show: tuple[Name, ...] | None = None
+
+
 ToolClause = (
-    Endpoint | Risk | ReadOnly | Idempotency | Timeout | Compensate | RunAs | Args | Returns | Headers | MaxResponse
+    Endpoint
+    | Risk
+    | ReadOnly
+    | Idempotency
+    | Timeout
+    | Compensate
+    | RunAs
+    | Args
+    | Returns
+    | Headers
+    | MaxResponse
+    | Artifact
 )
 
 
@@ -270,6 +305,14 @@ class PiiPattern(Node):
     regex: Str
 
 
+class StoresWrite(Node):
+    stores: tuple[Name, ...]
+
+
+class IndexesAllow(Node):
+    indexes: tuple[Name, ...]
+
+
 class StepArg(Node):
     name: Name
     template: Str
@@ -293,6 +336,14 @@ class WaitEvent(Node):
     event: Str
 
 
+class Search(Node):
+    """`search INDEX "QUERY TEMPLATE" [top N]`: a task step querying a retrieval index."""
+
+    index: Name
+    query: Str
+    top: Quantity | None = None
+
+
 class Retry(Node):
     count: Quantity
 
@@ -302,7 +353,7 @@ class Backoff(Node):
     delay: Quantity | None = None
 
 
-StepAction = Call | Infer | Sleep | WaitEvent
+StepAction = Call | Infer | Sleep | WaitEvent | Search
 StepOption = Retry | Backoff | Timeout
 
 
@@ -361,7 +412,20 @@ class Slo(Block):
     clauses: tuple[SloClause, ...]
 
 
-WorkflowClause = Route | ToolsAllow | OutboundAllow | Policy | Affinity | Checkpoint | PiiMask | PiiPattern | Step | Slo
+WorkflowClause = (
+    Route
+    | ToolsAllow
+    | OutboundAllow
+    | Policy
+    | Affinity
+    | Checkpoint
+    | PiiMask
+    | PiiPattern
+    | StoresWrite
+    | IndexesAllow
+    | Step
+    | Slo
+)
 
 
 class Workflow(Block):
@@ -372,7 +436,14 @@ class Workflow(Block):
 
 # ───────────────────────────── files ─────────────────────────────
 
-AgentItem = Owner | Auth | Audit | Tenant | Store | Tier | Identity | Tool | Workflow
+
+class Index(Block):
+    name: Name
+    store: Name
+    clauses: tuple[IndexClause, ...]
+
+
+AgentItem = Owner | Auth | Audit | Tenant | Store | Tier | Identity | Tool | Index | Workflow
 LibraryItem = Tier | Identity | Tool
 
 
@@ -426,6 +497,12 @@ class RField(Resolved):
     optional: bool
 
 
+class RArtifact(Resolved):
+    store: str
+    field: str | None
+    show: tuple[str, ...] | None
+
+
 class RTool(Resolved):
     name: str
     method: str
@@ -442,12 +519,16 @@ class RTool(Resolved):
     args: tuple[RField, ...]
     returns: tuple[RField, ...] | None
     max_response_bytes: int
+    artifact: RArtifact | None = None
 
 
 class RStep(Resolved):
     name: str
-    kind: Literal["call", "infer", "sleep", "wait"]
+    kind: Literal["call", "infer", "sleep", "wait", "search"]
     tool: str | None = None
+    index: str | None = None
+    query: str | None = None
+    top: int | None = None
     args: tuple[tuple[str, str], ...] | None = None
     tier: str | None = None
     prompt: str | None = None
@@ -492,6 +573,15 @@ class RWorkflow(Resolved):
     pii_patterns: tuple[tuple[str, str], ...]
     steps: tuple[RStep, ...]
     slo: RSlo
+    writes: tuple[str, ...] = ()
+    indexes: tuple[str, ...] = ()
+
+
+class RIndex(Resolved):
+    name: str
+    store: str
+    keyword: bool
+    semantic_tier: str | None
 
 
 class RSpec(Resolved):
@@ -512,6 +602,7 @@ class RSpec(Resolved):
     tools: tuple[RTool, ...]
     workflows: tuple[RWorkflow, ...]
     files: tuple[str, ...]
+    indexes: tuple[RIndex, ...] = ()
 
     @cached_property
     def _tools_by_name(self) -> dict[str, RTool]:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from pydantic import BaseModel
 
+from agentspec import lalr
 from agentspec import model as m
 from agentspec.diagnostics import Diagnostic, error
 from agentspec.gcpause import paused
@@ -65,6 +67,12 @@ def parse(text: str, path: str = "<input>") -> ParseResult:
     """Parse one file's text. Never raises on bad input: problems come back as diagnostics."""
     lark = parser()
     with paused():
+        transformer = ToModel(path)
+        spec = lalr.run(lark, text, transformer)
+        if spec is not None:
+            return ParseResult(spec, transformer.diagnostics, _comments(text))
+        # Lark's own parser, for the syntax error it raises (or, should the fast path ever refuse
+        # what Lark accepts, for the model).
         try:
             tree = lark.parse(text)
         except UnexpectedInput as exc:
@@ -106,15 +114,25 @@ def _comments(text: str) -> list[Comment]:
 # ───────────────────────────── spans and leaves ─────────────────────────────
 
 
+# The four slots every pydantic model instance has, set through their descriptors (cheaper than
+# object.__setattr__ by name, half a million times).
+_SLOTS = BaseModel.__dict__
+_set_dict = _SLOTS["__dict__"].__set__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
+_new = object.__new__
+
+
 def _node(cls, **fields):
     """Build a model node without validation: the transformer passes well-typed values, and
     validating a 50,000-line spec's half a million nodes costs seconds (BaseModel.model_construct
     does the same, more slowly, by also looking up defaults: every field is passed here)."""
-    node = object.__new__(cls)
-    object.__setattr__(node, "__dict__", fields)
-    object.__setattr__(node, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(node, "__pydantic_extra__", None)
-    object.__setattr__(node, "__pydantic_private__", None)
+    node = _new(cls)
+    _set_dict(node, fields)
+    _set_fields_set(node, set(fields))
+    _set_extra(node, None)
+    _set_private(node, None)
     return node
 
 
@@ -154,8 +172,13 @@ def _rule(method):
     """Give a rule method its span and its content children (keywords and Nones dropped)."""
 
     def wrapper(self: ToModel, children: list):
-        first = next((c for c in children if c is not None), None)
-        last = next((c for c in reversed(children) if c is not None), None)
+        # A rule's first and last children are rarely placeholders (None): look past them only then.
+        first = children[0] if children else None
+        if first is None:
+            first = next((c for c in children if c is not None), None)
+        last = children[-1] if children else None
+        if last is None:
+            last = next((c for c in reversed(children) if c is not None), None)
         kids = [c for c in children if c is not None and not (type(c) is Token and c.type not in _CONTENT)]
         return method(self, self._between(first, last), kids)
 
@@ -277,6 +300,21 @@ class ToModel(Transformer):
         kind, name = kids
         return _node(m.Store, span=span, kind=self._word(kind), name=self._name(name))
 
+    # retrieval indexes --------------------------------------------------------
+
+    @_rule
+    def index(self, span, kids):
+        name, store, *clauses = kids
+        return _node(m.Index, span=span, name=self._name(name), store=self._name(store), clauses=tuple(clauses))
+
+    @_rule
+    def keyword(self, span, kids):
+        return _node(m.Keyword, span=span)
+
+    @_rule
+    def semantic(self, span, kids):
+        return _node(m.Semantic, span=span, tier=self._name(kids[0]))
+
     # tiers ------------------------------------------------------------------
 
     @_rule
@@ -361,6 +399,14 @@ class ToModel(Transformer):
         return _node(m.MaxResponse, span=span, size=kids[0])
 
     @_rule
+    def artifact(self, span, kids):
+        # `field NAME` is a token, `show [...]` a bracketed list: each optional, in this order.
+        store, *rest = kids
+        field = next((self._name(k) for k in rest if isinstance(k, Token)), None)
+        show = next((k for k in rest if isinstance(k, Bracketed)), None)
+        return _node(m.Artifact, span=span, store=self._name(store), field=field, show=show)
+
+    @_rule
     def shape(self, span, kids):
         return _seq(kids, span)
 
@@ -419,6 +465,14 @@ class ToModel(Transformer):
         return _node(m.PiiPattern, span=span, name=self._name(name), regex=self._str(regex))
 
     @_rule
+    def stores_write(self, span, kids):
+        return _node(m.StoresWrite, span=span, stores=kids[0])
+
+    @_rule
+    def indexes_allow(self, span, kids):
+        return _node(m.IndexesAllow, span=span, indexes=kids[0])
+
+    @_rule
     def step(self, span, kids):
         name, action, *options = kids
         return _node(m.Step, span=span, name=self._name(name), action=action, clauses=tuple(options))
@@ -456,6 +510,11 @@ class ToModel(Transformer):
     @_rule
     def wait_event(self, span, kids):
         return _node(m.WaitEvent, span=span, event=self._str(kids[0]))
+
+    @_rule
+    def search(self, span, kids):
+        index, query, *top = kids
+        return _node(m.Search, span=span, index=self._name(index), query=self._str(query), top=top[0] if top else None)
 
     @_rule
     def retry(self, span, kids):
@@ -573,7 +632,7 @@ _VALUE_AFTER = [
     (re.compile(r"\b(success\s*[<>]=?|hit\s*[<>]=?|drop|denied\s*[<>]=?)\s*$"), "a percentage such as `99.5%`"),
     (re.compile(r"\btask\s*[<>]=?\s*$"), "an amount of money such as `$0.02`"),
     (re.compile(r"\bresponse\s*$"), "a size such as `512KiB`"),
-    (re.compile(r"\b(retry|every|version|in|out)\s*$"), "a number"),
+    (re.compile(r"\b(retry|every|version|in|out|top)\s*$"), "a number"),
 ]
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "INSTANCE_ID_MAX",
     "INSTANCE_ID_SUFFIX",
     "MAX_SLEEP_MS",
+    "SEARCH_FIELDS",
+    "SEARCH_TOP",
     "STEP_RESULT_MAX",
 ]
 
@@ -33,3 +35,7 @@ DEFAULT_MAX_RESPONSE = 256 * 1024
 
 # PII classes the runtime's masker knows without a pattern.
 BUILTIN_PII = ("email", "phone", "card", "ip", "iban")
+
+# A `search` step's results, unless it says `top N`; and the fields of its result (flat, as every step's).
+SEARCH_TOP = 5
+SEARCH_FIELDS = ("count", "top_ref", "top_score", "top_snippet", "results_json")

@@ -21,7 +21,7 @@ from agentspec import model as m
 from agentspec import policy_schema as s
 from agentspec.policy_schema import FORMAT, PolicyTables
 from agentspec.policy_schema import load_policy as load_policy
-from agentspec.targets.cloudflare import binding_name, workflow_binding
+from agentspec.targets.cloudflare import EMBEDDING_MODELS, binding_name, vector_binding, workflow_binding
 
 # The runtime's request limits (docs/runtime.md, "Error codes"): a body over this is a 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -33,10 +33,25 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Fields added to the resolved model after specs were first hashed: left out of the hash while unset, so a
+# spec that uses none of them keeps the hash it had.
+_LATER_FIELDS = frozenset({"artifact", "index", "query", "top", "writes", "indexes"})
+
+
+def _without_unset_later(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _without_unset_later(v) for k, v in value.items() if not (k in _LATER_FIELDS and (v is None or v == []))
+        }
+    if isinstance(value, list):
+        return [_without_unset_later(v) for v in value]
+    return value
+
+
 def spec_hash(spec: m.RSpec) -> str:
     # An unsigned spec hashes as it did before `audit` existed: adding the field changed no deployed hash.
     exclude = {"files"} if spec.signing_secret is not None else {"files", "signing_secret"}
-    meaning = spec.model_dump(mode="json", exclude=exclude)
+    meaning = _without_unset_later(spec.model_dump(mode="json", exclude=exclude))
     return "sha256:" + hashlib.sha256(canonical_json(meaning).encode()).hexdigest()
 
 
@@ -66,7 +81,20 @@ def policy_model(spec: m.RSpec) -> s.PolicyTables:
         identities={name: s.Identity(secrets=list(secrets)) for name, secrets in spec.identities},
         tools={t.name: _tool(t) for t in spec.tools},
         workflows={w.name: _workflow(w) for w in spec.workflows},
+        indexes={i.name: _index(i, spec) for i in spec.indexes},
     )
+
+
+def _index(i: m.RIndex, spec: m.RSpec) -> s.IndexSpec:
+    semantic = None
+    if i.semantic_tier is not None:
+        models = spec.tier(i.semantic_tier).models
+        semantic = s.SemanticSpec(
+            tier=i.semantic_tier,
+            dimensions=EMBEDDING_MODELS[models[0]],
+            vector_binding=vector_binding(i.name),
+        )
+    return s.IndexSpec(store=i.store, keyword=i.keyword, semantic=semantic)
 
 
 def _tier(t: m.RTier) -> s.Tier:
@@ -98,6 +126,16 @@ def _tool(t: m.RTool) -> s.ToolSpec:
         args=_fields(t.args),
         returns=_fields(t.returns) if t.returns is not None else None,
         max_response_bytes=t.max_response_bytes,
+        artifact=(
+            s.ArtifactSpec(
+                store=t.artifact.store,
+                binding=binding_name(t.artifact.store),
+                field=t.artifact.field,
+                show=list(t.artifact.show) if t.artifact.show is not None else None,
+            )
+            if t.artifact
+            else None
+        ),
     )
 
 
@@ -120,6 +158,8 @@ def _workflow(w: m.RWorkflow) -> s.Workflow:
         steps=[s.Step.model_validate(step.model_dump(exclude_none=True)) for step in w.steps],
         task_binding=workflow_binding(w.name) if w.steps else None,
         slo=s.SloTable.model_validate(w.slo.model_dump(exclude_none=True)),
+        writes=list(w.writes),
+        indexes=list(w.indexes),
     )
 
 

@@ -38,7 +38,7 @@ FieldSpec = TypeAliasType(
     # The declared type of a tool argument or return field; a trailing "?" marks it optional.
 )
 Backoff = TypeAliasType("Backoff", Literal["constant", "linear", "exponential"])
-StepKind = TypeAliasType("StepKind", Literal["call", "infer", "sleep", "wait"])
+StepKind = TypeAliasType("StepKind", Literal["call", "infer", "sleep", "wait", "search"])
 Mode = TypeAliasType("Mode", Literal["enforce", "shadow"])
 
 
@@ -117,6 +117,38 @@ class Identity(Table):
     secrets: list[str]
 
 
+def _empty(value: Any) -> bool:
+    """Left out of the tables when unset: a spec that keeps no artifacts has the tables it always had."""
+    return value is None or value == [] or value == {}
+
+
+class ArtifactSpec(Table):
+    """What a tool keeps aside: its result, or one field of it, written to an R2 store; the model gets `show`."""
+
+    store: str = Field(description="The store's name in the spec (its key in `stores`).")
+    binding: str = Field(description="The R2 bucket's binding in `env`.")
+    field: str | None = Field(description="The result field kept as the artifact's body; null: the whole result.")
+    show: list[str] | None = Field(
+        description="The result fields the model receives beside the reference; null: every field but `field`."
+    )
+
+
+class SemanticSpec(Table):
+    tier: str = Field(description="The tier whose models embed documents and queries, tried in order.")
+    dimensions: int
+    vector_binding: str = Field(
+        description="The Vectorize binding in `env` (deployed); absent there, vectors stay in the index's object."
+    )
+
+
+class IndexSpec(Table):
+    """A retrieval index over the artifacts of one R2 store, per tenant."""
+
+    store: str
+    keyword: bool = Field(description="Full-text (SQLite FTS5, BM25) over each artifact's body.")
+    semantic: SemanticSpec | None = None
+
+
 class ToolSpec(Table):
     method: str
     url: str = Field(description="URL template; `{name}` placeholders are filled from the call's arguments.")
@@ -140,6 +172,7 @@ class ToolSpec(Table):
         description="The declared result shape; null when the tool declares none (its JSON object is passed on whole)."
     )
     max_response_bytes: int | None = None
+    artifact: ArtifactSpec | None = Field(default=None, exclude_if=_empty)
 
 
 class Step(_OmitNone):
@@ -155,6 +188,9 @@ class Step(_OmitNone):
     prompt: str | None = Field(default=None, description="kind infer: the prompt template.")
     event: str | None = Field(default=None, description="kind wait: the event type the step waits for.")
     duration_ms: int | None = Field(default=None, description="kind sleep: how long the step sleeps.")
+    index: str | None = Field(default=None, description="kind search: the index to query.")
+    query: str | None = Field(default=None, description="kind search: the query template.")
+    top: int | None = Field(default=None, description="kind search: how many results at most.")
     retries: int
     backoff: Backoff
     delay_ms: int
@@ -211,6 +247,12 @@ class Workflow(Table):
         default=None, description="The Workflow binding in `env` that runs the steps; null when there are none."
     )
     slo: SloTable | None = None
+    writes: list[str] = Field(
+        default_factory=list, exclude_if=_empty, description="The stores the workflow may keep artifacts in."
+    )
+    indexes: list[str] = Field(
+        default_factory=list, exclude_if=_empty, description="The indexes its turns and steps may search."
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -232,6 +274,7 @@ class PolicyTables(Table):
     identities: dict[str, Identity]
     tools: dict[str, ToolSpec]
     workflows: dict[str, Workflow]
+    indexes: dict[str, IndexSpec] = Field(default_factory=dict, exclude_if=_empty)
 
     @model_serializer(mode="wrap")
     def _omit_unsigned(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -13,6 +13,7 @@ a call's arguments that do not match its tool (E0611, E0612), an option a step c
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,8 @@ from agentspec.platform import (
     DEFAULT_TOOL_TIMEOUT_MS,
     DEFAULT_TTL_MS,
     DEFAULT_WAIT_TIMEOUT_MS,
+    SEARCH_FIELDS,
+    SEARCH_TOP,
 )
 
 _NOWHERE = m.Span(file="", line=1, column=1, end_line=1, end_column=1, start=0, end=0)
@@ -56,7 +59,14 @@ def _clause_kinds(block: type[m.Block]) -> tuple[type, ...]:
     return tuple(k for k in get_args(union) or (union,) if k not in _REPEATABLE)
 
 
-ONCE: dict[type, tuple[type, ...]] = {b: _clause_kinds(b) for b in (m.Tier, m.Tool, m.Workflow, m.Step, m.Slo)}
+ONCE: dict[type, tuple[type, ...]] = {b: _clause_kinds(b) for b in (m.Tier, m.Tool, m.Index, m.Workflow, m.Step, m.Slo)}
+
+
+@functools.cache
+def _kinds_of(kinds: tuple[type, ...], clause: type) -> tuple[type, ...]:
+    """The kinds among `kinds` that a clause of this type is one of (isinstance), worked out once per pair."""
+    return tuple(k for k in kinds if issubclass(clause, k))
+
 
 # How a diagnostic names a clause: its keyword, as the grammar writes it.
 CLAUSE_NAMES: dict[type, str] = {
@@ -71,6 +81,11 @@ CLAUSE_NAMES: dict[type, str] = {
     m.Returns: "`returns`",
     m.Headers: "`headers`",
     m.MaxResponse: "`max response`",
+    m.Artifact: "`artifact`",
+    m.Keyword: "`keyword`",
+    m.Semantic: "`semantic`",
+    m.StoresWrite: "`stores write`",
+    m.IndexesAllow: "`indexes allow`",
     m.Primary: "`primary`",
     m.Fallback: "`fallback`",
     m.Price: "`price`",
@@ -147,10 +162,12 @@ class Resolution:
     identities: dict[str, m.Identity] = field(default_factory=dict)
     tools: dict[str, m.Tool] = field(default_factory=dict)
     stores: dict[str, m.Store] = field(default_factory=dict)
+    indexes: dict[str, m.Index] = field(default_factory=dict)
     workflows: dict[str, m.Workflow] = field(default_factory=dict)
     secrets_declared: set[str] = field(default_factory=set)
     r_tiers: dict[str, m.RTier] = field(default_factory=dict)
     r_tools: dict[str, m.RTool] = field(default_factory=dict)
+    r_indexes: dict[str, m.RIndex] = field(default_factory=dict)
     sites: list[WorkflowSite] = field(default_factory=list)
     spec: m.RSpec | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
@@ -261,7 +278,15 @@ class _Resolver:
 
     def once(self, block: m.Block, where: str) -> None:
         """E0006 for a clause given twice: the second would silently win."""
-        for kind in ONCE[type(block)]:
+        kinds = ONCE[type(block)]
+        # One pass counting the clauses of each kind; only a kind given twice is listed again.
+        counts: dict[type, int] = {}
+        for clause in block.clauses:
+            for kind in _kinds_of(kinds, type(clause)):
+                counts[kind] = counts.get(kind, 0) + 1
+        for kind in kinds:
+            if counts.get(kind, 0) < 2:
+                continue
             extra: m.Node
             for extra in block.clauses_of(kind)[1:]:
                 name = CLAUSE_NAMES.get(kind, kind.__name__.lower())
@@ -294,6 +319,10 @@ class _Resolver:
             resolved = self.resolve_tool(tool)
             if resolved is not None:
                 res.r_tools[tool.name.value] = resolved
+        for index in res.indexes.values():
+            r_index = self.resolve_index(index)
+            if r_index is not None:
+                res.r_indexes[index.name.value] = r_index
         res.sites = [self.resolve_workflow(w) for w in res.workflows.values()]
         if isinstance(body, m.Agent):
             res.spec = self.resolve_agent(body, [s.resolved for s in res.sites if s.resolved is not None])
@@ -327,6 +356,7 @@ class _Resolver:
             m.Identity: (res.identities, "identity"),
             m.Tool: (res.tools, "tool"),
             m.Store: (res.stores, "store"),
+            m.Index: (res.indexes, "index"),
             m.Workflow: (res.workflows, "workflow"),
         }
         for item in items:
@@ -423,6 +453,7 @@ class _Resolver:
         secrets = self.header_secrets(headers, where)
         timeout = tool.first(m.Timeout)
         max_bytes = self.max_response(tool.first(m.MaxResponse))
+        artifact = self.artifact(tool.first(m.Artifact), returns, where)
         if endpoint is None or risk is None:
             return None
         return m.RTool(
@@ -444,6 +475,49 @@ class _Resolver:
             if returns
             else None,
             max_response_bytes=max_bytes,
+            artifact=artifact,
+        )
+
+    def artifact(self, clause: m.Artifact | None, returns: m.Returns | None, where: str) -> m.RArtifact | None:
+        """A tool's `artifact` clause: its store declared, its field and `show` fields among the declared result
+        fields (unchecked when the tool declares no `returns`). The store's kind is the retrieval pass's E0407."""
+        if clause is None:
+            return None
+        if clause.store.value not in self.res.stores:
+            self.undefined("store", clause.store, self.res.stores)
+        declared = [f.name.value for f in returns.fields] if returns else None
+        named = ([clause.field] if clause.field else []) + list(clause.show or ())
+        for ref in named if declared is not None else ():
+            if ref.value not in declared:  # type: ignore[operator]
+                self.undefined(f"result field of {where}", ref, declared or ())
+        show = tuple(n.value for n in clause.show) if clause.show is not None else None
+        if clause.field is not None and show is not None and clause.field.value in show:
+            self.add("E0101", "kept-and-shown", clause.field.span, field=clause.field.value)
+        return m.RArtifact(store=clause.store.value, field=clause.field.value if clause.field else None, show=show)
+
+    # retrieval indexes --------------------------------------------------------
+
+    def resolve_index(self, index: m.Index) -> m.RIndex | None:
+        where = f"index `{index.name.value}`"
+        self.once(index, where)
+        ok = True
+        if index.store.value not in self.res.stores:
+            self.undefined("store", index.store, self.res.stores)
+            ok = False
+        semantic = index.first(m.Semantic)
+        if semantic is not None and semantic.tier.value not in self.res.tiers:
+            self.undefined("model tier", semantic.tier, self.res.tiers)
+            ok = False
+        keyword = index.first(m.Keyword) is not None
+        if not keyword and semantic is None:
+            self.add("E0007", "no-index-kind", index.name.span, where=where)
+        if not ok:
+            return None
+        return m.RIndex(
+            name=index.name.value,
+            store=index.store.value,
+            keyword=keyword,
+            semantic_tier=semantic.tier.value if semantic else None,
         )
 
     def key_placeholders(self, idem: m.Idempotency, arg_names: set[str], where: str) -> None:
@@ -536,6 +610,8 @@ class _Resolver:
         patterns = self.pii_patterns(wf)
         pii_classes = self.pii_classes(wf, patterns)
         slo = self.resolve_slo(wf, where)
+        writes = self.listed(wf.first(m.StoresWrite), self.res.stores, "store")
+        indexes = self.listed(wf.first(m.IndexesAllow), self.res.indexes, "index")
         resolved = None
         if turn_tier is not None:
             resolved = m.RWorkflow(
@@ -556,6 +632,8 @@ class _Resolver:
                 pii_patterns=tuple((k, p.regex.value) for k, p in patterns.items()),
                 steps=tuple(s.resolved for s in steps),
                 slo=slo,
+                writes=tuple(writes),
+                indexes=tuple(indexes),
             )
         return WorkflowSite(
             node=wf,
@@ -589,6 +667,21 @@ class _Resolver:
             allow_refs[ref.value] = ref
             allowed.append(ref.value)
         return allowed, allow_refs
+
+    def listed(self, clause: m.StoresWrite | m.IndexesAllow | None, table: Mapping[str, Any], kind: str) -> list[str]:
+        """The declared names of a `stores write` or `indexes allow` list: E0102 for an undeclared one, E0101 twice."""
+        if clause is None:
+            return []
+        refs = clause.stores if isinstance(clause, m.StoresWrite) else clause.indexes
+        out: list[str] = []
+        for ref in refs:
+            if ref.value not in table:
+                self.undefined(kind, ref, table)
+            elif ref.value in out:
+                self.add("E0101", "listed-twice-kind", ref.span, kind=kind, name=ref.value)
+            else:
+                out.append(ref.value)
+        return out
 
     def outbound(self, wf: m.Workflow) -> list[str]:
         outbound = wf.first(m.OutboundAllow)
@@ -760,6 +853,16 @@ class _Resolver:
                 {"kind": "infer", "tier": action.tier.value, "prompt": action.prompt.value},
                 {"text"},
                 default_timeout,
+            )
+        if isinstance(action, m.Search):
+            if action.index.value not in self.res.indexes:
+                self.undefined("index", action.index, self.res.indexes)
+            self.check_template(action.query, earlier, where)
+            top = self.whole(action.top, "a result count", 1) if action.top else None
+            return (
+                {"kind": "search", "index": action.index.value, "query": action.query.value, "top": top or SEARCH_TOP},
+                set(SEARCH_FIELDS),
+                DEFAULT_TOOL_TIMEOUT_MS,
             )
         if isinstance(action, m.Sleep):
             duration = self.duration(action.duration, "a sleep")
@@ -942,4 +1045,5 @@ class _Resolver:
             tools=tuple(res.r_tools.values()),
             workflows=tuple(workflows),
             files=self.files(),
+            indexes=tuple(res.r_indexes.values()),
         )

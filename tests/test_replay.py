@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from agentspec.policy import tables
 from agentspec.sim import traffic as traffic_mod
 from agentspec.trace import synthetic
 from agentspec.trace.fleet import pull_all
-from agentspec.trace.replay import ReplayInputError, candidate_tables
+from agentspec.trace.replay import INDEX_FILE, ReplayInputError, candidate_tables
 from agentspec.trace.replay import load as load_recorded
 from agentspec.trace.verify import record_hash
 
@@ -316,3 +317,20 @@ def test_a_forged_but_consistent_chain_is_drift(export: Path, tmp_path: Path, ca
     assert [(d["workflow"], d["tool"], d["recorded"]["rule"], d["now"]["rule"], d["count"]) for d in body["drift"]] == [
         ("orders", "issue_refund", "tools.allow", "tools.allowlist", forged)
     ]
+
+
+def test_a_second_replay_reads_the_index_until_a_decision_file_changes(
+    export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy_ = tmp_path / "export"
+    shutil.copytree(export, copy_)
+    (copy_ / INDEX_FILE).unlink(missing_ok=True)
+    _, first = _json(capsys, str(copy_))
+    index = json.loads((copy_ / INDEX_FILE).read_text())
+    index["outcomes"] = 7  # a marker: read back only if the index is used
+    (copy_ / INDEX_FILE).write_text(json.dumps(index))
+    assert _json(capsys, str(copy_))[1]["outcomes"] == 7
+    part = sorted(copy_.glob("decisions/*/*/*.ndjson"))[0]
+    part.write_bytes(part.read_bytes())  # same records, a new mtime: the index no longer vouches for them
+    os.utime(part, ns=(1, 1))
+    assert _json(capsys, str(copy_))[1] == first

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections import defaultdict
 from itertools import pairwise
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from agentspec.cli import main
-from agentspec.report.engine import open_export
+from agentspec.report.engine import ANALYSIS_DIR, ReportInputError, open_export, write_analysis_copy
 from agentspec.report.figures import compute
 from agentspec.report.synthetic import generate
 from agentspec.trace.fleet import check_chains, pull_all
@@ -253,3 +254,75 @@ def test_the_review_trusts_a_pull_only_for_files_unchanged_since(export: Path, t
     part.write_text("".join(json.dumps(e) + "\n" for e in events))
     assert _report(str(out), "-o", str(tmp_path / "b.html")) == 0
     assert 'data-figure="chains.broken" class="bad">1<' in (tmp_path / "b.html").read_text()
+
+
+# ── the analysis copy (Parquet, written at pull time) ─────────────────────────
+
+
+def test_a_pull_writes_an_analysis_copy_that_gives_the_same_figures(export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["trace", "pull", "--all", "--url", str(export), "-o", str(out)]) == 0
+    copies = sorted(p.relative_to(out / ANALYSIS_DIR) for p in (out / ANALYSIS_DIR).rglob("*.parquet"))
+    assert copies == sorted(p.relative_to(export).with_suffix(".parquet") for p in export.rglob("*.ndjson"))
+    from_ndjson = compute(open_export(export)).tables
+    assert compute(open_export(out)).tables == from_ndjson
+    # A batch delivered twice, pulled: its copy is made too, and still no figure changes.
+    part = sorted(export.glob("traces/*/*/*.ndjson"))[0]
+    src = tmp_path / "src"
+    shutil.copytree(export, src)
+    shutil.copyfile(part, src / part.relative_to(export).with_name("part-redelivered.ndjson"))
+    assert pull_all(str(src), out).fetched == [part.relative_to(export).with_name("part-redelivered.ndjson").as_posix()]
+    assert compute(open_export(out)).tables == from_ndjson
+
+
+def test_the_copy_is_not_trusted_for_a_file_changed_since(export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["trace", "pull", "--all", "--url", str(export), "-o", str(out)]) == 0
+    part = sorted(out.glob("traces/*/*/*.ndjson"))[0]
+    events = [json.loads(line) for line in part.open()]
+    events[0]["data"]["latency_ms"] = 10**9  # an outlier only the NDJSON holds now
+    part.write_text("".join(json.dumps(e) + "\n" for e in events))
+    latency = compute(open_export(out)).by_workflow("latency")
+    assert latency[events[0]["workflow"]]["max"] == 10**9
+    # Rewritten after the pull with another schema: named, as for an export never pulled.
+    events[0]["schema"] = 2
+    part.write_text("".join(json.dumps(e) + "\n" for e in events))
+    with pytest.raises(ReportInputError, match=re.escape(str(part.relative_to(out))) + ".*schema 2"):
+        open_export(out)
+
+
+def test_a_copied_file_of_another_schema_is_named(export: Path, tmp_path: Path) -> None:
+    # The copy keeps each event's schema and file: an old pull's copy of a schema-2 file is refused by name.
+    out = tmp_path / "out"
+    shutil.copytree(export, out)
+    part = sorted(out.glob("decisions/*/*/*.ndjson"))[0]
+    events = [json.loads(line) for line in part.open()]
+    events[-1]["schema"] = 2
+    part.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert write_analysis_copy(out) == []
+    with pytest.raises(ReportInputError, match=re.escape(f"`{part}` has export schema 2")):
+        open_export(out)
+
+
+def test_a_truncated_file_is_left_uncopied_and_named(
+    export: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(export, out)
+    part = sorted(out.glob("traces/*/*/*.ndjson"))[0]
+    text = part.read_text()
+    part.write_text(text[: text.index("\n", len(text) // 2) + 20])
+    assert write_analysis_copy(out) == [part.relative_to(out).as_posix()]
+    code = _report(str(out), "-o", str(out / "r.html"))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert f"`{part}` is not valid NDJSON" in err, err
+
+
+def test_a_damaged_copy_falls_back_to_the_ndjson(export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(export, out)
+    assert write_analysis_copy(out) == []
+    copy = sorted((out / ANALYSIS_DIR).rglob("*.parquet"))[0]
+    copy.write_bytes(copy.read_bytes()[:100])
+    assert compute(open_export(out)).tables == compute(open_export(export)).tables

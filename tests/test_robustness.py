@@ -454,3 +454,17 @@ def test_huge_retry_count_does_not_hang(tree: Path) -> None:
     with time_guard(3.0, path), contextlib.redirect_stdout(out):
         code = main(["check", path, "--format", "json"])
     assert code in (0, 1)
+
+
+def test_lone_surrogate_pii_pattern_is_a_diagnostic() -> None:
+    """`"\\ud800"` decodes to a lone surrogate, which the regex engine cannot take as UTF-8: E0405, not a crash
+    (found by the formatter's property test)."""
+    from agentspec.check import check
+    from agentspec.load import load_text
+
+    text = (
+        'agent a version 1 { auth bearer secret T tenant header "x-t" model tier t { primary "m" }\n'
+        '  workflow w class c { pii pattern d "\\ud800" pii mask [d] before persist } }\n'
+    )
+    found = [(d.code, d.message) for d in check(load_text(text, "s.agent")).diagnostics]
+    assert found == [("E0405", "PII pattern `d` contains a lone UTF-16 surrogate, which is not text")]

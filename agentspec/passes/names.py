@@ -49,7 +49,8 @@ def check(res: Resolution) -> Iterator[Diagnostic]:
 
 def _declared_names(res: Resolution) -> Iterator[tuple[str, m.Name]]:
     """Every name the spec declares that the runtime uses as an object key, with what it names."""
-    for kind, table in (("tool", res.tools), ("model tier", res.tiers), ("workflow", res.workflows)):
+    tables = (("tool", res.tools), ("model tier", res.tiers), ("workflow", res.workflows), ("index", res.indexes))
+    for kind, table in tables:
         for decl in table.values():
             yield kind, decl.name
     for store in res.stores.values():
@@ -97,6 +98,9 @@ def _env_collisions(res: Resolution) -> Iterator[Diagnostic]:
     named: list[tuple[str, m.Name, str]] = [
         (target.binding_name(s.name.value), s.name, f"store `{s.name.value}`") for s in res.stores.values()
     ]
+    for index in res.indexes.values():
+        if index.first(m.Semantic):
+            named.append((target.vector_binding(index.name.value), index.name, f"index `{index.name.value}`"))
     for wf in res.workflows.values():
         if wf.clauses_of(m.Step):
             binding = target.workflow_binding(wf.name.value)

@@ -84,6 +84,9 @@ def regex_problem(pattern: str) -> str | None:
     brace = re.search(r"(?<!\\)\{,[0-9]+\}", pattern)
     if brace:
         return f"uses `{brace.group()}`, which JavaScript reads as literal text, not as a repetition"
+    if re.search("[\ud800-\udfff]", pattern):
+        # A lone surrogate (`"\ud800"` in the spec) cannot be handed to the regex engine as UTF-8.
+        return "contains a lone UTF-16 surrogate, which is not text"
     try:
         compiled = compile_pattern(pattern)
     except regress.RegressError as exc:

@@ -5,17 +5,27 @@ from the Hive layout with `read_json`.
 The SQL here names only paths under the root, so the same statements run over the files in R2 (through R2's S3
 API and DuckDB's httpfs extension) once a fleet outgrows one machine. Every event is counted once by its id: a
 batch the queue delivered twice, or an event sent twice, changes no figure.
+
+The analysis copy: parsing NDJSON is most of a review's time (1.7 GB for a million turns), so `trace pull --all`
+also writes each export file's rows, already projected to the columns the analysis reads, as Parquet under
+`DIR/.agentspec-analysis/` (same layout, `.parquet`), with the size and mtime of the NDJSON file each came from.
+A local export is read from the Parquet file of every NDJSON file unchanged since, and from the NDJSON itself
+otherwise (a file edited after the pull, or a directory never pulled): the NDJSON stays the record, the Parquet
+is a cache of it, and both give the same rows (the same `_SELECT`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from agentspec.trace.fleet import EXPORT_SCHEMA
+from agentspec.trace.fleet import EXPORT_SCHEMA, KINDS, export_files
 
 # The envelope every export line has; `workflow` and `dt` come from the object's partition path.
 _ENVELOPE = "schema: 'INTEGER', kind: 'VARCHAR', id: 'VARCHAR', ts: 'VARCHAR', tenant: 'VARCHAR', "
@@ -84,10 +94,14 @@ def glob_of(root: str, kind: str) -> str:
 
 def read_sql(root: str, kind: str) -> str:
     """`read_json` over one kind's files in the Hive layout: the statement that also runs over R2."""
-    path = glob_of(root, kind).replace("'", "''")
+    return _read_json("'" + glob_of(root, kind).replace("'", "''") + "'", kind)
+
+
+def _read_json(files: str, kind: str) -> str:
+    """`read_json` of `files` (a quoted glob or a list literal) with the envelope and `kind`'s typed `data`."""
     columns = "{" + _ENVELOPE + f", data: '{_DATA[kind]}'" + "}"
     return (
-        f"read_json('{path}', format = 'newline_delimited', hive_partitioning = true, filename = true, "
+        f"read_json({files}, format = 'newline_delimited', hive_partitioning = true, filename = true, "
         f"hive_types = {{'dt': 'DATE', 'workflow': 'VARCHAR'}}, columns = {columns})"
     )
 
@@ -110,19 +124,21 @@ def open_export(root: str | Path) -> Export:
     if not _files_of(root_s, "traces"):
         raise ReportInputError(f"`{root_s}` holds no traces (no `traces/dt=*/workflow=*/*.ndjson` files)")
     con = duckdb.connect(":memory:")
-    for kind, select in _SELECT.items():
-        # No task or decision files yet: an empty table of the same shape.
-        source = read_sql(root_s, kind) if _files_of(root_s, kind) else _empty(kind)
-        try:
-            # One scan: the rows, deduplicated, with each row's schema and file kept for the check below.
-            # Ties between copies of one event (a redelivered batch) are broken by file name: any copy will do,
-            # they are the same event.
-            con.execute(
-                f"CREATE TABLE {kind} AS {select}, schema AS _schema, filename AS _file FROM {source} "
-                "QUALIFY row_number() OVER (PARTITION BY id ORDER BY filename) = 1"
-            )
-        except duckdb.Error as exc:
-            raise ReportInputError(_explain(exc, root_s, kind)) from exc
+    for kind in _SELECT:
+        # One scan: the rows, deduplicated, with each row's schema and file kept for the check below. Ties
+        # between copies of one event (a redelivered batch) are broken by file name: any copy will do, they are
+        # the same event. A damaged analysis copy is not the export's fault: read the NDJSON instead.
+        for use_copy in (True, False):
+            try:
+                rows_sql = _rows_sql(root_s, kind, use_copy)
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {kind} AS SELECT * EXCLUDE (id) FROM ({rows_sql}) "
+                    "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _file) = 1"
+                )
+                break
+            except duckdb.Error as exc:
+                if not use_copy or not _has_copy(root_s):
+                    raise ReportInputError(_explain(exc, root_s, kind)) from exc
         rows = con.execute(
             f"SELECT _file, _schema FROM {kind} WHERE _schema IS DISTINCT FROM {EXPORT_SCHEMA} LIMIT 1"
         ).fetchall()
@@ -131,6 +147,110 @@ def open_export(root: str | Path) -> Export:
                 f"`{rows[0][0]}` has export schema {rows[0][1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
             )
     return Export(root_s, con)
+
+
+def _projected(kind: str, source: str, file: str = "filename") -> str:
+    """A kind's analysis columns, with each event's id, schema and file, out of a `read_json` relation."""
+    return f"{_SELECT[kind].strip()}, id, schema AS _schema, {file} AS _file FROM {source}"
+
+
+def _sql_list(paths: Iterable[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _has_copy(root: str) -> bool:
+    return not root.startswith("s3://") and (Path(root) / ANALYSIS_DIR).is_dir()
+
+
+def _rows_sql(root: str, kind: str, use_copy: bool = True) -> str:
+    """Every event row of one kind (duplicates kept): from the analysis copy where it is fresh, else the NDJSON."""
+    if root.startswith("s3://"):
+        return _projected(kind, read_sql(root, kind))
+    base = Path(root)
+    fresh: list[tuple[str, Path]] = []
+    stale: list[tuple[str, Path]] = []
+    manifest = _manifest(base) if use_copy else {}
+    for path in export_files(base, kind):
+        key = path.relative_to(base).as_posix()
+        copy = _copy_path(base, key)
+        (fresh if manifest.get(key) == _stat(path) and copy.is_file() else stale).append((key, copy))
+    if not fresh and not stale:
+        return _projected(kind, _empty(kind))  # no task or decision files yet: an empty table of the same shape
+    parts = []
+    if fresh:
+        # The copy keeps the file's key; the full path is what an NDJSON read names, so errors read the same.
+        prefix = (root.rstrip("/") + "/").replace("'", "''")
+        copies = _sql_list(str(c) for _, c in fresh)
+        parts.append(
+            f"SELECT * REPLACE ('{prefix}' || _file AS _file) FROM read_parquet({copies}, hive_partitioning = false)"
+        )
+    if stale:
+        files = _sql_list(f"{root.rstrip('/')}/{key}" for key, _ in stale)
+        parts.append(_projected(kind, _read_json(files, kind)))
+    return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+
+
+# ── the analysis copy ────────────────────────────────────────────────────────
+
+ANALYSIS_DIR = ".agentspec-analysis"
+_MANIFEST = "manifest.json"
+
+
+def _copy_path(root: Path, key: str) -> Path:
+    return root / ANALYSIS_DIR / (key.removesuffix(".ndjson") + ".parquet")
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _manifest(root: Path) -> dict[str, list[int]]:
+    try:
+        body = json.loads((root / ANALYSIS_DIR / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def write_analysis_copy(root: Path, keys: Iterable[str] | None = None) -> list[str]:
+    """Write the Parquet analysis copy of the export files `keys` (paths under `root`; default: every file whose
+    copy is missing or older than it). Returns the keys it could not convert (a truncated or foreign file): those
+    stay NDJSON-only, and the review names them when it reads them."""
+    manifest = _manifest(root)
+    if keys is None:
+        every = [p.relative_to(root).as_posix() for kind in KINDS for p in export_files(root, kind)]
+        keys = [k for k in every if manifest.get(k) != _stat(root / k) or not _copy_path(root, k).is_file()]
+    failed: list[str] = []
+    con = duckdb.connect(":memory:")
+    try:
+        for key in keys:
+            kind = key.split("/", 1)[0]
+            source, copy = root / key, _copy_path(root, key)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            tmp = copy.with_name(copy.name + ".tmp")
+            stat = _stat(source)  # before reading: a file rewritten meanwhile is then seen as stale
+            select = _projected(kind, _read_json(_sql_list([str(source)]), kind), _sql_list([key])[1:-1])
+            try:
+                con.execute(f"COPY ({select}) TO {_sql_list([str(tmp)])[1:-1]} (FORMAT parquet)")
+            except duckdb.Error:
+                tmp.unlink(missing_ok=True)
+                manifest.pop(key, None)
+                failed.append(key)
+                continue
+            os.replace(tmp, copy)
+            manifest[key] = stat
+    finally:
+        con.close()
+        _save_manifest(root, manifest)
+    return failed
+
+
+def _save_manifest(root: Path, manifest: dict[str, list[int]]) -> None:
+    (root / ANALYSIS_DIR).mkdir(parents=True, exist_ok=True)
+    tmp = root / ANALYSIS_DIR / f"{_MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, root / ANALYSIS_DIR / _MANIFEST)
 
 
 def _empty(kind: str) -> str:

@@ -49,6 +49,19 @@ WORKER_NAME_MAX = 63
 # https://developers.cloudflare.com/r2/buckets/create-buckets/
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
+# Workers AI embedding models and the dimension of their vectors (a Vectorize index is created with it).
+# https://developers.cloudflare.com/workers-ai/models/bge-base-en-v1.5/ (and the pages beside it)
+EMBEDDING_MODELS: dict[str, int] = {
+    "@cf/baai/bge-small-en-v1.5": 384,
+    "@cf/baai/bge-base-en-v1.5": 768,
+    "@cf/baai/bge-large-en-v1.5": 1024,
+    "@cf/baai/bge-m3": 1024,
+}
+
+# Vectorize index names: lowercase letters, digits and dashes, at most 32 characters.
+# https://developers.cloudflare.com/vectorize/platform/limits/
+VECTORIZE_NAME_MAX = 32
+
 # ───────────────────────────── naming ─────────────────────────────
 
 # Bindings the runtime itself puts in `env`: a store or workflow binding must not take one.
@@ -105,6 +118,16 @@ def export_resource_name(agent: str) -> str:
     return f"{worker_name(agent)}-export"[:63]
 
 
+def vector_binding(index: str) -> str:
+    """A semantic index's Vectorize binding in `env`."""
+    return "VEC_" + index.upper()
+
+
+def vectorize_index_name(agent: str, index: str) -> str:
+    """A semantic index's Vectorize index on the account: the worker's name, then the index's, cut to the limit."""
+    return f"{worker_name(agent)}-{index.replace('_', '-').lower()}"[:VECTORIZE_NAME_MAX].strip("-")
+
+
 def bucket_name(agent: str, store: str) -> str:
     """An R2 store's bucket: the worker's name, then the store's, cut to 63 characters."""
     return f"{worker_name(agent)}-{store.replace('_', '-').lower()}"[:63]
@@ -121,10 +144,12 @@ def wrangler_bindings(
     secrets: list[str],
     *,
     local: bool,
+    semantic_indexes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The bindings block of `wrangler.jsonc`, for the top level (offline) or `env.production` (deployed).
 
-    `workflows` are the emitter's views (`name`, `binding`, `class_name`); `stores` are (name, kind) pairs.
+    `workflows` are the emitter's views (`name`, `binding`, `class_name`); `stores` are (name, kind) pairs;
+    `semantic_indexes` the names of the indexes that declare `semantic`.
     """
     out: dict[str, Any] = {
         "durable_objects": {"bindings": [{"name": SESSION_BINDING, "class_name": "SessionDO"}]},
@@ -160,6 +185,13 @@ def wrangler_bindings(
         },
         "vars": {"AGENTSPEC_SPEC_HASH": spec_hash},
     }
+    # Vectorize has no local simulation (wrangler dev can reach it only as a remote binding), so the local top
+    # level leaves it out and the runtime keeps vectors in the index's Durable Object instead (runtime/retrieval.ts).
+    # https://developers.cloudflare.com/workers/local-development/bindings-per-env/
+    if semantic_indexes and not local:
+        out["vectorize"] = [
+            {"binding": vector_binding(i), "index_name": vectorize_index_name(agent, i)} for i in semantic_indexes
+        ]
     # Deployed: wrangler refuses to deploy without these secrets. Not for the local top level: with
     # `secrets.required` set, `wrangler dev` loads only the listed keys from .dev.vars, and the
     # local variables (INFERENCE_URL, TOOL_ORIGINS) would be dropped.
@@ -173,7 +205,12 @@ def wrangler_bindings(
 
 
 def wrangler_config(
-    agent: str, workflows: list[dict[str, Any]], stores: list[tuple[str, str]], spec_hash: str, secrets: list[str]
+    agent: str,
+    workflows: list[dict[str, Any]],
+    stores: list[tuple[str, str]],
+    spec_hash: str,
+    secrets: list[str],
+    semantic_indexes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`wrangler.jsonc` as a dict, in the order it reads best.
 
@@ -198,7 +235,9 @@ def wrangler_config(
                 "name": worker_name(agent),
                 # Production inference. Workers AI has no local simulator, so the top level leaves it out.
                 "ai": {"binding": AI_BINDING},
-                **wrangler_bindings(agent, workflows, stores, spec_hash, secrets, local=False),
+                **wrangler_bindings(
+                    agent, workflows, stores, spec_hash, secrets, local=False, semantic_indexes=semantic_indexes
+                ),
             }
         },
     }

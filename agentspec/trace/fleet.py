@@ -1,5 +1,6 @@
-"""The fleet export, pulled and verified: a runtime's `GET /v1/exports` (or a local export directory) in, the
-same Hive-partitioned NDJSON files in a local directory out, plus what could and could not be verified.
+"""The fleet export, pulled and verified: a runtime's `GET /v1/exports`, a local export directory or an S3-compatible
+bucket (`s3://bucket/prefix`: R2's S3 API, MinIO, AWS) in, the same Hive-partitioned NDJSON files in a local
+directory out, plus what could and could not be verified.
 
 The layout is the runtime's (`codegen/cloudflare/runtime/export.ts`):
 
@@ -11,7 +12,10 @@ The layout is the runtime's (`codegen/cloudflare/runtime/export.ts`):
 
 A pull is incremental and resumable: `DIR/.agentspec-pull.json` keeps each object's key and etag and the newest
 upload time seen; each object is written to a temporary name and renamed, and the state is saved after each one,
-so an interrupted pull starts again where it stopped and a repeated pull fetches only what is new.
+so an interrupted pull starts again where it stopped and a repeated pull fetches only what is new. A bucket is
+listed whole each time (S3 has no "uploaded since"; keys are content hashes, not times) and an object is fetched
+when its key or ETag is new. Each pull ends by writing the Parquet analysis copy of what it fetched
+(`agentspec/report/engine.py`), when DuckDB is installed.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class PullResult:
     fetched: list[str] = field(default_factory=list)
     skipped: int = 0
     chains: list[ChainCheck] = field(default_factory=list)
+    #: Files the analysis copy could not be made of (the review reads their NDJSON, and names them if bad).
+    unconverted: list[str] = field(default_factory=list)
 
     @property
     def broken(self) -> list[ChainCheck]:
@@ -241,6 +247,18 @@ def _write_atomic(path: Path, body: bytes | Path) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class S3Options:
+    """Where an `s3://` source is served and as whom. Unset fields fall back to boto3's own chain, as users of
+    S3-compatible stores expect: `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_PROFILE`, then
+    `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the shared credentials file. For R2 the endpoint is
+    `https://<ACCOUNT_ID>.r2.cloudflarestorage.com` and the region `auto`."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+
 def pull_all(
     source: str,
     out: Path,
@@ -250,9 +268,10 @@ def pull_all(
     tenant_header: str = "x-tenant-id",
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
+    s3: S3Options | None = None,
 ) -> PullResult:
-    """Bring `out` up to date with the export at `source` (a runtime's base URL, or a local export directory),
-    then verify the chains of every session the new files touch."""
+    """Bring `out` up to date with the export at `source` (a runtime's base URL, a local export directory or an
+    `s3://bucket/prefix` URL), then verify the chains of every session the new files touch."""
     out.mkdir(parents=True, exist_ok=True)
     state = _load_state(out)
     state.setdefault("objects", {})
@@ -261,6 +280,8 @@ def pull_all(
         if not admin_token:
             raise ExportError("pulling from a runtime needs the admin token")
         _pull_http(source, out, state, result, tenant, admin_token, tenant_header, timeout, transport)
+    elif source.startswith("s3://"):
+        _pull_s3(source, out, state, result, s3 or S3Options(), timeout)
     else:
         _pull_dir(Path(source.removeprefix("file://")), out, state, result)
     paths = [out / k for k in result.fetched]
@@ -277,7 +298,17 @@ def pull_all(
         kept = [_chain_of(d) for d in earlier]
         merged = [c for c in kept if (c.tenant, c.session) not in fresh] + result.chains
     save_chains(out, sorted(merged, key=lambda c: (c.tenant, c.session)))
+    result.unconverted = _analysis_copy(out, result.fetched)
     return result
+
+
+def _analysis_copy(out: Path, fetched: list[str]) -> list[str]:
+    """The Parquet copy of what was fetched (and of anything an interrupted pull left without one)."""
+    try:
+        from agentspec.report.engine import write_analysis_copy
+    except ImportError:  # DuckDB is the workbench's; without it the review is not available either
+        return []
+    return write_analysis_copy(out)
 
 
 def _pull_dir(src: Path, out: Path, state: dict[str, Any], result: PullResult) -> None:
@@ -359,6 +390,61 @@ def _keep_policy(client: httpx.Client, out: Path) -> None:
     name = str(spec_hash).removeprefix("sha256:")
     if re.fullmatch(r"[0-9a-f]{64}", name) and not (out / POLICIES_DIR / f"{name}.json").exists():
         _write_atomic(out / POLICIES_DIR / f"{name}.json", answer.content)
+
+
+def _pull_s3(
+    url: str, out: Path, state: dict[str, Any], result: PullResult, options: S3Options, timeout: float
+) -> None:
+    try:
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
+        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise ExportError("an `s3://` source needs boto3: pip install 'agentspec[workbench]'") from exc
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ExportError(f"`{url}` names no bucket; write `s3://BUCKET[/PREFIX]`")
+    prefix = prefix.strip("/")
+    base = f"{prefix}/" if prefix else ""
+    known: dict[str, str] = state["objects"]
+    try:
+        session = boto3.session.Session(profile_name=options.profile, region_name=options.region)
+        client = session.client(
+            "s3",
+            endpoint_url=options.endpoint_url,
+            config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 3}),
+        )
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
+        for page in pages:
+            for obj in page.get("Contents", []):
+                key = str(obj["Key"])[len(base) :]
+                if re.fullmatch(rf"{POLICIES_DIR}/[0-9a-f]{{64}}\.json", key):
+                    # A bucket synced from a pulled directory holds its policies too: kept as a directory's are.
+                    if not (out / key).exists():
+                        _write_atomic(out / key, client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+                    continue
+                if key.split("/", 1)[0] not in KINDS:
+                    continue  # the bucket may hold other things beside the export
+                if not _safe_key(key):
+                    raise ExportError(f"`{url}` holds an object outside the export layout: `{obj['Key']}`")
+                etag = str(obj["ETag"]).strip('"')
+                if known.get(key) == etag:
+                    result.skipped += 1
+                    continue
+                body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                _write_atomic(out / key, body)
+                known[key] = etag
+                result.fetched.append(key)
+                _save_state(out, state)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise ExportError(
+            f"`{url}`: the store answered {error.get('Code', '?')} ({error.get('Message', exc)})"
+        ) from exc
+    except BotoCoreError as exc:
+        # No credentials, an unreachable endpoint, a bad profile: botocore's own sentence says which.
+        raise ExportError(f"cannot read `{url}`: {exc}") from exc
+    _save_state(out, state)
 
 
 def _check_answer(response: httpx.Response, tenant_header: str) -> None:

@@ -1,6 +1,6 @@
-"""`agentspec trace pull --all --url URL|DIR -o DIR`: the fleet export brought up to date in DIR, each new
-session's chain verified. Exit 0 every chain that could be verified is intact, 1 a chain is broken or the export
-could not be read, 2 usage.
+"""`agentspec trace pull --all URL|DIR|s3://BUCKET/PREFIX -o DIR` (or `--url …`): the fleet export brought up to
+date in DIR, each new session's chain verified. Exit 0 every chain that could be verified is intact, 1 a chain is
+broken or the export could not be read, 2 usage.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 def run_pull_all(args: argparse.Namespace) -> int:
-    from agentspec.trace.fleet import ExportError, pull_all
+    from agentspec.trace.fleet import ExportError, S3Options, pull_all
 
     if args.out is None:
         sys.stderr.write("agentspec: `--all` writes a directory; pass `-o DIR`\n")
@@ -27,6 +27,7 @@ def run_pull_all(args: argparse.Namespace) -> int:
             tenant=args.tenant or "fleet",
             admin_token=token,
             tenant_header=args.tenant_header,
+            s3=S3Options(args.endpoint_url, args.region, args.profile),
         )
     except ExportError as exc:
         sys.stderr.write(f"agentspec: {exc}\n")
@@ -44,6 +45,8 @@ def run_pull_all(args: argparse.Namespace) -> int:
             f"agentspec: chain of `{chain.session}` (tenant `{chain.tenant}`) not verifiable yet: "
             f"seq {missing} missing\n"
         )
+    for key in result.unconverted:
+        sys.stderr.write(f"agentspec: `{key}` could not be converted for analysis; `agentspec report` reads it as is\n")
     print(
         f"pulled {len(result.fetched)} new objects ({result.skipped} already here) -> {args.out}; "
         f"{len(result.chains)} chains checked, {len(result.broken)} broken, {len(result.unverified)} not verifiable"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -299,41 +300,62 @@ def _key(spec: str, workflow: str, action: str, decision: str, rule: str, intent
     return None
 
 
-# The grouping query. Decisions with the same key are evaluated once (see `Key`); DuckDB does the reading and the
-# grouping, in parallel and without a Python loop over the rows. A chain is a task's when it has no
-# `model.route:` record (a session's every turn starts with one; a task's chain never has one).
+# The decision records are read once into DuckDB (in parallel, no Python loop over rows), then grouped by key:
+# decisions with the same key are evaluated once (see `Key`).
+_READ_SQL = """
+CREATE TABLE d AS
+SELECT schema, tenant, session, seq, data.spec_hash AS spec_hash, data.workflow AS workflow,
+       data.action AS action, data.decision AS decision, data.rule AS rule, data.intent AS intent, data.ts AS ts
+FROM read_json({glob}, format = 'newline_delimited',
+               columns = {{schema: 'INTEGER', tenant: 'VARCHAR', session: 'VARCHAR', seq: 'BIGINT',
+                          data: 'STRUCT(spec_hash VARCHAR, workflow VARCHAR, action VARCHAR, decision VARCHAR,
+                                        rule VARCHAR, intent VARCHAR, ts VARCHAR)'}})
+"""
+
+# A batch the queue delivered twice holds the same events again: each (tenant, session, seq) is kept once (any
+# copy: they are the same event). Only
+# run when the rows outnumber the records the chain check counted (each chain's seqs, once), which they never do
+# in an export without redeliveries; the sort it costs is then saved.
+_DEDUP_SQL = """
+CREATE OR REPLACE TABLE d AS
+SELECT * FROM d QUALIFY row_number() OVER (PARTITION BY tenant, session, seq) = 1
+"""
+
+# A compensation `Y` of step tool `X` is decided as `X`; only a task's chain records one, and a task's chain is the
+# one with no `model.route:` record (a session's every turn starts with one). Few rows have such an intent, so
+# only their sessions are looked up.
 _KEY_SQL = """
-WITH d AS (
-  SELECT r.tenant, r.session, r.seq, r.data.spec_hash AS spec_hash, r.data.workflow AS workflow,
-         r.data.action AS action, r.data.decision AS decision, r.data.rule AS rule, r.data.intent AS intent,
-         r.data.ts AS ts
-  FROM read_json({glob}, format = 'newline_delimited', filename = true,
-                 columns = {{schema: 'INTEGER', id: 'VARCHAR', tenant: 'VARCHAR', session: 'VARCHAR', seq: 'BIGINT',
-                            data: 'STRUCT(spec_hash VARCHAR, workflow VARCHAR, action VARCHAR, decision VARCHAR,
-                                          rule VARCHAR, intent VARCHAR, ts VARCHAR)'}}) AS r
-  ANTI JOIN excluded AS x ON r.tenant = x.tenant AND r.session = x.session
-  -- a batch the queue delivered twice holds the same events: each (tenant, session, seq) once
-  QUALIFY row_number() OVER (PARTITION BY r.tenant, r.session, r.seq ORDER BY r.filename) = 1
-),
-c AS (
+WITH c AS (
   SELECT *, split_part(action, ':', 1) AS kind, substr(action, strpos(action, ':') + 1) AS target,
-         NOT bool_or(starts_with(action, 'model.route:')) OVER (PARTITION BY tenant, session) AS is_task
-  FROM d
+         CASE WHEN starts_with(action, 'tool.call:') AND starts_with(intent, 'compensate ')
+              THEN regexp_extract(intent, '^compensate (\\S+) with \\S+$', 1) END AS comp
+  FROM d {where}
+),
+routed AS (
+  SELECT DISTINCT tenant, session FROM d
+  WHERE starts_with(action, 'model.route:')
+    AND (tenant, session) IN (SELECT DISTINCT tenant, session FROM c WHERE comp IS NOT NULL AND comp <> '')
+),
+keyed AS (
+  SELECT c.*, CASE WHEN comp IS NOT NULL AND comp <> '' AND r.session IS NULL THEN comp
+                   WHEN kind = 'tool.call' THEN target ELSE '' END AS decided_as
+  FROM c LEFT JOIN routed r ON c.tenant = r.tenant AND c.session = r.session AND c.comp IS NOT NULL
 )
-SELECT spec_hash, workflow,
-       CASE kind WHEN 'tool.call' THEN 'tool' WHEN 'model.route' THEN 'route' END AS k, target,
-       CASE WHEN kind = 'tool.call' AND is_task AND regexp_matches(intent, '^compensate \\S+ with \\S+$')
-            THEN regexp_extract(intent, '^compensate (\\S+) with ', 1)
-            WHEN kind = 'tool.call' THEN target ELSE '' END AS decided_as,
-       decision, rule, count(*) AS n,
+SELECT spec_hash, workflow, k, target, decided_as, decision, rule, count(*) AS n,
        arg_min({{'tenant': tenant, 'session': session, 'seq': seq, 'ts': ts, 'intent': intent}},
                (tenant, session, seq)) AS example
-FROM c
-WHERE (kind = 'tool.call' AND NOT starts_with(rule, 'tool.limit.')) OR kind = 'model.route'
+FROM (
+  -- an outcome is only counted: its key is left empty, so all outcomes make one group per workflow
+  SELECT spec_hash, workflow, tenant, session, seq, ts, intent,
+         CASE WHEN kind = 'tool.call' AND NOT starts_with(rule, 'tool.limit.') THEN 'tool'
+              WHEN kind = 'model.route' THEN 'route' ELSE 'outcome' END AS k,
+         CASE WHEN k = 'outcome' THEN NULL ELSE target END AS target,
+         CASE WHEN k = 'outcome' THEN NULL ELSE decided_as END AS decided_as,
+         CASE WHEN k = 'outcome' THEN NULL ELSE decision END AS decision,
+         CASE WHEN k = 'outcome' THEN NULL ELSE rule END AS rule
+  FROM keyed
+)
 GROUP BY ALL
-UNION ALL
-SELECT NULL, NULL, 'outcome', NULL, NULL, NULL, NULL, count(*), NULL FROM c
-WHERE NOT ((kind = 'tool.call' AND NOT starts_with(rule, 'tool.limit.')) OR kind = 'model.route')
 """
 
 
@@ -355,27 +377,41 @@ def _load_export(root: Path) -> Recorded:
     except (OSError, UnicodeDecodeError) as exc:
         raise ReplayInputError(f"cannot read the export under `{root}`: {exc}") from exc
     excluded = [(c.tenant, c.session) for c in chains if not c.ok]
+    fingerprint = _fingerprint(root, excluded)
+    indexed = _read_index(root, fingerprint)
+    if indexed is not None:
+        return Recorded(str(root), indexed[0], indexed[1], tuple(chains), policies_in(root))
+    # No progress bar: it would print on standard output, into the report (and the JSON).
     con = duckdb.connect(":memory:")
     try:
-        con.execute("CREATE TABLE excluded (tenant VARCHAR, session VARCHAR)")
-        if excluded:
-            con.executemany("INSERT INTO excluded VALUES (?, ?)", excluded)
+        con.execute("SET enable_progress_bar = false")
         glob = "'" + str(root / "decisions" / "dt=*" / "workflow=*" / "*.ndjson").replace("'", "''") + "'"
-        bad = con.execute(
-            f"SELECT filename, schema FROM read_json({glob}, format = 'newline_delimited', filename = true, "
-            "columns = {schema: 'INTEGER'}) WHERE schema IS DISTINCT FROM ? LIMIT 1",
-            [EXPORT_SCHEMA],
-        ).fetchall()
-        if bad:
+        con.execute(_READ_SQL.format(glob=glob))
+        bad = con.execute("SELECT 1 FROM d WHERE schema IS DISTINCT FROM ? LIMIT 1", [EXPORT_SCHEMA]).fetchone()
+        if bad is not None:
+            # Rare: read the schema column again, with file names, to say which file it is.
+            found = con.execute(
+                f"SELECT filename, schema FROM read_json({glob}, format = 'newline_delimited', filename = true, "
+                "columns = {schema: 'INTEGER'}) WHERE schema IS DISTINCT FROM ? ORDER BY filename LIMIT 1",
+                [EXPORT_SCHEMA],
+            ).fetchone()
+            where, schema = found if found is not None else ("an export file", None)
             raise ReplayInputError(
-                f"`{bad[0][0]}` has export schema {bad[0][1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
+                f"`{where}` has export schema {schema!r}; this agentspec reads schema {EXPORT_SCHEMA}"
             )
-        rows = con.execute(_KEY_SQL.format(glob=glob)).fetchall()
+        count = con.execute("SELECT count(*) FROM d").fetchone()
+        if count is None or count[0] != sum(c.records for c in chains):
+            con.execute(_DEDUP_SQL)
+        where = ""
+        if excluded:
+            con.execute("CREATE TABLE excluded (tenant VARCHAR, session VARCHAR)")
+            con.executemany("INSERT INTO excluded VALUES (?, ?)", excluded)
+            where = "ANTI JOIN excluded x USING (tenant, session)"
+        rows = con.execute(_KEY_SQL.format(where=where)).fetchall()
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0]
-        raise ReplayInputError(
-            f"the decision files under `{root}` cannot be read (a truncated file?): {message}"
-        ) from exc
+        hint = " (a truncated file?)" if "Malformed JSON" in message or "unexpected end" in message else ""
+        raise ReplayInputError(f"the decision files under `{root}` cannot be read{hint}: {message}") from exc
     finally:
         con.close()
     groups: list[Group] = []
@@ -389,7 +425,49 @@ def _load_export(root: Path) -> Recorded:
                           decision, rule)  # fmt: skip
         groups.append(Group(Key(spec or "", wf or "", kind, target, decided_as, decision, rule), int(n), example))
     groups.sort(key=lambda g: (g.key.workflow, g.key.kind, g.key.target, g.key.rule, g.key.decision, g.key.spec_hash))
+    _write_index(root, fingerprint, groups, outcomes)
     return Recorded(str(root), tuple(groups), outcomes, tuple(chains), policies_in(root))
+
+
+# The decision keys of an export do not depend on the policy they are replayed against: the first replay keeps
+# them in INDEX_FILE, with the size and mtime of every decision file and the chains left out, and a later replay
+# of the same files (another candidate, a CI re-run) reads the keys instead of every record. Any change to a
+# decision file, or another verdict on a chain, makes the index stale and the records are read again.
+INDEX_FILE = ".agentspec-replay.json"
+_INDEX_FORMAT = 1
+
+
+def _fingerprint(root: Path, excluded: list[tuple[str, str]]) -> dict[str, Any]:
+    files = {}
+    for p in export_files(root, "decisions"):
+        st = p.stat()
+        files[p.relative_to(root).as_posix()] = [st.st_size, st.st_mtime_ns]
+    return {"format": _INDEX_FORMAT, "files": files, "excluded": sorted([list(x) for x in excluded])}
+
+
+def _read_index(root: Path, fingerprint: dict[str, Any]) -> tuple[tuple[Group, ...], int] | None:
+    try:
+        body = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+        if body["fingerprint"] != fingerprint:
+            return None
+        groups = tuple(Group(Key(**g["key"]), int(g["count"]), Example(**g["example"])) for g in body["groups"])
+        return groups, int(body["outcomes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no index, or not one this agentspec wrote: read the records
+
+
+def _write_index(root: Path, fingerprint: dict[str, Any], groups: Sequence[Group], outcomes: int) -> None:
+    body = {
+        "fingerprint": fingerprint,
+        "outcomes": outcomes,
+        "groups": [{"key": vars(g.key), "count": g.count, "example": g.example.as_json()} for g in groups],
+    }
+    tmp = root / f"{INDEX_FILE}.tmp"
+    try:
+        tmp.write_text(json.dumps(body, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, root / INDEX_FILE)
+    except OSError:
+        pass  # a read-only export: replayed all the same, only not indexed
 
 
 # ── the report ────────────────────────────────────────────────────────────────
@@ -595,15 +673,18 @@ def add_parser(trace_commands: Any) -> argparse.ArgumentParser:
         help="exit 1 on drift (always), or also on any flip (default: %(default)s)",
     )
     replay_.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
+    from agentspec.trace import rerun
+
+    rerun.add_arguments(replay_)  # --runtime URL and its options: agentspec/trace/rerun.py
     return replay_
 
 
 def run(args: argparse.Namespace) -> int:
     # Replaying against a running runtime is its own module (agentspec/trace/rerun.py); this is the policy replay.
     if getattr(args, "runtime", None):
-        from agentspec.trace import rerun  # type: ignore[attr-defined, unused-ignore]
+        from agentspec.trace import rerun
 
-        return int(rerun.run(args))
+        return rerun.run(args)
     try:
         rec = load(args.source, [Path(p) for p in args.policy])
         candidate = candidate_tables(args.against) if args.against else None

@@ -2,6 +2,14 @@
 
 `records` is the session's hash-chained decision log (runtime `chain.ts`), oldest first; `turns` holds one
 trace per completed turn (runtime `session.ts`), with OpenTelemetry GenAI attribute names where one exists.
+
+What a rerun (`agentspec trace replay DIR --runtime URL`, `trace/rerun.py`) and the traffic calibration read is
+typed here too, and documented in docs/runtime.md (Per-turn trace records): each model round of a turn
+(`model_rounds`: the models tried, the tool calls it asked for with their arguments projected onto the tool's
+declared `args` and PII-masked), and each tool call (`tools`: its attempts, latency, outcome and failure kind, and
+its projected, masked result). A task's step records carry the same for call and infer steps (`TaskStepRecord`).
+Nothing here is unmasked: every string value a tool call or a tool result holds is masked with the workflow's
+`pii mask` rules before it is persisted.
 """
 
 from __future__ import annotations
@@ -59,6 +67,85 @@ class RetryRecord(TypedDict):
     performed: bool
 
 
+class ModelAttempt(TypedDict):
+    """One model tried in a round (the tier's fallback chain): `ok` for the one that answered."""
+
+    model: str
+    ok: bool
+    #: the HTTP status (the OpenAI-compatible backend); null for the Workers AI binding or no answer at all
+    status: int | None
+    #: why it failed: `HTTP 503`, `timeout`, `cannot reach HOST: ...`, `answer is not JSON: ...`; null when ok
+    error: str | None
+    latency_ms: int
+
+
+class ToolRequest(TypedDict):
+    """One tool call a model answer asked for, in the order asked (calls past a cap included)."""
+
+    name: str
+    #: the arguments the tool declares, and only those (no type check: a wrong type is kept, to fail again on a
+    #: rerun), each string masked; `{}` for a tool the policy does not declare
+    args: dict[str, Any]
+    #: the names of undeclared arguments (masked), which the runtime drops and records as `tool.args:...`
+    undeclared: list[str]
+
+
+class Usage(TypedDict):
+    input: int
+    output: int
+    cached: int
+
+
+class ModelRound(TypedDict):
+    """One model round of a turn: the fallback chain it went through, what the answer asked for, its tokens."""
+
+    round: int  # 1-based
+    #: the model that answered
+    model: str
+    #: from the first attempt to the answer
+    latency_ms: int
+    attempts: list[ModelAttempt]
+    usage: Usage
+    #: empty for the final answer (in the last allowed round, what it asks for is ignored and still listed)
+    tool_calls: list[ToolRequest]
+
+
+class ToolAttempt(TypedDict):
+    """One attempt of a tool call (a transient failure of a replay-safe tool is sent again once)."""
+
+    #: whether a request went out (false: refused before sending, by the guard, a template or a missing secret)
+    sent: bool
+    #: the HTTP status; null when none came back (timeout, network error, not sent)
+    status: int | None
+    #: `ok`, or the failure rule: `tool.status`, `tool.timeout`, `tool.error`, `tool.redirect_refused`,
+    #: `tool.arguments`, `tool.path`, `outbound.guard`
+    rule: str
+    latency_ms: int
+
+
+class ToolCallTrace(TypedDict):
+    """One tool call of a turn that reached the policy decision (calls past a cap are decisions only)."""
+
+    tool: str
+    #: the model round (1-based) whose answer asked for it; `model_rounds[round - 1].tool_calls` holds its request
+    round: int
+    decision: str
+    rule: str
+    #: `ok`, `denied` (by policy: never sent), `blocked` (outbound guard) or `failed`
+    outcome: str
+    #: null unless `failed` or `blocked`: the failure kind, one of ToolAttempt's rules
+    failure: str | None
+    #: the last attempt's HTTP status
+    status: int | None
+    attempts: int
+    #: from the first attempt to the outcome (0 when denied)
+    latency_ms: int
+    attempt_log: list[ToolAttempt]
+    #: what the model read back when `ok`: the answer projected onto the declared `returns`, masked; else null
+    result: dict[str, Any] | None
+    idempotency_key: str | None
+
+
 class TurnTrace(TypedDict, total=False):
     trace_id: str
     turn: int
@@ -73,10 +160,38 @@ class TurnTrace(TypedDict, total=False):
     cost_usd: float | None
     retries: int
     retry_log: list[RetryRecord]
-    tools: list[dict[str, Any]]
+    model_rounds: list[ModelRound]
+    tools: list[ToolCallTrace]
     checkpoint: dict[str, Any] | None
     decisions: list[DecisionRef]
     # plus "gen_ai.*" attributes, which are not identifiers: read them with turn["gen_ai.request.model"]
+
+
+class TaskStepRecord(TypedDict, total=False):
+    """A task's step record (`GET /v1/tasks/{id}` `steps`, and the fleet export's task events), masked."""
+
+    name: str
+    #: `complete`, `retrying`, `failed`, `compensated`, `not_compensated`, `compensation_retrying`,
+    #: `compensation_failed`
+    status: str
+    #: the Workflows attempt of the step (or of its compensation)
+    attempts: int
+    error: str
+    #: call steps and compensations: the tool called
+    tool: str
+    compensation: str
+    #: call steps: the declared arguments sent (masked), the HTTP status, the failure rule (as ToolAttempt's)
+    #: and, when complete, the projected answer (masked); the request's latency
+    args: dict[str, Any]
+    http_status: int | None
+    failure: str | None
+    result: dict[str, Any]
+    latency_ms: int
+    #: infer steps: the model that answered, the models tried, the tokens, the answer's text (masked)
+    model: str
+    model_attempts: list[ModelAttempt]
+    usage: Usage
+    text: str
 
 
 class Traces(TypedDict):

@@ -112,7 +112,7 @@ class Turn(Display):
         )
 
     _DECISIONS = ("seq", "action", "decision", "rule")
-    _TOOLS = ("tool", "decision", "rule", "outcome", "status", "attempts", "ms")
+    _TOOLS = ("tool", "decision", "rule", "outcome", "status", "attempts", "latency_ms")
 
     def _rows(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         decisions = [tuple(d.get(k) for k in self._DECISIONS) for d in self.decisions]

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from agentspec.cli import main
+from agentspec.targets.cloudflare import export_resource_name
 from agentspec.trace.fleet import export_files, read_events
 
 from .conftest import ADMIN, ROOT, Runtime
@@ -296,3 +298,55 @@ def test_the_exports_route_is_for_the_admin_and_checks_its_input(fleet: Runtime)
         r = c.get("/v1/exports", params={"since": "2999-01-01T00:00:00Z"}, headers=fleet.admin_headers())
         assert r.status_code == 200 and r.json()["objects"] == []
         assert c.post("/v1/exports", headers=fleet.admin_headers()).status_code == 405
+
+
+def _timed_turns(rt: Runtime, session: str, n: int) -> list[float]:
+    seconds = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = rt.turn(session, "orders", f"hello {i}")
+        seconds.append(time.perf_counter() - t0)
+        assert r.status_code == 200, r.text
+    return seconds
+
+
+def _exported_turns(rt: Runtime, out: Path, session: str) -> int:
+    assert main(["trace", "pull", "--all", "--url", rt.url, "--admin-token", ADMIN, "-o", str(out)]) == 0
+    return len({e["id"] for p in export_files(out, "traces") for e in read_events(p) if e["session"] == session})
+
+
+def test_a_failing_export_bucket_neither_fails_nor_slows_a_turn(tmp_path_factory, model_stub, tool_stub) -> None:
+    """The bucket itself fails, not only a missing binding: its blob store is made unwritable under the running
+    runtime, so every consumer write throws and the Queue retries the batch. Turns answer as fast as with the
+    healthy bucket; once it is back, the retried batches land and nothing the turns committed is lost."""
+    work = tmp_path_factory.mktemp("badbucket")
+    rt = Runtime(ROOT / "specs" / "support_desk.agent", work, model_stub, tool_stub)
+    rt.start(120)
+    out = work / "pulled"
+    blobs = rt.state / "v3" / "r2" / export_resource_name(rt.spec.name) / "blobs"
+    try:
+        healthy = _timed_turns(rt, "healthy", 12)
+        deadline = time.monotonic() + 30
+        while _exported_turns(rt, out, "healthy") < 12:
+            assert time.monotonic() < deadline, "the healthy bucket never got the turns"
+            time.sleep(0.5)
+        assert blobs.is_dir()
+        blobs.rename(blobs.with_name("blobs.away"))
+        blobs.write_text("")  # a file where the bucket's blob directory was: every put fails (also for root)
+        broken = _timed_turns(rt, "broken", 12)
+        time.sleep(2.5)  # past the local batch timeout (1 s): the consumer has tried, and failed, to write them
+        assert _exported_turns(rt, out, "broken") == 0
+        assert [t["turn"] for t in rt.traces("broken")["turns"]] == list(range(1, 13))
+        # Unslowed: a turn never waits for the export (generous bounds, the machine may be shared).
+        assert statistics.median(broken) < 2 * statistics.median(healthy) + 0.05, (healthy, broken)
+        assert max(broken) < 5.0, broken
+        blobs.unlink()
+        blobs.with_name("blobs.away").rename(blobs)
+        deadline = time.monotonic() + 30
+        while _exported_turns(rt, out, "broken") < 12:
+            assert time.monotonic() < deadline, "the retried batches never landed once the bucket was back"
+            time.sleep(0.5)
+    finally:
+        rt.stop()
+    log = rt.log.read_text()
+    assert "BlobStore.put" in log, log[-3000:]  # the bucket's own write failed, in the consumer

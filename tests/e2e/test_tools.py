@@ -110,14 +110,22 @@ def test_a_redirect_to_another_origin_is_not_followed(playground: Runtime) -> No
         assert (result["decision"], result["rule"]) == ("failed", "tool.redirect_refused")
         assert json.loads(tool_messages(playground)[0]["content"]) == {"error": "tool failed (302)"}
         turn = playground.traces(sid)["turns"][-1]
-        assert turn["tools"][0] | {"ms": 0} == {
+        call = turn["tools"][0]
+        assert [a | {"latency_ms": 0} for a in call["attempt_log"]] == [
+            {"sent": True, "status": 302, "rule": "tool.redirect_refused", "latency_ms": 0}
+        ]
+        assert call | {"latency_ms": 0, "attempt_log": []} == {
             "tool": "lookup",
+            "round": 1,
             "decision": "allow",
             "rule": "tools.allow",
             "outcome": "failed",
+            "failure": "tool.redirect_refused",
             "status": 302,
             "attempts": 1,
-            "ms": 0,
+            "latency_ms": 0,
+            "attempt_log": [],
+            "result": None,
             "idempotency_key": None,
         }
     finally:

@@ -47,8 +47,41 @@ export interface ExportEnv {
 /** Sends and failures seen by this isolate: a failure is counted and logged, never thrown at a turn. */
 export const exportCounters = { sent: 0, failed: 0 };
 
-// A queue's sendBatch takes at most 100 messages (https://developers.cloudflare.com/queues/platform/limits/).
+// A queue's sendBatch takes at most 100 messages, a message at most 128 KB
+// (https://developers.cloudflare.com/queues/platform/limits/).
 const SEND_BATCH = 100;
+const MESSAGE_BYTES = 120 * 1024; // UTF-8 bytes of the text; the rest of 128 KB for the message's envelope
+const ASCII = /^[\x00-\x7f]*$/;
+const encoder = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return ASCII.test(text) ? text.length : encoder.encode(text).length;
+}
+
+/**
+ * A turn's events as few queue messages as fit: each message is NDJSON text (one line per event, serialized once
+ * here and written as is by the consumer). An event alone above the limit is still sent alone: the queue refuses
+ * it, and that is counted as a failed send. One message per turn instead of one per event is what keeps the export
+ * cheap: the queue's costs (and a consumer batch's 100-message cap) are per message, not per byte.
+ */
+export function bundle(events: readonly ExportEvent[]): { text: string; count: number }[] {
+  const out: { text: string; count: number }[] = [];
+  let lines: string[] = [];
+  let size = 0;
+  for (const event of events) {
+    const line = JSON.stringify(event);
+    const bytes = utf8Length(line);
+    if (lines.length > 0 && size + bytes + 1 > MESSAGE_BYTES) {
+      out.push({ text: lines.join("\n"), count: lines.length });
+      lines = [];
+      size = 0;
+    }
+    lines.push(line);
+    size += bytes + 1;
+  }
+  if (lines.length > 0) out.push({ text: lines.join("\n"), count: lines.length });
+  return out;
+}
 
 /**
  * Send events to the export queue. Never throws and never rejects: a missing binding, a full queue or a
@@ -57,16 +90,24 @@ const SEND_BATCH = 100;
  */
 export async function sendEvents(env: ExportEnv, events: readonly ExportEvent[]): Promise<void> {
   if (events.length === 0 || env.EXPORT_QUEUE === undefined) return;
-  for (let i = 0; i < events.length; i += SEND_BATCH) {
-    const chunk = events.slice(i, i + SEND_BATCH);
+  const messages = bundle(events);
+  for (let i = 0; i < messages.length; i += SEND_BATCH) {
+    const chunk = messages.slice(i, i + SEND_BATCH);
+    const count = chunk.reduce((n, m) => n + m.count, 0);
     try {
-      await env.EXPORT_QUEUE.sendBatch(chunk.map((body) => ({ body, contentType: "json" as const })));
-      exportCounters.sent += chunk.length;
+      await env.EXPORT_QUEUE.sendBatch(chunk.map((m) => ({ body: m.text, contentType: "text" as const })));
+      exportCounters.sent += count;
     } catch (error) {
-      exportCounters.failed += chunk.length;
+      exportCounters.failed += count;
       console.error("agentspec: export send failed", error instanceof Error ? error.message : String(error));
     }
   }
+}
+
+/** The events of one queue message: NDJSON text (this version), or one event object (messages sent before). */
+export function messageEvents(body: unknown): { event: ExportEvent; line: string }[] {
+  if (typeof body !== "string") return [{ event: body as ExportEvent, line: JSON.stringify(body) }];
+  return body.split("\n").filter((line) => line !== "").map((line) => ({ event: JSON.parse(line) as ExportEvent, line }));
 }
 
 export function decisionEvent(rec: ChainRecord): ExportEvent {
@@ -114,32 +155,39 @@ export function partKey(kind: ExportKind, dt: string, workflow: string, ids: rea
 
 /** Group a batch's events by object: kind, UTC date and workflow. */
 export function groupEvents(events: readonly ExportEvent[]): Map<string, ExportEvent[]> {
-  const groups = new Map<string, { kind: ExportKind; dt: string; workflow: string; events: ExportEvent[] }>();
-  for (const event of events) {
+  const lines = groupLines(events.map((event) => ({ event, line: "" })));
+  return new Map([...lines].map(([key, group]) => [key, group.map((g) => g.event)]));
+}
+
+function groupLines<T extends { event: ExportEvent }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, { kind: ExportKind; dt: string; workflow: string; items: T[] }>();
+  for (const item of items) {
+    const { event } = item;
     const dt = event.ts.slice(0, 10);
     const group = `${event.kind}\u0000${dt}\u0000${event.workflow}`;
     let entry = groups.get(group);
     if (entry === undefined) {
-      entry = { kind: event.kind, dt, workflow: event.workflow, events: [] };
+      entry = { kind: event.kind, dt, workflow: event.workflow, items: [] };
       groups.set(group, entry);
     }
-    entry.events.push(event);
+    entry.items.push(item);
   }
-  return new Map([...groups.values()].map((g) => [partKey(g.kind, g.dt, g.workflow, g.events.map((e) => e.id)),
-    g.events]));
+  return new Map([...groups.values()].map((g) => [partKey(g.kind, g.dt, g.workflow, g.items.map((i) => i.event.id)),
+    g.items]));
 }
 
 /**
  * The queue consumer: one R2 object per (kind, date, workflow) of the batch, then every message acked. A failed
  * write throws, and the Queue delivers the whole batch again (at least once; the rewrite has the same key).
+ * The objects are written concurrently: a batch's writes are independent, and its retry rewrites them all.
  */
 export async function writeBatch(batch: MessageBatch<unknown>, env: ExportEnv): Promise<void> {
-  if (env.EXPORT_BUCKET === undefined) throw new Error("binding `EXPORT_BUCKET` is missing");
-  const events = batch.messages.map((m) => m.body as ExportEvent);
-  for (const [key, group] of groupEvents(events)) {
-    const body = group.map((e) => JSON.stringify(e)).join("\n") + "\n";
-    await env.EXPORT_BUCKET.put(key, body, { httpMetadata: { contentType: "application/x-ndjson" } });
-  }
+  const bucket = env.EXPORT_BUCKET;
+  if (bucket === undefined) throw new Error("binding `EXPORT_BUCKET` is missing");
+  const items = batch.messages.flatMap((m) => messageEvents(m.body));
+  await Promise.all([...groupLines(items)].map(([key, group]) =>
+    bucket.put(key, group.map((g) => g.line).join("\n") + "\n",
+      { httpMetadata: { contentType: "application/x-ndjson" } })));
   batch.ackAll();
 }
 

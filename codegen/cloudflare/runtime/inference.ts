@@ -69,6 +69,8 @@ export interface InferenceRequest {
   messages: readonly ChatMessage[];
   tools?: readonly ChatTool[];
   sessionAffinity: string;
+  /** The W3C `traceparent` of the turn or task (rerun.ts `traceparent`), sent to the HTTP backend. */
+  traceparent?: string;
   env: InferenceEnv;
   /** For the HTTP backend; defaults to global fetch. */
   fetcher?: FetchLike;
@@ -161,6 +163,7 @@ async function viaHttp(req: InferenceRequest, baseUrl: string, model: string, si
     "x-session-affinity": req.sessionAffinity,
   };
   if (req.env.INFERENCE_API_KEY) headers["authorization"] = `Bearer ${req.env.INFERENCE_API_KEY}`;
+  if (req.traceparent !== undefined) headers["traceparent"] = req.traceparent;
   const body: Record<string, unknown> = { model, messages: req.messages };
   if (req.tools !== undefined && req.tools.length > 0) body["tools"] = req.tools;
   const fetcher = req.fetcher ?? ((i: string, r?: RequestInit) => fetch(i, r));

@@ -13,6 +13,18 @@ export interface Agent {
   owner: string | null;
 }
 
+/** What a tool keeps aside: its result, or one field of it, written to an R2 store; the model gets `show`. */
+export interface ArtifactSpec {
+  /** The store's name in the spec (its key in `stores`). */
+  store: string;
+  /** The R2 bucket's binding in `env`. */
+  binding: string;
+  /** The result field kept as the artifact's body; null: the whole result. */
+  field: string | null;
+  /** The result fields the model receives beside the reference; null: every field but `field`. */
+  show: string[] | null;
+}
+
 /** How the runtime vouches for its decision chains (docs/runtime.md, "Signed chain heads"). */
 export interface Audit {
   /** The Worker secret holding the Ed25519 private key (PKCS#8, PEM or base64) that signs chain heads. */
@@ -41,6 +53,14 @@ export interface Identity {
   secrets: string[];
 }
 
+/** A retrieval index over the artifacts of one R2 store, per tenant. */
+export interface IndexSpec {
+  store: string;
+  /** Full-text (SQLite FTS5, BM25) over each artifact's body. */
+  keyword: boolean;
+  semantic?: SemanticSpec | null;
+}
+
 export interface Limits {
   max_body_bytes: number;
   max_session_id: number;
@@ -62,6 +82,14 @@ export interface Price {
 }
 
 export type RiskLevel = "low" | "medium" | "high";
+
+export interface SemanticSpec {
+  /** The tier whose models embed documents and queries, tried in order. */
+  tier: string;
+  dimensions: number;
+  /** The Vectorize binding in `env` (deployed); absent there, vectors stay in the index's object. */
+  vector_binding: string;
+}
 
 /** A workflow's objectives; every key optional (an empty table: no SLO). */
 export interface SloTable {
@@ -94,13 +122,19 @@ export interface Step {
   event?: string;
   /** kind sleep: how long the step sleeps. */
   duration_ms?: number;
+  /** kind search: the index to query. */
+  index?: string;
+  /** kind search: the query template. */
+  query?: string;
+  /** kind search: how many results at most. */
+  top?: number;
   retries: number;
   backoff: Backoff;
   delay_ms: number;
   timeout_ms: number;
 }
 
-export type StepKind = "call" | "infer" | "sleep" | "wait";
+export type StepKind = "call" | "infer" | "sleep" | "wait" | "search";
 
 export interface Store {
   kind: "kv" | "r2";
@@ -135,6 +169,7 @@ export interface ToolSpec {
   /** The declared result shape; null when the tool declares none (its JSON object is passed on whole). */
   returns: Record<string, FieldSpec> | null;
   max_response_bytes?: number | null;
+  artifact?: ArtifactSpec | null;
 }
 
 export interface Workflow {
@@ -153,6 +188,10 @@ export interface Workflow {
   /** The Workflow binding in `env` that runs the steps; null when there are none. */
   task_binding?: string | null;
   slo?: SloTable | null;
+  /** The stores the workflow may keep artifacts in. */
+  writes?: string[];
+  /** The indexes its turns and steps may search. */
+  indexes?: string[];
 }
 
 /** `policy.json`: everything an allow/deny decision, a route or a limit reads, stamped with the spec hash. */
@@ -170,6 +209,7 @@ export interface PolicyTables {
   identities: Record<string, Identity>;
   tools: Record<string, ToolSpec>;
   workflows: Record<string, Workflow>;
+  indexes?: Record<string, IndexSpec>;
 }
 
 /** The subset of JSON Schema that POLICY_SCHEMA uses, as runtime/load.ts reads it. */
@@ -237,6 +277,53 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
         "owner"
       ],
       "title": "Agent",
+      "type": "object"
+    },
+    "ArtifactSpec": {
+      "additionalProperties": false,
+      "description": "What a tool keeps aside: its result, or one field of it, written to an R2 store; the model gets `show`.",
+      "properties": {
+        "store": {
+          "description": "The store's name in the spec (its key in `stores`).",
+          "type": "string"
+        },
+        "binding": {
+          "description": "The R2 bucket's binding in `env`.",
+          "type": "string"
+        },
+        "field": {
+          "anyOf": [
+            {
+              "type": "string"
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The result field kept as the artifact's body; null: the whole result."
+        },
+        "show": {
+          "anyOf": [
+            {
+              "items": {
+                "type": "string"
+              },
+              "type": "array"
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "description": "The result fields the model receives beside the reference; null: every field but `field`."
+        }
+      },
+      "required": [
+        "store",
+        "binding",
+        "field",
+        "show"
+      ],
+      "title": "ArtifactSpec",
       "type": "object"
     },
     "Audit": {
@@ -346,6 +433,36 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
       "title": "Identity",
       "type": "object"
     },
+    "IndexSpec": {
+      "additionalProperties": false,
+      "description": "A retrieval index over the artifacts of one R2 store, per tenant.",
+      "properties": {
+        "store": {
+          "type": "string"
+        },
+        "keyword": {
+          "description": "Full-text (SQLite FTS5, BM25) over each artifact's body.",
+          "type": "boolean"
+        },
+        "semantic": {
+          "anyOf": [
+            {
+              "$ref": "#/$defs/SemanticSpec"
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "default": null
+        }
+      },
+      "required": [
+        "store",
+        "keyword"
+      ],
+      "title": "IndexSpec",
+      "type": "object"
+    },
     "Limits": {
       "additionalProperties": false,
       "properties": {
@@ -422,6 +539,29 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
         "high"
       ],
       "type": "string"
+    },
+    "SemanticSpec": {
+      "additionalProperties": false,
+      "properties": {
+        "tier": {
+          "description": "The tier whose models embed documents and queries, tried in order.",
+          "type": "string"
+        },
+        "dimensions": {
+          "type": "integer"
+        },
+        "vector_binding": {
+          "description": "The Vectorize binding in `env` (deployed); absent there, vectors stay in the index's object.",
+          "type": "string"
+        }
+      },
+      "required": [
+        "tier",
+        "dimensions",
+        "vector_binding"
+      ],
+      "title": "SemanticSpec",
+      "type": "object"
     },
     "SloTable": {
       "additionalProperties": false,
@@ -513,6 +653,18 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
           "description": "kind sleep: how long the step sleeps.",
           "type": "integer"
         },
+        "index": {
+          "description": "kind search: the index to query.",
+          "type": "string"
+        },
+        "query": {
+          "description": "kind search: the query template.",
+          "type": "string"
+        },
+        "top": {
+          "description": "kind search: how many results at most.",
+          "type": "integer"
+        },
         "retries": {
           "type": "integer"
         },
@@ -542,7 +694,8 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
         "call",
         "infer",
         "sleep",
-        "wait"
+        "wait",
+        "search"
       ],
       "type": "string"
     },
@@ -703,6 +856,17 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
             }
           ],
           "default": null
+        },
+        "artifact": {
+          "anyOf": [
+            {
+              "$ref": "#/$defs/ArtifactSpec"
+            },
+            {
+              "type": "null"
+            }
+          ],
+          "default": null
         }
       },
       "required": [
@@ -802,6 +966,20 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
             }
           ],
           "default": null
+        },
+        "writes": {
+          "description": "The stores the workflow may keep artifacts in.",
+          "items": {
+            "type": "string"
+          },
+          "type": "array"
+        },
+        "indexes": {
+          "description": "The indexes its turns and steps may search.",
+          "items": {
+            "type": "string"
+          },
+          "type": "array"
         }
       },
       "required": [
@@ -882,6 +1060,12 @@ export const POLICY_SCHEMA: JsonSchemaNode = {
     "workflows": {
       "additionalProperties": {
         "$ref": "#/$defs/Workflow"
+      },
+      "type": "object"
+    },
+    "indexes": {
+      "additionalProperties": {
+        "$ref": "#/$defs/IndexSpec"
       },
       "type": "object"
     }

@@ -13,6 +13,7 @@ import { HttpError } from "./http";
 import { runInference, type ChatMessage, type InferenceResult } from "./inference";
 import type { MetaTable } from "./meta";
 import { maskPII } from "./pii";
+import { modelRound, traceparent, type ModelRoundTrace } from "./rerun";
 import type { Policy, Workflow } from "./policy";
 import { chatTools, checkpointMessages, turnMessages, type HistoryMessage } from "./prompt";
 import { policyDenials, type Alert, type SliSample } from "./slo";
@@ -78,6 +79,8 @@ interface Turn {
   decisions: DecisionView[];
   retries: RetryRecord[];
   tools: ToolTrace[];
+  /** Each model round: the models tried and the tool calls asked for (what a rerun serves again, rerun.ts). */
+  rounds: ModelRoundTrace[];
   usage: Spend;
 }
 
@@ -175,7 +178,7 @@ export class SessionTurns {
     const maskedInput = maskPII(req.input, wf.pii);
     const t: Turn = { req, wf, turn: this.lastTurn().turn + 1, started, maskedInput,
       intent: maskedInput.slice(0, 200), messages: [], decisions: [], retries: [], tools: [],
-      usage: { input: 0, output: 0, cached: 0 } };
+      rounds: [], usage: { input: 0, output: 0, cached: 0 } };
     this.record(t, `model.route:${wf.turn_tier}`, { decision: "allow", rule: `route.risk.${wf.turn_risk}` });
 
     // The session's state lives `ttl` past its last turn (`session affinity ... ttl`): an idle session
@@ -200,7 +203,9 @@ export class SessionTurns {
     let callsThisTurn = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const result = await runInference({ policy: this.host.policy, tier: wf.turn_tier, messages,
-        ...(tools.length ? { tools } : {}), sessionAffinity: req.affinity, env: this.host.env });
+        ...(tools.length ? { tools } : {}), sessionAffinity: req.affinity, traceparent: traceparent(req.traceId, 0),
+        env: this.host.env });
+      t.rounds.push(modelRound(round + 1, result, result.toolCalls, this.host.policy, wf.pii));
       // Answers are not streamed, so the first token arrives with the first complete answer.
       answer.ttft ??= Date.now() - t.started;
       answer.rounds++;
@@ -228,7 +233,8 @@ export class SessionTurns {
           content = JSON.stringify({ error: "denied by policy", rule: cap });
         } else {
           callsThisTurn++;
-          content = await callTool(this.host, req, wf, t.intent, call.name, call.arguments ?? {}, fetcher, t);
+          content = await callTool(this.host, req, wf, t.intent, call.name, call.arguments ?? {}, fetcher, t,
+            { round: round + 1, traceparent: traceparent(req.traceId, callsThisTurn) });
         }
         messages.push({ role: "tool", tool_call_id: call.id, content });
       }
@@ -277,6 +283,7 @@ export class SessionTurns {
       price: tier.price ?? null,
       retries: t.retries.filter((r) => r.performed).length,
       retry_log: t.retries,
+      model_rounds: t.rounds,
       tools: t.tools,
       checkpoint,
       decisions: t.decisions.map((d) => ({ seq: d.seq, action: d.action, decision: d.decision, rule: d.rule })),
@@ -354,7 +361,7 @@ export class SessionTurns {
     let result: InferenceResult;
     try {
       result = await runInference({ policy: this.host.policy, tier: checkpoint.tier, sessionAffinity: req.affinity,
-        env: this.host.env, messages: checkpointMessages(this.host.meta.get("summary"), history) });
+        traceparent: traceparent(req.traceId, 0), env: this.host.env, messages: checkpointMessages(this.host.meta.get("summary"), history) });
     } catch (error) {
       if (!(error instanceof AllModelsFailedError)) throw error;
       t.retries.push(...modelRetries(error.attempts));

@@ -8,7 +8,7 @@
 import type { WorkflowEvent, WorkflowStepContext, WorkflowStepEvent } from "cloudflare:workers";
 import { NonRetryableError } from "cloudflare:workflows";
 import type { ChainRecord } from "./chain";
-import { messageOf, OutboundBlockedError, ToolError } from "./errors";
+import { AllModelsFailedError, messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
@@ -16,8 +16,9 @@ import { isSealed, SEALED, sealWith } from "./seal";
 import { sloMonitorName, taskObjectName, taskRegistryName } from "./names";
 import type { AgentEnv } from "./object";
 import { toolFetcher } from "./origins";
+import { modelAttempts, toolRequest, traceparent } from "./rerun";
 import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
-import { invokeTool, ToolArgumentError, undeclaredArgs } from "./tools";
+import { failureRule, invokeTool, ToolArgumentError, undeclaredArgs, wasSent } from "./tools";
 import { priceOf } from "./usage";
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -46,6 +47,13 @@ const PLACEHOLDER = /\{([^{}]*)\}/g;
 /** What the generated code passes for a step attempt: the `step.do` callback's context (attempt, config). */
 export type Attempt = Pick<WorkflowStepContext, "attempt" | "config">;
 
+/** How a task's tool call failed, as a turn's trace says it. */
+function callFailure(error: unknown): { sent: boolean; http_status: number | null; failure: string } {
+  if (error instanceof OutboundBlockedError) return { sent: false, http_status: null, failure: "outbound.guard" };
+  if (!(error instanceof ToolError)) return { sent: false, http_status: null, failure: "tool.error" };
+  return { sent: wasSent(error), http_status: error.status || null, failure: failureRule(error) };
+}
+
 function nonRetryable(error: unknown): boolean {
   return error instanceof Error && (error.name === "NonRetryableError" || error.message.startsWith("NonRetryableError"));
 }
@@ -55,6 +63,9 @@ export class TaskRun {
   /** The task's params and its step results opened (see seal.ts): once per run, not once per step. */
   private params: { [key: string]: Json } | null = null;
   private readonly opened = new Map<string, StepValue>();
+  /** What the running attempt's tool or model call did, for its step record (what a rerun serves again, see
+   * rerun.ts); reset when an attempt starts. A run's steps go one at a time. */
+  private outcome: Record<string, unknown> = {};
 
   constructor(
     private readonly policy: Policy,
@@ -126,11 +137,19 @@ export class TaskRun {
         "tool.args.undeclared");
     }
     const fetcher = toolFetcher(this.env);
+    const started = Date.now();
+    // Masked with the rest of the step record (`report`).
+    Object.assign(this.outcome, { args: toolRequest(this.policy, toolName, args, this.wf.pii).args, sent: false,
+      http_status: null, failure: null });
     try {
       const result = await invokeTool({ policy: this.policy, toolName, args, sessionId: this.event.instanceId,
-        workflow: this.workflow, tenant: this.event.payload.tenant, env: this.env, allowedHosts: this.wf.outbound, ...(fetcher ? { fetcher } : {}) });
+        workflow: this.workflow, tenant: this.event.payload.tenant, env: this.env, allowedHosts: this.wf.outbound,
+        traceparent: traceparent(this.event.instanceId, 0), ...(fetcher ? { fetcher } : {}) });
+      Object.assign(this.outcome, { sent: true, http_status: result.status, result: result.result,
+        latency_ms: result.ms });
       return flat(result.result);
     } catch (error) {
+      Object.assign(this.outcome, { latency_ms: Date.now() - started, ...callFailure(error) });
       // Neither an off-allowlist host nor a 4xx other than 408/429 will succeed on retry: fail the step now
       // (and roll back).
       if (error instanceof OutboundBlockedError || error instanceof ToolArgumentError) {
@@ -211,16 +230,17 @@ export class TaskRun {
    */
   private async attempt(name: string, at: Attempt | undefined, run: () => Promise<[StepValue, Record<string, unknown>]>): Promise<StepValue> {
     const attempts = at?.attempt ?? 1;
+    this.outcome = {};
     try {
       const [value, detail] = await run();
-      await this.report(name, "complete", { ...detail, attempts });
+      await this.report(name, "complete", { ...detail, ...this.outcome, attempts });
       return value;
     } catch (error) {
       const fatal = nonRetryable(error);
       const last = fatal || attempts > (at?.config.retries?.limit ?? 0);
       const message = maskPII(`step \`${name}\`: ${messageOf(error).replace(/^NonRetryableError:?\s*/, "")}`, this.wf.pii);
       try {
-        await this.report(name, last ? "failed" : "retrying", { error: message, attempts });
+        await this.report(name, last ? "failed" : "retrying", { ...this.outcome, error: message, attempts });
       } catch {
         // The registry is only a view: its failure must not hide the step's own error.
       }
@@ -232,6 +252,7 @@ export class TaskRun {
     const step = this.step(name);
     return this.attempt(name, at, async () => {
       const plain = await this.open(results);
+      this.outcome = { tool: step.tool };
       return [await this.seal(await this.invoke(step.tool!, this.args(step, plain))), { tool: step.tool }];
     });
   }
@@ -240,9 +261,17 @@ export class TaskRun {
     const step = this.step(name);
     return this.attempt(name, at, async () => {
       const prompt = this.render(step.prompt!, await this.open(results));
-      const answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
-        sessionAffinity: this.event.instanceId,
-        messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
+      let answer;
+      try {
+        answer = await runInference({ policy: this.policy, tier: step.tier!, env: this.env,
+          sessionAffinity: this.event.instanceId, traceparent: traceparent(this.event.instanceId, 0),
+          messages: [{ role: "user", content: typeof prompt === "string" ? prompt : JSON.stringify(prompt) }] });
+      } catch (error) {
+        if (error instanceof AllModelsFailedError) this.outcome = { model_attempts: modelAttempts(error.attempts) };
+        throw error;
+      }
+      // The answer's text is masked with the step record (`report`).
+      this.outcome = { model_attempts: modelAttempts(answer.attempts), usage: { ...answer.usage }, text: answer.text };
       // Usage and price ride along in the step's result: Workflows keeps them, and the task's SLO sample sums them.
       const tier = this.policy.tiers[step.tier!]!;
       return [await this.seal({ text: answer.text, model: answer.model, input_tokens: answer.usage.input,
@@ -293,6 +322,7 @@ export class TaskRun {
       }
       return;
     }
+    this.outcome = {};
     try {
       await this.invoke(compensating, args, tool);
     } catch (error) {
@@ -303,7 +333,7 @@ export class TaskRun {
       const message = messageOf(error).replace(/^NonRetryableError:?\s*/, "");
       try {
         await this.report(name, final ? "compensation_failed" : "compensation_retrying",
-          { tool, compensation: compensating, error: message, attempts });
+          { ...this.outcome, tool, compensation: compensating, error: message, attempts });
       } catch {
         // As in `attempt`: the registry's failure must not hide the compensation's own.
       }
@@ -311,7 +341,7 @@ export class TaskRun {
       await this.compensationOutcome(intent, compensating, "failed", "compensation.failed", name, message);
       return;
     }
-    await this.report(name, "compensated", { tool, compensation: compensating });
+    await this.report(name, "compensated", { ...this.outcome, tool, compensation: compensating });
     await this.compensationOutcome(intent, compensating, "ok", "compensation.ok", name);
   }
 
@@ -424,6 +454,8 @@ export class TaskRun {
           latency_ms: Math.max(0, Date.now() - this.event.timestamp.getTime()),
           cost_usd: priced.length > 0 ? priced.reduce((n, r) => n + (r["cost_usd"] as number), 0) : null,
           error: error === undefined ? null : messageOf(error), spec_hash: this.policy.spec_hash,
+          // What a rerun sends again (rerun.ts), masked.
+          params: maskDeep(this.params ?? {}, this.wf.pii),
         });
     } catch (failure) {
       console.error("agentspec: task export failed", messageOf(failure));

@@ -22,6 +22,8 @@ export interface InvokeToolRequest {
   /** Hosts this call may reach: the workflow's outbound allowlist. */
   allowedHosts: readonly string[];
   fetcher?: FetchLike;
+  /** The W3C `traceparent` of the turn or task making the call (rerun.ts `traceparent`), sent as is. */
+  traceparent?: string;
 }
 
 export interface ToolResult {
@@ -40,6 +42,21 @@ export class ToolArgumentError extends ToolError {
   constructor(tool: string, message: string, readonly rule: "tool.arguments" | "tool.path" = "tool.arguments") {
     super(tool, 0, message);
   }
+}
+
+/** The rule a failed call is recorded under (`tool.result:<tool>` / `failed`). */
+export function failureRule(error: ToolError): string {
+  if (error instanceof ToolArgumentError) return error.rule;
+  if (error.status >= 300 && error.status < 400) return "tool.redirect_refused";
+  if (error.status > 0) return "tool.status";
+  return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
+}
+
+/** Whether a failed call's request went out: it got a status, or failed in flight (timeout, network). A
+ * template, secret or argument problem fails it before anything is sent. */
+export function wasSent(error: ToolError): boolean {
+  if (error instanceof ToolArgumentError) return false;
+  return error.status > 0 || /timed out|request failed/.test(error.message);
 }
 
 /** At most this many tool calls are run from one model answer, and from one turn; the excess is denied. */
@@ -266,6 +283,7 @@ export async function invokeTool(req: InvokeToolRequest): Promise<ToolResult> {
     ? null
     : await idempotencyKey(policy.agent.name, req.tenant, toolName, expand(key, ctx, false, keyPart));
   if (sentKey !== null) headers.set("idempotency-key", sentKey);
+  if (req.traceparent !== undefined) headers.set("traceparent", req.traceparent);
   if (body !== undefined) headers.set("content-type", "application/json");
 
   const started = Date.now();

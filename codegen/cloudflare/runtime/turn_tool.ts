@@ -1,13 +1,15 @@
 // Part of the session role: one tool call the model asked for in a turn — the policy decision (recorded), the
 // call through the guarded fetch, retried once on a transient failure when replay-safe, its outcome (recorded)
-// and what the turn's trace keeps of it.
+// and what the turn's trace keeps of it: each attempt and, when ok, the result the model read, masked (the call's
+// request is in its round's `tool_calls`, rerun.ts).
 
 import type { DecisionLog, DecisionView, Scope } from "./decisions";
 import { OutboundBlockedError, ToolError } from "./errors";
 import { type FetchLike } from "./guard";
-import { maskPII } from "./pii";
+import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Workflow } from "./policy";
-import { invokeTool, ToolArgumentError, undeclaredArgs, type ToolResult } from "./tools";
+import type { ToolAttemptTrace } from "./rerun";
+import { failureRule, invokeTool, undeclaredArgs, wasSent, type ToolResult } from "./tools";
 import type { RetryRecord } from "./usage";
 
 /** A tool call that failed transiently (429, 5xx, timeout, network) is sent at most this many times in all,
@@ -15,15 +17,22 @@ import type { RetryRecord } from "./usage";
 const MAX_TOOL_ATTEMPTS = 2;
 const TOOL_RETRY_DELAY_MS = 50;
 
-/** What the trace keeps of one tool call the model asked for. Arguments are not kept: they may hold PII. */
+/** What the trace keeps of one tool call the model asked for (field by field: agentspec/trace/schema.py). */
 export interface ToolTrace {
   tool: string;
+  /** The model round (1-based) that asked for it. */
+  round: number;
   decision: string;
   rule: string;
   outcome: "ok" | "denied" | "blocked" | "failed";
+  /** The failure's rule when `failed` or `blocked`, else null. */
+  failure: string | null;
   status: number | null;
   attempts: number;
-  ms: number;
+  latency_ms: number;
+  attempt_log: ToolAttemptTrace[];
+  /** The projected result the model read, masked; null unless ok. */
+  result: Record<string, unknown> | null;
   idempotency_key: string | null;
 }
 
@@ -48,20 +57,15 @@ function transient(error: ToolError): boolean {
   return error.status === 0 && /timed out|request failed/.test(error.message);
 }
 
-function failureRule(error: ToolError): string {
-  if (error instanceof ToolArgumentError) return error.rule;
-  if (error.status >= 300 && error.status < 400) return "tool.redirect_refused";
-  if (error.status > 0) return "tool.status";
-  return /timed out/.test(error.message) ? "tool.timeout" : "tool.error";
-}
-
 /** One tool call. Answers what the model reads back: the projected result, or an error object. */
 export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, intent: string, name: string,
-  args: Record<string, unknown>, fetcher: FetchLike | undefined, log: TurnLog): Promise<string> {
+  args: Record<string, unknown>, fetcher: FetchLike | undefined, log: TurnLog,
+  call: { round: number; traceparent: string }): Promise<string> {
   const verdict = evaluateToolCall(host.policy, scope.workflow, name);
   log.decisions.push(host.log.record(scope, intent, `tool.call:${name}`, verdict));
-  const trace: ToolTrace = { tool: name, decision: verdict.decision, rule: verdict.rule, outcome: "denied",
-    status: null, attempts: 0, ms: 0, idempotency_key: null };
+  const trace: ToolTrace = { tool: name, round: call.round, decision: verdict.decision, rule: verdict.rule,
+    outcome: "denied", failure: null, status: null, attempts: 0, latency_ms: 0, attempt_log: [], result: null,
+    idempotency_key: null };
   log.tools.push(trace);
   if (verdict.decision === "deny") return JSON.stringify({ error: "denied by policy", rule: verdict.rule });
   const tool = host.policy.tools[name]!;
@@ -79,23 +83,29 @@ export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, i
   host.log.flush();
   const started = Date.now();
   const outcome = (decision: string, rule: string): void => {
-    trace.ms = Date.now() - started;
+    trace.latency_ms = Date.now() - started;
+    if (decision !== "ok") trace.failure = rule;
     log.decisions.push(host.log.record(scope, intent, `tool.result:${name}`, { decision, rule }));
   };
   for (let attempt = 1; ; attempt++) {
     trace.attempts = attempt;
+    const sentAt = Date.now();
     let result: ToolResult;
     try {
       result = await invokeTool({ policy: host.policy, toolName: name, args, sessionId: scope.session,
-        workflow: scope.workflow, tenant: scope.tenant, env: host.env, allowedHosts, ...(fetcher ? { fetcher } : {}) });
+        workflow: scope.workflow, tenant: scope.tenant, env: host.env, allowedHosts, traceparent: call.traceparent,
+        ...(fetcher ? { fetcher } : {}) });
     } catch (error) {
       if (error instanceof OutboundBlockedError) {
+        trace.attempt_log.push({ sent: false, status: null, rule: "outbound.guard", latency_ms: Date.now() - sentAt });
         trace.outcome = "blocked";
         outcome("deny", "outbound.guard");
         return JSON.stringify({ error: "blocked by the outbound allowlist" });
       }
       if (!(error instanceof ToolError)) throw error;
       trace.status = error.status || null;
+      trace.attempt_log.push({ sent: wasSent(error), status: trace.status, rule: failureRule(error),
+        latency_ms: Date.now() - sentAt });
       if (transient(error) && attempt < MAX_TOOL_ATTEMPTS) {
         log.retries.push({ kind: "tool", target: name, attempt: attempt + 1, reason: error.message,
           replay_safe: replaySafe, performed: replaySafe });
@@ -110,6 +120,8 @@ export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, i
     }
     trace.outcome = "ok";
     trace.status = result.status;
+    trace.attempt_log.push({ sent: true, status: result.status, rule: "ok", latency_ms: result.ms });
+    trace.result = maskDeep(result.result, wf.pii);
     trace.idempotency_key = result.idempotencyKey === null ? null : maskPII(result.idempotencyKey, wf.pii);
     outcome("ok", "tool.ok");
     return JSON.stringify(result.result);

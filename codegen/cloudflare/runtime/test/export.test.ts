@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { appendRecord } from "../chain";
 import {
-  decisionEvent, exportCounters, groupEvents, sendEvents, traceEvent, writeBatch, type ExportEvent,
+  bundle, decisionEvent, exportCounters, groupEvents, sendEvents, traceEvent, writeBatch, type ExportEvent,
 } from "../export";
 
 const scope = { tenant: "acme", session: "s-1", workflow: "refunds" };
@@ -16,7 +16,7 @@ function events(): ExportEvent[] {
 }
 
 /** A message batch as the Queue hands it to the consumer, recording acks. */
-function batchOf(list: ExportEvent[]) {
+function batchOf(list: unknown[]) {
   const acked = { all: false };
   const batch = {
     queue: "q", messages: list.map((body, i) => ({ id: String(i), timestamp: new Date(), body, attempts: 1,
@@ -46,12 +46,27 @@ describe("sendEvents", () => {
     expect(exportCounters.failed - before).toBe(3);
   });
 
-  it("sends at most 100 messages per call, every event once", async () => {
-    const sent: unknown[][] = [];
-    const queue = { async sendBatch(m: unknown[]) { sent.push(m); } } as unknown as Queue;
-    const many = Array.from({ length: 250 }, (_, i) => ({ ...events()[0]!, id: `decision:s:${i}` }));
+  it("sends a turn's events as one NDJSON message, every event once", async () => {
+    const sent: { body: string; contentType: string }[][] = [];
+    const queue = { async sendBatch(m: { body: string; contentType: string }[]) { sent.push(m); } } as unknown as Queue;
+    const many = Array.from({ length: 50 }, (_, i) => ({ ...events()[0]!, id: `decision:s:${i}` }));
     await sendEvents({ EXPORT_QUEUE: queue }, many);
-    expect(sent.map((b) => b.length)).toEqual([100, 100, 50]);
+    expect(sent.map((b) => b.length)).toEqual([1]);
+    expect(sent[0]![0]!.contentType).toBe("text");
+    expect(sent[0]![0]!.body.split("\n").map((l) => (JSON.parse(l) as ExportEvent).id)).toEqual(many.map((e) => e.id));
+  });
+
+  it("keeps each message under the queue's 128 KB and sends at most 100 messages per call", async () => {
+    const sent: { body: string }[][] = [];
+    const queue = { async sendBatch(m: { body: string }[]) { sent.push(m); } } as unknown as Queue;
+    const big = { ...events()[1]!, data: { trace_id: "t", blob: "é".repeat(25_000) } };
+    const many = Array.from({ length: 250 }, (_, i) => ({ ...big, id: `trace:t-${i}` }));
+    await sendEvents({ EXPORT_QUEUE: queue }, many);
+    expect(sent.map((b) => b.length)).toEqual([100, 25]);
+    const bodies = sent.flat().map((m) => m.body);
+    expect(Math.max(...bodies.map((b) => new TextEncoder().encode(b).length))).toBeLessThan(128 * 1024);
+    expect(bodies.flatMap((b) => b.split("\n")).map((l) => (JSON.parse(l) as ExportEvent).id))
+      .toEqual(many.map((e) => e.id));
   });
 
   it("is a no-op without a binding", async () => {
@@ -72,6 +87,14 @@ describe("writeBatch", () => {
     const lines = objects.get(keys[2]!)!.trimEnd().split("\n").map((l) => JSON.parse(l) as ExportEvent);
     expect(lines.map((e) => e.id)).toEqual(["trace:t-1"]);
     expect(acked.all).toBe(true);
+  });
+
+  it("writes the same objects from NDJSON messages as from one-event messages (sent before)", async () => {
+    const a = memoryBucket();
+    const b = memoryBucket();
+    await writeBatch(batchOf(events()).batch, { EXPORT_BUCKET: a.bucket });
+    await writeBatch(batchOf(bundle(events()).map((m) => m.text)).batch, { EXPORT_BUCKET: b.bucket });
+    expect([...b.objects.entries()].sort()).toEqual([...a.objects.entries()].sort());
   });
 
   it("gives a redelivered batch the same keys", async () => {

@@ -1,0 +1,196 @@
+"""The fast path of `parse`: one loop that lexes, runs Lark's LALR tables and builds the model.
+
+Text in, the transformer's result out, or `None` when the text does not parse. A 50,000-line
+spec is about 280,000 tokens; Lark's own pipeline spends most of its time between them (a
+generator per token, a `feed_token` call, a parse tree that `ToModel` then walks again). This
+loop does the same steps inline: the lexer's token shapes (agentspec/lex.py, whose keyword
+choice it repeats word for word), the LALR shift/reduce on the tables Lark built from
+grammar/agentspec.lark, and Lark's own callbacks (`ParseTreeBuilder.create_callback`), which
+call the `ToModel` rule methods as each rule is reduced, as `Lark(transformer=...)` does.
+
+It is only a fast path: on any problem it returns `None`, and `parse` runs Lark's parser on the
+same text for the exact syntax error (tests/test_parse_fast.py checks that both agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lark import Lark, Token
+from lark.parse_tree_builder import ExpandSingleChild
+from lark.parsers.lalr_analysis import Shift
+
+from agentspec.lex import _SHAPES, _UNIT, _UNIT_TERMINAL, SpecLexer
+
+# A reduce action: (children taken, rule number, the rule's nonterminal, passes its child through).
+Reduce = tuple[int, int, str, bool]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Lark's parse table renumbered for the loop: a shift is the next state (an int), a reduce a tuple."""
+
+    actions: list[dict[str, int | Reduce]]
+    start: int
+    end: int
+    rules: list[Any]  # lark.grammar.Rule, in the order of the reduce tuples' rule numbers
+    lexer: SpecLexer
+
+
+_TABLES: dict[int, Tables] = {}
+
+
+def tables(lark: Lark) -> Tables:
+    """The renumbered tables of one Lark instance, made once."""
+    found = _TABLES.get(id(lark))
+    if found is not None:
+        return found
+    table = lark.parser.parser.parser.parse_table
+    numbers = {state: n for n, state in enumerate(table.states)}
+    builders = lark._parse_tree_builder.rule_builders
+    rules = [rule for rule, _ in builders]
+    # `?rule: a | b` reduced from one symbol returns that child unchanged (ExpandSingleChild alone): the
+    # loop skips the call. Any other chain (a placeholder, an inlined `_rule`) runs Lark's callback.
+    passes = {rule: chain == [ExpandSingleChild] and len(rule.expansion) == 1 for rule, chain in builders}
+    index = {rule: n for n, rule in enumerate(rules)}
+    actions: list[dict[str, int | Reduce]] = []
+    for state in table.states:
+        row: dict[str, int | Reduce] = {}
+        for symbol, (action, arg) in table.states[state].items():
+            if action is Shift:
+                row[symbol] = numbers[arg]
+            else:
+                row[symbol] = (len(arg.expansion), index[arg], arg.origin.name, passes[arg])
+        actions.append(row)
+    made = Tables(
+        actions=actions,
+        start=numbers[table.start_states["start"]],
+        end=numbers[table.end_states["start"]],
+        rules=rules,
+        lexer=SpecLexer(lark.lexer_conf),
+    )
+    _TABLES[id(lark)] = made
+    return made
+
+
+def run(lark: Lark, text: str, transformer: object) -> Any | None:
+    """Parse `text` and apply `transformer`'s rule methods; None if the text does not parse."""
+    t = tables(lark)
+    by_rule = lark._parse_tree_builder.create_callback(transformer)
+    callbacks: list[Callable[[list[Any]], Any]] = [by_rule[rule] for rule in t.rules]
+    actions = t.actions
+    lexer = t.lexer
+    literals = lexer.literals
+    word_terminals = lexer.word_terminals
+    comparators = lexer.comparators
+    # The word terminals (RISK, HTTP_METHOD...) each word matches, in the lexer's order: a spec
+    # repeats its few such words thousands of times.
+    word_shapes: dict[str, list[str]] = {}
+    match = _SHAPES.match
+    unit_match = _UNIT.match
+    new_str = str.__new__
+    states = [t.start]
+    values: list[Any] = []
+    pos, line, line_start, end = 0, 1, 0, len(text)
+    token = None
+    while True:
+        if pos < end:
+            found = match(text, pos)
+            if found is None:
+                return None
+            kind = found.lastgroup
+            value = found.group()
+            stop = found.end()
+            if kind == "ws":
+                newlines = value.count("\n")
+                if newlines:
+                    line += newlines
+                    line_start = pos + value.rfind("\n") + 1
+                pos = stop
+                continue
+            if kind == "comment":
+                pos = stop
+                continue
+            accepts = actions[states[-1]]
+            # The same choice as SpecLexer.lex, kind by kind.
+            if kind == "word":
+                terminal = literals.get(value)
+                if terminal is None or terminal not in accepts:
+                    terminal = "NAME"
+                    shapes = word_shapes.get(value)
+                    if shapes is None:
+                        shapes = word_shapes[value] = [n for n, pattern in word_terminals if pattern.fullmatch(value)]
+                    for name in shapes:
+                        if name in accepts:
+                            terminal = name
+                            break
+            elif kind == "number":
+                unit = unit_match(text, stop)
+                if unit is not None:
+                    suffix = unit.group()
+                    terminal = _UNIT_TERMINAL.get(suffix, "DURATION")
+                    if terminal == "SIZE" and value.startswith("-"):
+                        terminal = "NUMBER"
+                    else:
+                        value += suffix
+                        stop = unit.end()
+                else:
+                    terminal = "NUMBER"
+            elif kind == "string":
+                terminal = "STRING"
+            elif kind == "money":
+                terminal = "MONEY"
+            elif kind == "percentile":
+                terminal = "PERCENTILE"
+            elif value in comparators and "COMPARATOR" in accepts:
+                terminal = "COMPARATOR"
+            elif value == "?":
+                terminal = "OPTIONAL"
+            else:
+                terminal = literals.get(value) or ("COMPARATOR" if value in comparators else value)
+            column = pos - line_start + 1
+            # Token(terminal, value, pos, line, column, line, end column, stop), without its
+            # constructor's argument handling.
+            token = new_str(Token, value)
+            token.type = terminal
+            token.start_pos = pos
+            token.value = value
+            token.line = line
+            token.column = column
+            token.end_line = line
+            token.end_column = column + (stop - pos)
+            token.end_pos = stop
+            pos = stop
+            at_end = False
+        else:
+            terminal = "$END"
+            at_end = True
+        # Shift the token, after as many reductions as it calls for (Lark's ParserState.feed_token).
+        while True:
+            action = actions[states[-1]].get(terminal)
+            if action is None:
+                return None
+            if type(action) is int:
+                if at_end:
+                    return None
+                states.append(action)
+                values.append(token)
+                break
+            size, rule, origin, passes = action  # type: ignore[misc]
+            if passes:
+                states[-1] = actions[states[-2]][origin]  # type: ignore[assignment]
+            else:
+                if size:
+                    children = values[-size:]
+                    del states[-size:]
+                    del values[-size:]
+                else:
+                    children = []
+                values.append(callbacks[rule](children))
+                states.append(actions[states[-1]][origin])  # type: ignore[arg-type]
+            if at_end and states[-1] == t.end:
+                return values[-1]
+        if at_end:  # pragma: no cover - the end token is never shifted
+            return None
