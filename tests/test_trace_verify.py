@@ -233,3 +233,14 @@ def test_pull_of_an_unknown_session_asks_about_the_tenant() -> None:
     transport = httpx.MockTransport(lambda _: httpx.Response(404, json={"error": error}))
     with pytest.raises(TraceError, match=r"has no records; is `--tenant` the session.s tenant\?\)"):
         pull("http://runtime.test", "s-1", "acme", "adm", transport=transport)
+
+
+def test_a_records_optional_detail_is_hashed_like_any_field() -> None:
+    # `model.unavailable` records carry each model's cause in `detail`; the chain covers it.
+    traces = chain()
+    last = traces["records"][-1]
+    body = {k: v for k, v in last.items() if k != "hash"} | {"detail": "@cf/a: cannot reach 127.0.0.1:9: refused"}
+    traces["records"][-1] = {**body, "hash": record_hash(body)}
+    assert errors(traces) == []
+    traces["records"][-1]["detail"] = "@cf/a: HTTP 503"
+    assert [p.seq for p in errors(traces)] == [last["seq"]]
