@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from agentspec import workbench as wb
-from agentspec.devserver import TOOLCHAIN, toolchain_ready
+from agentspec.devserver import toolchain_ready
 from agentspec.trace.fleet import pull_all
 from agentspec.workbench.scripted_model import last_user_text, tool_results
 from tests.notebook_run import execute
