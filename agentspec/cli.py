@@ -12,6 +12,7 @@
                                                           0 the decision chain is intact, 1 it is not, 2 unreadable
     agentspec trace replay DIR [--against SPEC] [--fail-on drift|flips] [--format human|json]
                                                           recorded decisions re-evaluated: drift, and candidate flips
+    agentspec trace calibrate DIR -o traffic.toml [--spec SPEC]   the simulator's traffic model, fitted from an export
     agentspec diff OLD NEW | --base REV PATH...           what a spec change means (agentspec/review/cli.py)
     agentspec snapshot SPEC... [--check]                  the committed meaning file of a spec
     agentspec simulate SPEC [--traffic FILE] [--compare SPEC2] [--seed N] [--sessions N] [--format human|json]
@@ -204,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
     from agentspec.trace.replay import add_parser as add_replay
 
     add_replay(trace_commands)  # replay: agentspec/trace/replay.py
+    from agentspec.trace.calibrate import add_parser as add_calibrate
+
+    add_calibrate(trace_commands)  # calibrate: agentspec/trace/calibrate.py
     review_cli.add_parsers(commands)  # diff, snapshot: agentspec/review/cli.py
     from agentspec.sim.cli import add_parser as add_simulate
 
@@ -253,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentspec.trace.replay import run as run_replay
 
         return run_replay(args)
+    if args.command == "trace" and args.trace_command == "calibrate":
+        from agentspec.trace.calibrate import run as run_calibrate
+
+        return run_calibrate(args)
     if args.command == "report":
         from agentspec.report.cli import run as run_report
 

@@ -116,7 +116,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _reviews(paths: list[str], base: str | None) -> list[Any]:
     from agentspec.review import review
-    from agentspec.review.sources import InputError, load_side
+    from agentspec.review.sources import InputError, load_sides
 
     if base is None:
         if len(paths) != 2:
@@ -124,7 +124,7 @@ def _reviews(paths: list[str], base: str | None) -> list[Any]:
         for p in paths:
             if os.path.isdir(p):
                 raise InputError(f"`{p}` is a directory; compare directories with `--base REV {p}`")
-        return [review(load_side(paths[0]), load_side(paths[1]))]
+        return [review(*load_sides((paths[0], None, ""), (paths[1], None, "")))]
     return _reviews_at_base(paths, base)
 
 
@@ -139,8 +139,7 @@ def _reviews_at_base(paths: list[str], rev: str) -> list[Any]:
         for path in paths:
             for new_path, rel in _targets(path, root, rev, tree):
                 label = f"{rev}:{rel}"
-                old = src.load_side(os.path.join(tree, rel), label=label, prefix=tree)
-                out.append(review(old, src.load_side(new_path)))
+                out.append(review(*src.load_sides((os.path.join(tree, rel), label, tree), (new_path, None, ""))))
     return out
 
 

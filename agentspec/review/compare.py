@@ -15,7 +15,7 @@ from agentspec import model as m
 from agentspec.review import classify as cl
 from agentspec.review import tables as tb
 from agentspec.review.change import Change, Location
-from agentspec.review.sources import Side
+from agentspec.review.sources import Side, Where
 
 Key = tuple[str, ...]
 
@@ -126,12 +126,27 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
             put(("workflow", name, kind), c.span)
 
 
+def written(side: Side) -> dict[Key, Where]:
+    """Every key's place on a side, clauses included: what a `Locator` reads, without the syntax model."""
+    index, decls = span_index(side)
+    for decl in decls.values():
+        for k, span in _clause_spans(decl).items():
+            index.setdefault(k, span)
+    return {k: Where(span.file, span.line, span.column) for k, span in index.items()}
+
+
 class Locator:
     """The location of a key on one side: the nearest written ancestor, else the agent's name."""
 
     def __init__(self, side: Side) -> None:
         self.side = side
-        self.index, self.decls = span_index(side)
+        self.index: dict[Key, m.Span | Where]
+        self.decls: dict[Key, m.Node]
+        if side.spans is not None:  # checked in a worker process: every key is indexed already
+            self.index, self.decls = dict(side.spans), {}
+        else:
+            spans, self.decls = span_index(side)
+            self.index = dict(spans)
         self.done: set[Key] = set()
 
     @classmethod
@@ -151,8 +166,8 @@ class Locator:
             found = self.index.get(key[:n])
             if found is not None:
                 return Location(self.side.display(found.file), found.line, found.column)
-        span = self.index[("agent",)]
-        return Location(self.side.display(span.file), span.line, span.column)
+        agent = self.index[("agent",)]
+        return Location(self.side.display(agent.file), agent.line, agent.column)
 
 
 # ───────────────────────────── the comparison ─────────────────────────────

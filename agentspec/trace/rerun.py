@@ -10,9 +10,10 @@ tried and the tool calls asked for, arguments projected and masked) and `tools` 
 result). A task's summary event holds its params (masked) and its step events each call's and infer step's outcome.
 So the rerun sends the masked text the runtime kept: the decisions do not depend on what masking removed.
 
-The stub tells whose request it is answering: a turn's model requests by their `x-session-affinity` (the rerun sends
-no affinity header, so it is the rerun's own session id), a task's by the task id; a tool request by its
-`traceparent`, whose trace id is the turn's (learned from the turn's first model request) or the task id's. Within
+The stub tells whose request it is answering: a turn's model requests by their `x-session-affinity` (the rerun
+sends each session's turns with an affinity key of its own, in the workflow's affinity header), a task's by the
+task id; a tool request by its `traceparent`, whose trace id is the turn's (learned from the turn's first model
+request) or the task id's. Within
 one turn or task, model rounds and tool attempts are answered in the recorded order, so parallel sessions never
 take each other's answers and a retried call gets the recorded retry. After a first divergence a session's later
 answers may no longer fit the requests (a call the candidate skips shifts the rest of that turn): only the first
@@ -420,7 +421,8 @@ class ReplayStub:
         except OSError as exc:
             raise RerunError(f"the replay stub cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() returns within it.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
@@ -575,7 +577,8 @@ class RerunResult:
 
     @property
     def not_rerun(self) -> list[ScopeResult]:
-        return [r for r in self.results if r.error is not None]
+        """Scopes that could not be rerun (or not to the end) and showed no divergence before stopping."""
+        return [r for r in self.results if r.error is not None and r.divergence is None]
 
 
 def _key_part(text: str) -> str:
@@ -644,20 +647,25 @@ def _segment_turns(records: Sequence[Decision], turns: Sequence[TurnScript]) -> 
     return out
 
 
-def _rerun_session(rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str) -> ScopeResult:
+def _rerun_session(
+    rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str, affinity: str, headers: dict[str, str]
+) -> ScopeResult:
     sid = _rerun_session_id(prefix, scope.id)
     for turn in scope.turns:
         cursor = _Cursor(turn.rounds, turn.tools, turn.checkpoint)
-        stub.expect(sid, None, cursor)
+        stub.expect(affinity, None, cursor)
         try:
             r = rt.request(
                 "POST",
                 f"/v1/sessions/{quote(sid, safe='')}/turns",
                 scope.tenant,
+                # The scope's own affinity key, in the workflow's affinity header: the stub tells this session's
+                # model requests by it (two tenants' sessions may share an id, never an affinity key).
+                headers={headers.get(turn.workflow, "x-session-affinity"): affinity},
                 json={"workflow": turn.workflow, "input": turn.text},
             )
         finally:
-            stub.forget(sid, None)
+            stub.forget(affinity, None)
             with stub.lock:
                 for trace in [t for t, c in stub.by_trace.items() if c is cursor]:
                     del stub.by_trace[trace]
@@ -760,15 +768,20 @@ def rerun(
         stub.tool_timeouts = {n: float(t.get("timeout_ms", 10_000)) / 1000 for n, t in tools.items()}
         result = RerunResult(rt.url, spec_hash, prefix)
 
-        def one(scope: Scope) -> ScopeResult:
+        affinity_headers = {
+            name: str((wf.get("affinity") or {}).get("header") or "x-session-affinity")
+            for name, wf in policy.json().get("workflows", {}).items()
+        }
+
+        def one(index: int, scope: Scope) -> ScopeResult:
             if scope.unreplayable is not None:
                 return ScopeResult(scope, "", len(compared(scope.records)), 0, None, scope.unreplayable)
             if scope.kind == "task":
                 return _rerun_task(rt, stub, scope, prefix, task_timeout)
-            return _rerun_session(rt, stub, scope, prefix)
+            return _rerun_session(rt, stub, scope, prefix, f"{prefix}{index}", affinity_headers)
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            result.results = list(pool.map(one, recording.scopes))
+            result.results = list(pool.map(one, range(len(recording.scopes)), recording.scopes))
         sent = [r for r in result.results if r.error is None or r.rerun_id]
         if sent and stub.model_requests == 0 and stub.tool_requests == 0:
             raise RerunError(
@@ -808,8 +821,7 @@ def render(result: RerunResult, root: Path) -> str:
             lines.append(f"not rerun: {name}: {r.error}")
             continue
         if r.divergence is None:
-            lines.append(f"identical: {name}: {r.compared} decisions")
-            continue
+            continue  # counted below: a fleet's identical sessions would bury the few that are not
         d = r.divergence
         where = f"decision {d.index + 1}" + (f", turn {d.turn}" if d.turn is not None else "")
         seq = f" (recorded seq {d.recorded.seq})" if d.recorded is not None else ""
@@ -821,9 +833,11 @@ def render(result: RerunResult, root: Path) -> str:
     compared_n = sum(r.compared for r in result.results if r.error is None or r.divergence is not None)
     skipped = sum(r.skipped for r in result.results)
     lines.append("")
+    identical = sum(r.identical for r in result.results)
     lines.append(
-        f"{len(result.results)} recorded ({len(result.diverged)} diverge, {len(result.not_rerun)} not rerun); "
-        f"{compared_n} decisions compared, {skipped} environmental ones not (SLO alerts, session expiry)"
+        f"{len(result.results)} recorded: {identical} identical, {len(result.diverged)} diverge, "
+        f"{len(result.not_rerun)} not rerun; {compared_n} decisions compared, {skipped} environmental ones not "
+        "(SLO alerts, session expiry)"
     )
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ import { maskPII } from "./pii";
 import { modelRound, traceparent, type ModelRoundTrace } from "./rerun";
 import type { Policy, Workflow } from "./policy";
 import { chatTools, checkpointMessages, turnMessages, type HistoryMessage } from "./prompt";
+import type { IndexRpc } from "./retrieval";
 import { policyDenials, type Alert, type SliSample } from "./slo";
 import { toolFetcher } from "./origins";
 import { MAX_TOOL_CALLS_PER_ANSWER, MAX_TOOL_CALLS_PER_TURN } from "./tools";
@@ -58,6 +59,8 @@ export interface SessionHost {
   readonly outbox: Outbox;
   /** The workflow's SLO monitor: another object, reached over RPC. */
   sloMonitor(workflow: string): { observe(workflow: string, sample: SliSample): Promise<Alert[]> };
+  /** A tenant's index object (retrieval.ts): artifacts go in, searches come out. */
+  indexObject(tenant: string, index: string): IndexRpc;
 }
 
 /** At most this many model rounds in one turn (a round may ask for tools). */

@@ -4,6 +4,7 @@
 // Routes are one table (ROUTES, at the end): to add one, write its handler and add a row; 405 and its `Allow`
 // header are derived from the same rows.
 
+import { listArtifacts, readArtifact } from "./artifacts";
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
@@ -349,6 +350,26 @@ async function postTaskEvent({ request, env, policy }: RouteContext, [segment]: 
   return json({ task_id: id, event: type }, 202);
 }
 
+/** The tenant's artifacts (admin): every artifact store's objects under the tenant's prefix, masked as kept. */
+async function getArtifacts({ request, env, policy }: RouteContext): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  return json({ artifacts: await listArtifacts(env, policy, caller.tenant) });
+}
+
+/** One of the tenant's artifacts (admin), by reference (`sha256:<hex>`): its masked body as it was kept. */
+async function getArtifact({ request, env, policy }: RouteContext, [refSegment]: string[]): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  // `sha256:` may come percent-encoded (`sha256%3A`); the reference is checked after decoding.
+  const ref = /^sha256(:|%3[aA])[0-9a-f]{64}$/.test(refSegment!) ? refSegment!.replace(/%3[aA]/, ":") : "";
+  if (!/^sha256:[0-9a-f]{64}$/.test(ref)) {
+    throw new HttpError(400, "invalid_artifact", "an artifact reference is `sha256:` and 64 hexadecimal digits");
+  }
+  const found = await readArtifact(env, policy, caller.tenant, ref);
+  if (found === null) throw new HttpError(404, "unknown_artifact", `the tenant has no artifact \`${ref}\``);
+  return new Response(found.body, { headers: { "content-type": found.contentType, "x-artifact-store": found.store,
+    "x-artifact-key": found.key } });
+}
+
 async function getTraces({ request, url, env, policy }: RouteContext): Promise<Response> {
   const caller = authenticate(request, env, policy, true);
   const sinceText = url.searchParams.get("since") ?? "0";
@@ -424,6 +445,8 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/v1/traces", handle: getTraces },
   { method: "GET", path: "/v1/heads", handle: getHeads },
   { method: "GET", path: "/v1/exports", handle: getExports },
+  { method: "GET", path: "/v1/artifacts", handle: getArtifacts },
+  { method: "GET", path: /^\/v1\/artifacts\/([^/]+)$/, handle: getArtifact },
 ];
 
 /** The groups of `path` if `route` matches it (none for an exact path), else null. */
