@@ -221,7 +221,13 @@ def load_policy_file(path: Path) -> dict[str, Any]:
         raise ReplayInputError(f"cannot read policy `{path}`: {getattr(exc, 'strerror', None) or exc}") from exc
     try:
         data = json.loads(text)
-        load_policy(data)
+        checked = dict(data) if isinstance(data, dict) else data
+        audit = checked.get("audit") if isinstance(checked, dict) else None
+        if isinstance(audit, dict):
+            # With signing on, the runtime reports the public key beside the secret's name (worker.ts
+            # `policyTables`): not part of policy.json, and nothing a decision reads.
+            checked["audit"] = {k: v for k, v in audit.items() if k == "signing_secret"}
+        load_policy(checked)
     except ValueError as exc:  # JSON and pydantic ValidationError are both ValueErrors
         first = str(exc).splitlines()[:3] if not isinstance(exc, ValidationError) else [str(exc.errors()[0])]
         raise ReplayInputError(f"`{path}` is not a policy.json: {' '.join(first)}") from exc
