@@ -82,16 +82,14 @@ def bench_project(work: Path) -> Path:
     for path in RUNTIME.glob("*.ts"):
         shutil.copy(path, project / "src" / "runtime" / path.name)
     (project / "src" / "index.ts").write_text(BENCH_WORKER)
-    bindings = {"durable_objects": {"bindings": [{"name": "BENCH", "class_name": "Bench"}]}}
     config = {
         "name": "agentspec-retrieval-bench",
         "main": "src/index.ts",
         "compatibility_date": COMPATIBILITY_DATE,
         "compatibility_flags": ["nodejs_compat"],
         "send_metrics": False,
-        **bindings,
+        "durable_objects": {"bindings": [{"name": "BENCH", "class_name": "Bench"}]},
         "migrations": [{"tag": "v1", "new_sqlite_classes": ["Bench"]}],
-        "env": {"local": bindings},
     }
     (project / "wrangler.jsonc").write_text(json.dumps(config, indent=2))
     return project
