@@ -187,6 +187,9 @@ def test_the_command_writes_a_traffic_file_the_simulator_takes(export: Path, tmp
     text = out.read_text()
     assert text.startswith("# Traffic fitted by `agentspec trace calibrate`")
     assert f'[models."{LOW}"]  # ' in text and "attempts" in text
+    # The synthetic sessions all start within the first UTC hour of the day (about 14 minutes at 3 per second).
+    assert f"# sessions started by UTC hour: 00h {SESSIONS}\n" in text
+    assert calibrate(export).summary["arrivals_by_hour"] == {0: SESSIONS}
     assert main(["simulate", str(SPEC), "--traffic", str(out), "--sessions", "500", "--format", "json"]) in (0, 1)
     assert json.loads(capsys.readouterr().out)["workflows"]
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from agentspec.cli import main
+from agentspec.devserver import free_port
 from agentspec.trace.rerun import (
     Attempt,
     Decision,
@@ -189,3 +190,41 @@ def test_an_old_recording_and_a_missing_trace_are_said_so(tmp_path: Path, capsys
     assert main(["trace", "replay", str(tmp_path), "--runtime", "http://127.0.0.1:9"]) == 2
     assert main(["trace", "replay", str(tmp_path), "--runtime", "x", "--admin-token", "t"]) == 2
     assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_an_event_of_another_shape_and_a_foreign_server_are_clear_errors(tmp_path: Path, capsys) -> None:
+    _write(tmp_path, "decisions", [_event("decision", "s1", 1, {"seq": 1, "tenant": "acme"})])  # no action
+    (tmp_path / ".agentspec-chains.json").write_text("{}")
+    assert main(["trace", "replay", str(tmp_path), "--runtime", "http://127.0.0.1:9", "--admin-token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an export event of another shape" in err and "Traceback" not in err
+
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Html(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>bad gateway</html>"
+            self.send_response(502)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    good = tmp_path / "good"
+    r = {"seq": 1, "ts": "t", "tenant": "acme", "session": "s1", "workflow": "desk", "intent": "hi"}
+    r |= {"action": "model.route:low", "decision": "allow", "rule": "route.risk.low", "spec_hash": "h"}
+    _write(good, "decisions", [_event("decision", "s1", 1, r)])
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        port = str(free_port())
+        assert main(["trace", "replay", str(good), "--runtime", url, "--admin-token", "t", "--stub-port", port]) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert "`GET /healthz`" in err and "answered 502 with no JSON object" in err and "Traceback" not in err

@@ -214,6 +214,8 @@ def _fit(con: Any, policy: Mapping[str, Any]) -> Calibration:
         SELECT hour(make_timestamp(start_ms * 1000)) AS h, count(*) FROM s GROUP BY h ORDER BY h""").fetchall()
     summary["arrivals_by_hour"] = {int(h): int(n) for h, n in hourly}
     summary["observed_s"] = seconds
+    # The simulator takes one rate; the hours it averages over are kept beside it, for a peak-hour what-if.
+    notes["arrivals_by_hour"] = ", ".join(f"{int(h):02d}h {int(n)}" for h, n in hourly)
 
     by_wf: dict[str, dict[str, Any]] = {}
     for wf, tenant, n, turns, max_turns in sessions:
@@ -528,6 +530,8 @@ def to_toml(traffic: Mapping[str, Any], notes: Mapping[str, str]) -> str:
         "# Traffic fitted by `agentspec trace calibrate` from a fleet export (docs/replay.md).",
         "# Every figure below is measured; the comment beside a table says from how many samples.",
     ]
+    if notes.get("arrivals_by_hour"):
+        out.append(f"# sessions started by UTC hour: {notes['arrivals_by_hour']}")
     for k in ("sessions", "arrival_rate", "seed"):
         if k in traffic:
             note = f"  # {notes[k]}" if k in notes else ""

@@ -84,6 +84,12 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     # with s1, each must get its own answers.
     tools.answer("/v1/orders/A-1", ToolAnswer(status=503, times=2), ToolAnswer(body=ORDER, times=100))
     assert _turn(rt, "s3", "where is A-1?", "acme", (LOW, lookup), (LOW, Cue(text="down"))) == 200
+    # globex's s1: the same session id as acme's, the same first request, another answer (404): rerun at the same
+    # time as acme's, each must still get its own.
+    tools.answer(
+        "/v1/orders/A-1", ToolAnswer(status=404, body={"error": "gone"}, times=1), ToolAnswer(body=ORDER, times=99)
+    )
+    assert _turn(rt, "s1", "where is A-1?", "globex", (LOW, lookup), (LOW, Cue(text="gone"))) == 200
     # A task: lookup, a note that fails once and is retried by Workflows, a model step.
     tools.answer("/v1/notes", ToolAnswer(status=503), ToolAnswer(body={"note_id": "A-1"}, times=100))
     rt.model.cue(LOW, Cue(text="noted A-1"))
@@ -96,7 +102,13 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     assert r.status_code == 202, r.text
     task = r.json()["task_id"]
     assert rt.wait_task(task)["status"] == "complete"
-    return [("session", "acme", "s1"), ("session", "globex", "s2"), ("session", "acme", "s3"), ("task", "acme", task)]
+    return [
+        ("session", "acme", "s1"),
+        ("session", "globex", "s2"),
+        ("session", "acme", "s3"),
+        ("session", "globex", "s1"),
+        ("task", "acme", task),
+    ]
 
 
 def _chain(rt: Runtime, kind: str, tenant: str, id: str) -> list[dict[str, Any]]:
@@ -114,7 +126,10 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
     deadline = time.monotonic() + 60
     while True:
         assert main(["trace", "pull", "--all", "--url", rt.url, "--admin-token", ADMIN, "-o", str(out)]) == 0
-        records = {e["id"] for p in export_files(out, "decisions") for e in read_events(p)}
+        # By tenant, session and seq: a decision event's id names no tenant, and two tenants here share `s1`.
+        records = {
+            (e["tenant"], e["session"], e["seq"]) for p in export_files(out, "decisions") for e in read_events(p)
+        }
         traces = {e["id"] for p in export_files(out, "traces") for e in read_events(p)}
         summaries = {e["id"] for p in export_files(out, "tasks") for e in read_events(p) if e["data"]["step"] is None}
         if len(records) >= want and len(traces) >= turns and len(summaries) == 1:
@@ -184,17 +199,19 @@ def _keys(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) -> None:
     out, _ = recording
-    traces = {(e["session"], e["seq"]): e["data"] for p in export_files(out, "traces") for e in read_events(p)}
+    traces = {
+        (e["tenant"], e["session"], e["seq"]): e["data"] for p in export_files(out, "traces") for e in read_events(p)
+    }
     # s1 turn 2: the note's request, its undeclared argument by name, the email in its text masked.
-    second = traces[("s1", 2)]
+    second = traces[("acme", "s1", 2)]
     assert second["model_rounds"][0]["tool_calls"] == [
         {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]}
     ]
     assert second["tools"][0]["result"] == {"note_id": "n-1"}
     # s1 turn 1: the lookup's result, projected and masked.
-    assert traces[("s1", 1)]["tools"][0]["result"] == {**ORDER, "email": "[email]"}
+    assert traces[("acme", "s1", 1)]["tools"][0]["result"] == {**ORDER, "email": "[email]"}
     # s1 turn 3: the fallback round and the retried lookup, attempt by attempt.
-    third = traces[("s1", 3)]
+    third = traces[("acme", "s1", 3)]
     first_round = third["model_rounds"][0]
     assert [(a["model"], a["ok"], a["status"]) for a in first_round["attempts"]] == [
         (LOW, False, 500),
@@ -208,7 +225,7 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     ]
     assert call["latency_ms"] >= 0 and third["checkpoint"]["ok"] is True
     # s2 turn 1: a refused note is a failure of kind tool.status, with no result.
-    refused = traces[("s2", 1)]["tools"][0]
+    refused = traces[("globex", "s2", 1)]["tools"][0]
     assert (refused["outcome"], refused["failure"], refused["status"], refused["result"]) == (
         "failed",
         "tool.status",
@@ -285,6 +302,8 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "diverges: session `s1` (tenant `acme`, workflow `desk`) at decision 5, turn 2 (recorded seq 5)" in text
     assert "recorded  tool.call:write_note  allow  tools.allow" in text
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
+    assert "5 recorded: 3 identical, 2 diverge, 0 not rerun; 28 decisions compared" in text
+    assert "identical:" not in text  # counted, not listed
 
 
 def test_bad_input_is_a_clear_error(

@@ -246,7 +246,8 @@ interface RouteContext {
 
 /** A task id in a path: the route matches any segment (so a wrong method is a 405), the handler checks it. */
 function taskIdOf(segment: string): string {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(segment)) throw new HttpError(404, "not_found", "no such route");
+  // Up to 100 characters, the Workflows instance id limit: `<workflow>-<uuid>` for a workflow name of up to 63.
+  if (!/^[A-Za-z0-9_-]{1,100}$/.test(segment)) throw new HttpError(404, "not_found", "no such route");
   return segment;
 }
 
@@ -314,9 +315,9 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
     throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
   }
   const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
-  const fingerprint = await sha256Hex(canonical({ workflow, params }));
-  const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
-  if (claim.fingerprint !== fingerprint) {
+  // The registry keeps only a keyed fingerprint of the body (registry.ts), never the params themselves.
+  const claim = await registry.claimTaskKey(key, id, workflow, canonical({ workflow, params }));
+  if (!claim.same) {
     throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
   }
   await createOnce(binding, await create(claim.task));
