@@ -19,7 +19,8 @@ QuantityKind = Literal["duration", "percent", "money", "size", "number"]
 
 
 class Span(BaseModel):
-    """A region of one source file: 1-based lines and columns, 0-based offsets."""
+    """A region of one source file: 1-based lines and columns, 0-based offsets. Line 0 is the file as a whole,
+    with no position in it (`Span.whole`): a file that cannot be read at all has no line 1 to point at."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,8 +32,16 @@ class Span(BaseModel):
     start: int
     end: int
 
+    @classmethod
+    def whole(cls, file: str) -> Span:
+        return cls(file=file, line=0, column=0, end_line=0, end_column=0, start=0, end=0)
+
+    @property
+    def located(self) -> bool:
+        return self.line > 0
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.line}:{self.column}" if self.located else self.file
 
 
 class Node(BaseModel):
