@@ -911,19 +911,24 @@ __all__ = [
 # ── the command ─────────────────────────────────────────────────────────────
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
-#: The stub's default port: the one the compiled project's `local` env already points INFERENCE_URL at.
+#: The stub's default port: the one the compiled project's local (top-level) config already points INFERENCE_URL at.
 DEFAULT_STUB_PORT = 11434
 
 
 def add_arguments(parser: Any) -> None:
     """The options `agentspec trace replay DIR --runtime URL` adds to the replay subcommand."""
     parser.add_argument(
-        "--runtime", metavar="URL", default=None, help="rerun the recorded turns and tasks on this running runtime"
+        "--runtime",
+        metavar="URL",
+        default=None,
+        help="rerun the recorded turns and tasks on this running runtime (default: none, the policy replay)",
     )
     parser.add_argument(
         "--admin-token", default=None, help="the runtime's admin token (default: $AGENTSPEC_ADMIN_TOKEN)"
     )
-    parser.add_argument("--tenant-header", default="x-tenant-id", help="default: %(default)s")
+    parser.add_argument(
+        "--tenant-header", default="x-tenant-id", help="the HTTP header carrying the tenant: the spec's `tenant header`"
+    )
     parser.add_argument(
         "--stub-port",
         type=int,
