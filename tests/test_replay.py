@@ -21,7 +21,7 @@ from agentspec.policy import tables
 from agentspec.sim import traffic as traffic_mod
 from agentspec.trace import synthetic
 from agentspec.trace.fleet import pull_all
-from agentspec.trace.replay import INDEX_FILE, ReplayInputError, candidate_tables
+from agentspec.trace.replay import INDEX_FILE, ReplayInputError, candidate_tables, load_policy_file
 from agentspec.trace.replay import load as load_recorded
 from agentspec.trace.verify import record_hash
 
@@ -334,3 +334,16 @@ def test_a_second_replay_reads_the_index_until_a_decision_file_changes(
     part.write_bytes(part.read_bytes())  # same records, a new mtime: the index no longer vouches for them
     os.utime(part, ns=(1, 1))
     assert _json(capsys, str(copy_))[1] == first
+
+
+def test_a_reported_policy_with_the_signing_public_key_loads(export: Path, tmp_path: Path, policy: dict) -> None:
+    """With `audit sign with secret`, `GET /v1/policy` adds the public key to `audit` (worker.ts)."""
+    reported = {**policy, "audit": {"signing_secret": "AUDIT_KEY", "alg": "Ed25519", "key_id": "k1",
+                                    "public_key": "AAAA", "spki_pem": "-----BEGIN PUBLIC KEY-----"}}  # fmt: skip
+    path = tmp_path / "reported.json"
+    path.write_text(json.dumps(reported))
+    assert load_policy_file(path)["audit"]["key_id"] == "k1"
+    reported["audit"]["signing_secret"] = 7
+    path.write_text(json.dumps(reported))
+    with pytest.raises(ReplayInputError, match="is not a policy"):
+        load_policy_file(path)

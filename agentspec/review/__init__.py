@@ -18,7 +18,7 @@ from agentspec.review.change import Change, Review
 from agentspec.review.compare import Locator, compare
 from agentspec.review.counterexamples import attach, verdicts
 from agentspec.review.gates import version_finding
-from agentspec.review.sources import Side, load_side
+from agentspec.review.sources import Side, load_side, load_sides
 
 
 def review(old: Side, new: Side) -> Review:
@@ -34,7 +34,7 @@ def review(old: Side, new: Side) -> Review:
 
 
 def review_files(old_path: str, new_path: str) -> Review:
-    return review(load_side(old_path), load_side(new_path))
+    return review(*load_sides((old_path, None, ""), (new_path, None, "")))
 
 
 __all__ = ["Change", "Review", "Side", "load_side", "review", "review_files"]

@@ -10,9 +10,10 @@ tried and the tool calls asked for, arguments projected and masked) and `tools` 
 result). A task's summary event holds its params (masked) and its step events each call's and infer step's outcome.
 So the rerun sends the masked text the runtime kept: the decisions do not depend on what masking removed.
 
-The stub tells whose request it is answering: a turn's model requests by their `x-session-affinity` (the rerun sends
-no affinity header, so it is the rerun's own session id), a task's by the task id; a tool request by its
-`traceparent`, whose trace id is the turn's (learned from the turn's first model request) or the task id's. Within
+The stub tells whose request it is answering: a turn's model requests by their `x-session-affinity` (the rerun
+sends each session's turns with an affinity key of its own, in the workflow's affinity header), a task's by the
+task id; a tool request by its `traceparent`, whose trace id is the turn's (learned from the turn's first model
+request) or the task id's. Within
 one turn or task, model rounds and tool attempts are answered in the recorded order, so parallel sessions never
 take each other's answers and a retried call gets the recorded retry. After a first divergence a session's later
 answers may no longer fit the requests (a call the candidate skips shifts the rest of that turn): only the first
@@ -291,7 +292,8 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
         http = d.get("http_status")
         http = http if isinstance(http, int) else None
         if status in ("complete", "compensated"):
-            tools.append(ToolReply(tool, http, "ok", d.get("result") if status == "complete" else {}))
+            # A compensation's answer too: the runtime projects it onto the compensating tool's `returns`.
+            tools.append(ToolReply(tool, http, "ok", d.get("result") or {}))
         elif status in ("retrying", "failed", "compensation_retrying", "compensation_failed"):
             tools.append(ToolReply(tool, http, str(d.get("failure") or "tool.status")))
     return Scope("task", tenant, task, workflow, decisions, params=params, infers=tuple(infers), tools=tuple(tools))
@@ -420,7 +422,8 @@ class ReplayStub:
         except OSError as exc:
             raise RerunError(f"the replay stub cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: close() returns within it.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property
@@ -575,7 +578,8 @@ class RerunResult:
 
     @property
     def not_rerun(self) -> list[ScopeResult]:
-        return [r for r in self.results if r.error is not None]
+        """Scopes that could not be rerun (or not to the end) and showed no divergence before stopping."""
+        return [r for r in self.results if r.error is not None and r.divergence is None]
 
 
 def _key_part(text: str) -> str:
@@ -624,13 +628,27 @@ class _Runtime:
         except httpx.HTTPError as exc:
             raise RerunError(f"cannot reach the runtime at `{self.url}`: {exc}") from exc
 
+    def body(self, response: httpx.Response) -> dict[str, Any]:
+        """A runtime answer's JSON object; RerunError when it is none (a proxy's error page, a foreign server)."""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            where = f"`{response.request.method} {response.request.url.path}`"
+            raise RerunError(f"{where} on `{self.url}` answered {response.status_code} with no JSON object")
+        return data
+
     def chain(self, kind: str, tenant: str, id: str) -> list[Decision]:
         r = self.request("GET", "/v1/traces", tenant, params={kind: id, "since": 0})
         if r.status_code == 404:
             return []  # no records at all: `unknown_session`
         if r.status_code != 200:
             raise RerunError(f"`GET /v1/traces` answered {r.status_code} for {kind} `{id}`: {r.text[:200]}")
-        return list(_decisions(r.json().get("records", [])))
+        try:
+            return list(_decisions(self.body(r).get("records", [])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RerunError(f"`GET /v1/traces` for {kind} `{id}` answered records of another shape ({exc})") from exc
 
 
 def _segment_turns(records: Sequence[Decision], turns: Sequence[TurnScript]) -> dict[int, int | None]:
@@ -644,20 +662,25 @@ def _segment_turns(records: Sequence[Decision], turns: Sequence[TurnScript]) -> 
     return out
 
 
-def _rerun_session(rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str) -> ScopeResult:
+def _rerun_session(
+    rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str, affinity: str, headers: dict[str, str]
+) -> ScopeResult:
     sid = _rerun_session_id(prefix, scope.id)
     for turn in scope.turns:
         cursor = _Cursor(turn.rounds, turn.tools, turn.checkpoint)
-        stub.expect(sid, None, cursor)
+        stub.expect(affinity, None, cursor)
         try:
             r = rt.request(
                 "POST",
                 f"/v1/sessions/{quote(sid, safe='')}/turns",
                 scope.tenant,
+                # The scope's own affinity key, in the workflow's affinity header: the stub tells this session's
+                # model requests by it (two tenants' sessions may share an id, never an affinity key).
+                headers={headers.get(turn.workflow, "x-session-affinity"): affinity},
                 json={"workflow": turn.workflow, "input": turn.text},
             )
         finally:
-            stub.forget(sid, None)
+            stub.forget(affinity, None)
             with stub.lock:
                 for trace in [t for t, c in stub.by_trace.items() if c is cursor]:
                     del stub.by_trace[trace]
@@ -687,14 +710,13 @@ def _rerun_task(rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str, timeo
         )
         if r.status_code != 202:
             return _compare(scope, task_id, [], f"`POST /v1/tasks` answered {r.status_code}: {r.text[:200]}")
-        if r.json().get("task_id") != task_id:
-            return _compare(
-                scope, task_id, [], f"the runtime named the task `{r.json().get('task_id')}`, not `{task_id}`"
-            )
+        named = rt.body(r).get("task_id")
+        if named != task_id:
+            return _compare(scope, task_id, [], f"the runtime named the task `{named}`, not `{task_id}`")
         deadline = time.monotonic() + timeout
         status = ""
         while time.monotonic() < deadline:
-            status = str(rt.request("GET", f"/v1/tasks/{task_id}", scope.tenant).json().get("status", ""))
+            status = str(rt.body(rt.request("GET", f"/v1/tasks/{task_id}", scope.tenant)).get("status", ""))
             if status in _FINISHED:
                 break
             time.sleep(0.25)
@@ -746,7 +768,7 @@ def rerun(
     try:
         try:
             health = rt.client.get("/healthz")
-            spec_hash = str(health.json().get("spec_hash", ""))
+            spec_hash = str(rt.body(health).get("spec_hash", ""))
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
             raise RerunError(f"cannot reach the runtime at `{rt.url}`: {exc}") from exc
         tenant = next((s.tenant for s in recording.scopes), "")
@@ -756,24 +778,33 @@ def rerun(
                 f"the runtime at `{rt.url}` refused the admin token (`GET /v1/policy` answered {policy.status_code}); "
                 "pass the runtime's admin token with --admin-token or AGENTSPEC_ADMIN_TOKEN"
             )
-        tools = policy.json().get("tools", {})
+        tables = rt.body(policy)
+        tools = tables.get("tools", {})
         stub.tool_timeouts = {n: float(t.get("timeout_ms", 10_000)) / 1000 for n, t in tools.items()}
         result = RerunResult(rt.url, spec_hash, prefix)
 
-        def one(scope: Scope) -> ScopeResult:
+        affinity_headers = {
+            name: str((wf.get("affinity") or {}).get("header") or "x-session-affinity")
+            for name, wf in tables.get("workflows", {}).items()
+        }
+
+        def one(index: int, scope: Scope) -> ScopeResult:
             if scope.unreplayable is not None:
                 return ScopeResult(scope, "", len(compared(scope.records)), 0, None, scope.unreplayable)
-            if scope.kind == "task":
-                return _rerun_task(rt, stub, scope, prefix, task_timeout)
-            return _rerun_session(rt, stub, scope, prefix)
+            try:
+                if scope.kind == "task":
+                    return _rerun_task(rt, stub, scope, prefix, task_timeout)
+                return _rerun_session(rt, stub, scope, prefix, f"{prefix}{index}", affinity_headers)
+            except RerunError as exc:  # this scope's, not the run's: the others are still worth comparing
+                return ScopeResult(scope, "", len(compared(scope.records)), 0, None, str(exc))
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            result.results = list(pool.map(one, recording.scopes))
+            result.results = list(pool.map(one, range(len(recording.scopes)), recording.scopes))
         sent = [r for r in result.results if r.error is None or r.rerun_id]
         if sent and stub.model_requests == 0 and stub.tool_requests == 0:
             raise RerunError(
                 f"the runtime at `{rt.url}` never reached the replay stub at {stub.origin}: start it with\n"
-                + "".join(f"  {line}\n" for line in stub_dev_vars(policy.json(), stub.origin))
+                + "".join(f"  {line}\n" for line in stub_dev_vars(tables, stub.origin))
                 + "in its .dev.vars (or environment), then rerun"
             )
         return result
@@ -808,8 +839,7 @@ def render(result: RerunResult, root: Path) -> str:
             lines.append(f"not rerun: {name}: {r.error}")
             continue
         if r.divergence is None:
-            lines.append(f"identical: {name}: {r.compared} decisions")
-            continue
+            continue  # counted below: a fleet's identical sessions would bury the few that are not
         d = r.divergence
         where = f"decision {d.index + 1}" + (f", turn {d.turn}" if d.turn is not None else "")
         seq = f" (recorded seq {d.recorded.seq})" if d.recorded is not None else ""
@@ -821,9 +851,11 @@ def render(result: RerunResult, root: Path) -> str:
     compared_n = sum(r.compared for r in result.results if r.error is None or r.divergence is not None)
     skipped = sum(r.skipped for r in result.results)
     lines.append("")
+    identical = sum(r.identical for r in result.results)
     lines.append(
-        f"{len(result.results)} recorded ({len(result.diverged)} diverge, {len(result.not_rerun)} not rerun); "
-        f"{compared_n} decisions compared, {skipped} environmental ones not (SLO alerts, session expiry)"
+        f"{len(result.results)} recorded: {identical} identical, {len(result.diverged)} diverge, "
+        f"{len(result.not_rerun)} not rerun; {compared_n} decisions compared, {skipped} environmental ones not "
+        "(SLO alerts, session expiry)"
     )
     return "\n".join(lines) + "\n"
 
@@ -879,19 +911,24 @@ __all__ = [
 # ── the command ─────────────────────────────────────────────────────────────
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
-#: The stub's default port: the one the compiled project's `local` env already points INFERENCE_URL at.
+#: The stub's default port: the one the compiled project's local (top-level) config already points INFERENCE_URL at.
 DEFAULT_STUB_PORT = 11434
 
 
 def add_arguments(parser: Any) -> None:
     """The options `agentspec trace replay DIR --runtime URL` adds to the replay subcommand."""
     parser.add_argument(
-        "--runtime", metavar="URL", default=None, help="rerun the recorded turns and tasks on this running runtime"
+        "--runtime",
+        metavar="URL",
+        default=None,
+        help="rerun the recorded turns and tasks on this running runtime (default: none, the policy replay)",
     )
     parser.add_argument(
         "--admin-token", default=None, help="the runtime's admin token (default: $AGENTSPEC_ADMIN_TOKEN)"
     )
-    parser.add_argument("--tenant-header", default="x-tenant-id", help="default: %(default)s")
+    parser.add_argument(
+        "--tenant-header", default="x-tenant-id", help="the HTTP header carrying the tenant: the spec's `tenant header`"
+    )
     parser.add_argument(
         "--stub-port",
         type=int,
@@ -936,6 +973,12 @@ def run(args: Any) -> int:
         return EXIT_USAGE
     except UnicodeDecodeError as exc:
         sys.stderr.write(f"agentspec: `{root}` holds a file that is not UTF-8 ({exc.reason})\n")
+        return EXIT_USAGE
+    except (KeyError, TypeError, ValueError) as exc:
+        # An export line of the right schema whose data is not what the runtime writes (edited by hand, or
+        # written by another tool): named, not a traceback.
+        what = f"field {exc}" if isinstance(exc, KeyError) else str(exc)
+        sys.stderr.write(f"agentspec: `{root}` holds an export event of another shape ({what}); cannot rerun it\n")
         return EXIT_USAGE
     except OSError as exc:
         sys.stderr.write(f"agentspec: cannot read `{root}`: {exc.strerror or exc}\n")

@@ -47,6 +47,9 @@ class ChainRecord(TypedDict):
     decision: str
     rule: str
     spec_hash: str
+    #: optional: why, in words, when the rule alone does not say it (`model.unavailable`: each model's cause,
+    #: `@cf/a: cannot reach HOST: ...; @cf/b: HTTP 503`); hashed like every field, absent from most records
+    detail: NotRequired[str]
     prev_hash: str
     hash: str
 

@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -79,43 +80,50 @@ class _Gen:
         self.workflows = {k: v for k, v in wfs.items() if v.share > 0}
 
     def model_call(self, tier: str) -> tuple[bool, float, str, list[dict[str, Any]]]:
-        """One runInference on a tier: ok, ms, the answering model, the failed attempts (as retry records)."""
+        """One runInference on a tier: ok, ms, the answering model, every attempt (as `model_rounds` lists them:
+        model, ok, status, error, latency_ms)."""
         t = self.policy["tiers"][tier]
-        ms, failed = 0.0, list[dict[str, Any]]()
+        ms, attempts = 0.0, list[dict[str, Any]]()
         for model in t["models"]:
             b = self.traffic.models.get(model, self.traffic.default_model)
             u = self.rng.random()
             lat = _draw(self.rng, b.latency)
             if u < b.busy_429:
-                ms, reason = ms + b.error_ms, "429"
+                spent, status, error = b.error_ms, 429, "HTTP 429"
             elif u < b.busy_429 + b.fail_5xx:
-                ms, reason = ms + b.error_ms, "500"
+                spent, status, error = b.error_ms, 500, "HTTP 500"
             elif u < b.busy_429 + b.fail_5xx + b.timeout or lat > t["timeout_ms"]:
-                ms, reason = ms + t["timeout_ms"], f"timed out after {t['timeout_ms']} ms"
+                spent, status, error = float(t["timeout_ms"]), None, "timeout"
             else:
-                return True, ms + lat, model, failed
-            failed.append({"model": model, "reason": reason})
-        return False, ms, "", failed
+                attempts.append({"model": model, "ok": True, "status": 200, "error": None, "latency_ms": round(lat)})
+                return True, ms + lat, model, attempts
+            ms += spent
+            attempts.append({"model": model, "ok": False, "status": status, "error": error, "latency_ms": round(spent)})
+        return False, ms, "", attempts
 
-    def tool_call(self, name: str) -> tuple[str, int | None, int, float]:
-        """outcome, status, attempts, ms of one allowed call (one retry of a transient failure if replay-safe)."""
+    def tool_call(self, name: str) -> tuple[str, int | None, list[dict[str, Any]], float]:
+        """outcome, status, attempt log, ms of one allowed call (one retry of a transient failure if replay-safe)."""
         spec = self.policy["tools"][name]
         b = self.traffic.tools.get(name, self.traffic.default_tool)
         safe = bool(spec["read_only"] or spec.get("idempotency_key"))
-        ms, status = 0.0, None
+        ms, log = 0.0, list[dict[str, Any]]()
         for attempt in (1, 2):
             u = self.rng.random()
             lat = _draw(self.rng, b.latency)
+            status: int | None
             if u < b.fail:
-                ms, status, transient = ms + b.error_ms, 503, True
+                spent, status, rule, transient = b.error_ms, 503, "tool.status", True
             elif u < b.fail + b.timeout or lat > spec["timeout_ms"]:
-                ms, status, transient = ms + spec["timeout_ms"], None, True
+                spent, status, rule, transient = float(spec["timeout_ms"]), None, "tool.timeout", True
             elif u < b.fail + b.timeout + b.fail_4xx:
-                ms, status, transient = ms + b.error_ms, 404, False
+                spent, status, rule, transient = b.error_ms, 404, "tool.status", False
             else:
-                return "ok", 200, attempt, ms + lat
+                log.append({"sent": True, "status": 200, "rule": "ok", "latency_ms": round(lat)})
+                return "ok", 200, log, ms + lat
+            ms += spent
+            log.append({"sent": True, "status": status, "rule": rule, "latency_ms": round(spent)})
             if not (transient and safe and attempt == 1):
-                return "failed", status, attempt, ms
+                return "failed", status, log, ms
             ms += 50 * attempt
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -146,7 +154,10 @@ class _Gen:
                 lines: list[str] = []
                 rec = _Recorder(chain, at, intent, lines, refs)
                 rec(f"model.route:{tier_name}", "allow", f"route.risk.{wf['turn_risk']}")
-                ok, ms, model, failed = self.model_call(tier_name)
+                ok, ms, model, tried = self.model_call(tier_name)
+                failed = [a for a in tried if not a["ok"]]
+                rounds_log = [{"round": 1, "model": model, "latency_ms": round(ms), "attempts": tried,
+                               "tool_calls": []}]  # fmt: skip
                 if not ok:
                     rec(f"model.call:{tier_name}", "deny", "model.unavailable")
                     for line in lines:
@@ -156,27 +167,32 @@ class _Gen:
                 if failed:
                     rec(f"model.fallback:{model}", "allow", "model.fallback")
                 ttft, latency, rounds = ms, ms, 1
-                retry_log = [{"kind": "model", "target": model, "attempt": k + 2,
-                              "reason": f"{f['model']}: {f['reason']}", "replay_safe": True, "performed": True}
-                             for k, f in enumerate(failed)]  # fmt: skip
+                retry_log = _retries(tried, model)
                 tools = []
                 asked = [t for t, p in traffic.tools.items() if self.rng.random() < p]
                 for name in asked:
                     v = evaluate_tool_call(self.policy, wf_name, name)  # type: ignore[arg-type]
                     rec(f"tool.call:{name}", v["decision"], v["rule"])
-                    trace = {"tool": name, "decision": v["decision"], "rule": v["rule"], "outcome": "denied",
-                             "status": None, "attempts": 0, "ms": 0, "idempotency_key": None}  # fmt: skip
+                    trace = {"tool": name, "round": 1, "decision": v["decision"], "rule": v["rule"],
+                             "outcome": "denied", "failure": None, "status": None, "attempts": 0, "ms": 0,
+                             "latency_ms": 0, "attempt_log": [], "idempotency_key": None}  # fmt: skip
                     if v["decision"] != "deny":
-                        outcome, status, attempts, tms = self.tool_call(name)
-                        trace.update(outcome=outcome, status=status, attempts=attempts, ms=round(tms))
+                        outcome, status, log, tms = self.tool_call(name)
+                        trace.update(outcome=outcome, status=status, attempts=len(log), ms=round(tms),
+                                     latency_ms=round(tms), attempt_log=log,
+                                     failure=None if outcome == "ok" else log[-1]["rule"])  # fmt: skip
                         latency += tms
                         rule = "tool.ok" if outcome == "ok" else "tool.status" if status else "tool.timeout"
                         rec(f"tool.result:{name}", "ok" if outcome == "ok" else "failed", rule)
                     tools.append(trace)
                 if asked:
-                    ok2, ms2, model2, _ = self.model_call(tier_name)
+                    ok2, ms2, model2, tried2 = self.model_call(tier_name)
                     latency += ms2
                     rounds = 2
+                    rounds_log[0]["tool_calls"] = [{"name": t, "args": {}, "undeclared": []} for t in asked]
+                    rounds_log.append({"round": 2, "model": model2, "latency_ms": round(ms2), "attempts": tried2,
+                                       "tool_calls": []})  # fmt: skip
+                    retry_log += _retries(tried2, model2)
                     model = model2 or model
                     if not ok2:
                         rec(f"model.call:{tier_name}", "deny", "model.unavailable")
@@ -199,7 +215,8 @@ class _Gen:
                         "prompt_family": f"{wf_name}.turn", "ttft_ms": round(ttft), "latency_ms": round(latency),
                         "rounds": rounds, "gen_ai.usage.input_tokens": inp, "gen_ai.usage.output_tokens": out,
                         "gen_ai.usage.cache_read.input_tokens": cached, "cost_usd": cost,
-                        "price": price, "retries": len(retry_log), "retry_log": retry_log, "tools": tools,
+                        "price": price, "retries": len(retry_log), "retry_log": retry_log,
+                        "model_rounds": rounds_log, "tools": tools,
                         "checkpoint": None, "decisions": refs}  # fmt: skip
                 for line in lines:
                     yield "decisions", wf_name, _iso(at)[:10], line
@@ -224,7 +241,7 @@ class _Gen:
             v = evaluate_tool_call(self.policy, wf_name, name)  # type: ignore[arg-type]
             line, _ = chain.record(at, f"call {name}", f"tool.call:{name}", v["decision"], v["rule"])
             yield "decisions", wf_name, _iso(at)[:10], line
-            outcome, *_ = self.tool_call(name) if v["decision"] != "deny" else ("failed",)
+            outcome = self.tool_call(name)[0] if v["decision"] != "deny" else "failed"
             if outcome != "ok":
                 for prior in reversed(done):
                     comp = self.policy["tools"][prior]["compensate"]
@@ -237,6 +254,16 @@ class _Gen:
                 return
             if self.policy["tools"][name].get("compensate"):
                 done.append(name)
+
+
+def _retries(tried: list[dict[str, Any]], answered: str) -> list[dict[str, Any]]:
+    """The retry records session.ts writes for a round's failed attempts (`modelRetries`)."""
+    out = []
+    for k, (failed, nxt) in enumerate(pairwise(tried)):
+        reason = failed["status"] if failed["status"] is not None else failed["error"]
+        out.append({"kind": "model", "target": nxt["model"] or answered, "attempt": k + 2,
+                    "reason": f"{failed['model']}: {reason}", "replay_safe": True, "performed": True})  # fmt: skip
+    return out
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

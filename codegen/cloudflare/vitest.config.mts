@@ -13,6 +13,13 @@ async function inference(request: Request): Promise<Response> {
   const answer = (message: Record<string, unknown>) => Response.json({ choices: [{ message }], usage });
   const tool = body.messages.find((m) => m.role === "tool");
   if (last.startsWith("outage")) return new Response("down", { status: 503 });
+  const asked = /^(fetch doc|search|meaning) (.+)$/.exec(last);
+  if (asked && !tool) {
+    const [name, args] = asked[1] === "fetch doc" ? ["fetch_doc", { doc_id: asked[2] }]
+      : ["docs", { query: asked[2], mode: asked[1] === "meaning" ? "semantic" : "keyword" }];
+    return answer({ content: null, tool_calls: [{ id: "c1", type: "function",
+      function: { name, arguments: JSON.stringify(args) } }] });
+  }
   if (body.messages[0]?.content?.startsWith("Summarize")) return answer({ content: "the summary" });
   if (tool) return answer({ content: `read: ${tool.content}` });
   if (last.startsWith("look up")) {
@@ -22,10 +29,37 @@ async function inference(request: Request): Promise<Response> {
   return answer({ content: `echo: ${last}` });
 }
 
+/** Stand-in embeddings: words folded onto a few concepts (so "automobile" is near "car"), one dimension each. */
+const CONCEPTS: Record<string, number> = { car: 0, automobile: 0, vehicle: 0, engine: 1, motor: 1, ocean: 2, sea: 2,
+  fish: 3, salmon: 3, paper: 4, study: 4, research: 4, bread: 5, bakery: 5, cat: 6, kitten: 6 };
+
+async function embeddings(request: Request): Promise<Response> {
+  const body = (await request.json()) as { input: string[] };
+  if (body.input.some((text) => text.includes("EMBED-DOWN"))) return new Response("down", { status: 503 });
+  const data = body.input.map((text, index) => {
+    const v = new Array<number>(8).fill(0);
+    for (const word of text.toLowerCase().match(/[a-z]+/g) ?? []) {
+      const concept = CONCEPTS[word];
+      if (concept !== undefined) v[concept]! += 1;
+      else v[7]! += 0.01;
+    }
+    return { object: "embedding", index, embedding: v };
+  });
+  return Response.json({ object: "list", data, model: "embed-a" });
+}
+
 /** The stand-in for remote servers seen by the real `fetch` inside workerd. */
 function outbound(request: Request): Response | Promise<Response> {
   const url = new URL(request.url);
   if (url.host === "inference.test" && url.pathname === "/v1/chat/completions") return inference(request);
+  if (url.host === "inference.test" && url.pathname === "/v1/embeddings") return embeddings(request);
+  if (url.host === "docs.example.com" && url.pathname.startsWith("/v1/docs/")) {
+    const id = url.pathname.split("/").at(-1)!;
+    const text = id === "cars" ? "The automobile engine: a study. Write to ann@example.com or call +1 415 555 0100."
+      : id === "down" ? "A kitten document the embeddings endpoint refuses: EMBED-DOWN"
+      : `Fresh bread from the bakery, document ${id}. ` + "crumb ".repeat(2000);
+    return Response.json({ title: `Doc ${id}`, text });
+  }
   if (url.host === "orders.example.com" && url.pathname === "/v1/orders/42") {
     return Response.json({ order_id: "42", status: "shipped", total_cents: 1200, secret_field: "dropped" });
   }

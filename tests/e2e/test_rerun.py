@@ -84,6 +84,12 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     # with s1, each must get its own answers.
     tools.answer("/v1/orders/A-1", ToolAnswer(status=503, times=2), ToolAnswer(body=ORDER, times=100))
     assert _turn(rt, "s3", "where is A-1?", "acme", (LOW, lookup), (LOW, Cue(text="down"))) == 200
+    # globex's s1: the same session id as acme's, the same first request, another answer (404): rerun at the same
+    # time as acme's, each must still get its own.
+    tools.answer(
+        "/v1/orders/A-1", ToolAnswer(status=404, body={"error": "gone"}, times=1), ToolAnswer(body=ORDER, times=99)
+    )
+    assert _turn(rt, "s1", "where is A-1?", "globex", (LOW, lookup), (LOW, Cue(text="gone"))) == 200
     # A task: lookup, a note that fails once and is retried by Workflows, a model step.
     tools.answer("/v1/notes", ToolAnswer(status=503), ToolAnswer(body={"note_id": "A-1"}, times=100))
     rt.model.cue(LOW, Cue(text="noted A-1"))
@@ -96,7 +102,27 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     assert r.status_code == 202, r.text
     task = r.json()["task_id"]
     assert rt.wait_task(task)["status"] == "complete"
-    return [("session", "acme", "s1"), ("session", "globex", "s2"), ("session", "acme", "s3"), ("task", "acme", task)]
+    # A saga: the hold is taken, the note refused (422, not retried), the hold released.
+    tools.answer("/v1/holds", ToolAnswer(body={"hold_id": "h-1"}, times=100))
+    tools.answer("/v1/holds/h-1/release", ToolAnswer(body={"hold_id": "h-1"}, times=100))
+    tools.answer("/v1/notes", ToolAnswer(status=422, body={"error": "no"}, times=100))
+    with rt.client() as c:
+        r = c.post("/v1/tasks", json={"workflow": "hold_order", "params": {"order_id": "A-1"}}, headers=rt.headers())
+    assert r.status_code == 202, r.text
+    saga = r.json()["task_id"]
+    assert rt.wait_task(saga, timeout=120)["status"] == "errored"
+    deadline = time.monotonic() + 60  # generous: the machine these run on is shared
+    while not any(s["status"] == "compensated" for s in rt.wait_task(saga)["steps"]):
+        assert time.monotonic() < deadline, "the hold was not released"
+        time.sleep(0.25)
+    return [
+        ("session", "acme", "s1"),
+        ("session", "globex", "s2"),
+        ("session", "acme", "s3"),
+        ("session", "globex", "s1"),
+        ("task", "acme", task),
+        ("task", "acme", saga),
+    ]
 
 
 def _chain(rt: Runtime, kind: str, tenant: str, id: str) -> list[dict[str, Any]]:
@@ -111,13 +137,16 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
     summary."""
     want = sum(len(_chain(rt, k, t, i)) for k, t, i in scopes)
     turns = sum(len(rt.traces(i, tenant=t)["turns"]) for k, t, i in scopes if k == "session")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         assert main(["trace", "pull", "--all", "--url", rt.url, "--admin-token", ADMIN, "-o", str(out)]) == 0
-        records = {e["id"] for p in export_files(out, "decisions") for e in read_events(p)}
+        # By tenant, session and seq: a decision event's id names no tenant, and two tenants here share `s1`.
+        records = {
+            (e["tenant"], e["session"], e["seq"]) for p in export_files(out, "decisions") for e in read_events(p)
+        }
         traces = {e["id"] for p in export_files(out, "traces") for e in read_events(p)}
         summaries = {e["id"] for p in export_files(out, "tasks") for e in read_events(p) if e["data"]["step"] is None}
-        if len(records) >= want and len(traces) >= turns and len(summaries) == 1:
+        if len(records) >= want and len(traces) >= turns and len(summaries) == 2:
             return
         assert time.monotonic() < deadline, f"export has {len(records)}/{want} records, {len(traces)}/{turns} turns"
         time.sleep(1)
@@ -184,17 +213,19 @@ def _keys(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 
 def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) -> None:
     out, _ = recording
-    traces = {(e["session"], e["seq"]): e["data"] for p in export_files(out, "traces") for e in read_events(p)}
+    traces = {
+        (e["tenant"], e["session"], e["seq"]): e["data"] for p in export_files(out, "traces") for e in read_events(p)
+    }
     # s1 turn 2: the note's request, its undeclared argument by name, the email in its text masked.
-    second = traces[("s1", 2)]
+    second = traces[("acme", "s1", 2)]
     assert second["model_rounds"][0]["tool_calls"] == [
         {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]}
     ]
     assert second["tools"][0]["result"] == {"note_id": "n-1"}
     # s1 turn 1: the lookup's result, projected and masked.
-    assert traces[("s1", 1)]["tools"][0]["result"] == {**ORDER, "email": "[email]"}
+    assert traces[("acme", "s1", 1)]["tools"][0]["result"] == {**ORDER, "email": "[email]"}
     # s1 turn 3: the fallback round and the retried lookup, attempt by attempt.
-    third = traces[("s1", 3)]
+    third = traces[("acme", "s1", 3)]
     first_round = third["model_rounds"][0]
     assert [(a["model"], a["ok"], a["status"]) for a in first_round["attempts"]] == [
         (LOW, False, 500),
@@ -208,7 +239,7 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     ]
     assert call["latency_ms"] >= 0 and third["checkpoint"]["ok"] is True
     # s2 turn 1: a refused note is a failure of kind tool.status, with no result.
-    refused = traces[("s2", 1)]["tools"][0]
+    refused = traces[("globex", "s2", 1)]["tools"][0]
     assert (refused["outcome"], refused["failure"], refused["status"], refused["result"]) == (
         "failed",
         "tool.status",
@@ -217,7 +248,7 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     )
     # The task: its params masked in its summary; each call step's arguments and result, masked.
     events = [e["data"] for p in export_files(out, "tasks") for e in read_events(p)]
-    summary = next(d for d in events if d["step"] is None)
+    summary = next(d for d in events if d["step"] is None and d["task"].startswith("note_order-"))
     assert summary["params"] == {"order_id": "A-1", "email": "[email]"}
     note = next(d for d in events if d["step"] == "note" and d["status"] == "complete")
     assert note["args"] == {"note_id": "A-1", "text": "[email]"} and note["result"] == {"note_id": "A-1"}
@@ -247,8 +278,16 @@ def test_a_rerun_on_a_fresh_runtime_of_the_same_spec_decides_the_same(
         assert _keys(_chain(rt, kind, tenant, scope["rerun_id"])) == _keys(recorded)
     # The recording exercises what it claims to: a fallback, a retry, a failed turn, a checkpoint, a dropped arg.
     actions = [a for k in chains.values() for a, _, _ in _keys(k)]
-    for needed in ("model.fallback:", "model.call:", "checkpoint:", "tool.args:write_note:mood", "tool.call:nope"):
-        assert any(a.startswith(needed) for a in actions), needed
+    needed = (
+        "model.fallback:",
+        "model.call:",
+        "checkpoint:",
+        "tool.args:write_note:mood",
+        "tool.call:nope",
+        "compensation:",
+    )
+    for prefix in needed:
+        assert any(a.startswith(prefix) for a in actions), prefix
 
 
 def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
@@ -285,9 +324,13 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "diverges: session `s1` (tenant `acme`, workflow `desk`) at decision 5, turn 2 (recorded seq 5)" in text
     assert "recorded  tool.call:write_note  allow  tools.allow" in text
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
+    assert "6 recorded: 4 identical, 2 diverge, 0 not rerun; 32 decisions compared" in text
+    assert "identical:" not in text  # counted, not listed
 
 
-def test_bad_input_is_a_clear_error(recording: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+def test_bad_input_is_a_clear_error(
+    recording: tuple[Path, dict], fresh: tuple[Runtime, int], tmp_path: Path, capsys
+) -> None:
     out, _ = recording
     port = free_port()
     # An unreachable runtime.
@@ -295,6 +338,14 @@ def test_bad_input_is_a_clear_error(recording: tuple[Path, dict], tmp_path: Path
     assert main([*argv, "--stub-port", str(port)]) == 2
     err = capsys.readouterr().err
     assert "cannot reach the runtime" in err and "Traceback" not in err
+    # A runtime that is not pointed at the stub: said so, with the lines that would point it there.
+    assert (
+        main(["trace", "replay", str(out), "--runtime", fresh[0].url, "--admin-token", ADMIN, "--stub-port", str(port)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "never reached the replay stub" in err and f"INFERENCE_URL=http://127.0.0.1:{port}/v1" in err
+    assert '"shop.example.com": "http://127.0.0.1:' in err
     # A recording made by a runtime that kept no model rounds.
     old = tmp_path / "old"
     shutil.copytree(out, old)

@@ -11,5 +11,8 @@ export const taskRegistryName = (tenant: string): string => JSON.stringify(["tas
 export const taskObjectName = (tenant: string, task: string): string => JSON.stringify(["task", tenant, task]);
 /** A workflow's SLO monitor, shared by all its sessions and tasks (slo.ts). */
 export const sloMonitorName = (workflow: string): string => JSON.stringify(["slo", workflow]);
+/** A tenant's retrieval index: its documents, full-text table and local vectors, apart from every other
+ * tenant's (retrieval.ts). */
+export const indexObjectName = (tenant: string, index: string): string => JSON.stringify(["index", tenant, index]);
 /** A tenant's head log: the signed heads of its sessions' and tasks' chains, apart from their objects (heads.ts). */
 export const headLogName = (tenant: string): string => JSON.stringify(["heads", tenant]);

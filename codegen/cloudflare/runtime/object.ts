@@ -5,6 +5,7 @@
 //   task chain      task_chain.ts   recordDecision, seal, unseal, forgetSealKey, traces
 //   SLO monitor     slo.ts          observe
 //   head log        heads.ts        anchorHead, signedHeads
+//   index           retrieval.ts    indexArtifact, indexMany, searchIndex, indexStats
 // This class owns what the roles share — SQLite, the meta table, the decision chain and the export outbox —
 // and makes each role's object on its first call, handing it a narrow host (the role's `*Host` interface).
 // To add an RPC: add the method to its role's class, and a one-line delegate here.
@@ -17,10 +18,11 @@ import type { RuntimeEnv } from "./env";
 import { Outbox, sendEvents } from "./export";
 import { Anchorer, HeadLog, signerFor, type ChainHead, type ChainKind, type SignedHead } from "./heads";
 import { META_SCHEMA, MetaTable } from "./meta";
-import { headLogName, sloMonitorName } from "./names";
+import { headLogName, indexObjectName, sloMonitorName } from "./names";
 import type { Policy } from "./policy";
 import type { HistoryMessage } from "./prompt";
 import { REGISTRY_SCHEMA, TaskRegistry } from "./registry";
+import { RetrievalIndex, type IndexDoc, type SearchHit, type SearchMode } from "./retrieval";
 import { SESSION_SCHEMA, SessionTurns, turnRecords, type TurnOutcome, type TurnRequest } from "./session";
 import { SloMonitor, type Alert, type SliSample } from "./slo";
 import { TaskChain } from "./task_chain";
@@ -40,6 +42,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private chainRole: TaskChain | undefined;
   private monitorRole: SloMonitor | undefined;
   private headLogRole: HeadLog | undefined;
+  private indexRole: RetrievalIndex | undefined;
   /** Sends this object's chain head to the tenant's head log after each commit (only with `audit sign`). */
   private anchorer: Anchorer | undefined;
 
@@ -59,12 +62,13 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private get turns(): SessionTurns {
     this.sessionRole ??= new SessionTurns({ sql: this.sql, env: this.env, policy: this.policy, meta: this.meta,
       log: this.log, outbox: this.outbox,
-      sloMonitor: (workflow) => this.env.SESSION.getByName(sloMonitorName(workflow)) });
+      sloMonitor: (workflow) => this.env.SESSION.getByName(sloMonitorName(workflow)),
+      indexObject: (tenant, index) => this.env.SESSION.getByName(indexObjectName(tenant, index)) });
     return this.sessionRole;
   }
 
   private get registry(): TaskRegistry {
-    this.registryRole ??= new TaskRegistry({ sql: this.sql, outbox: this.outbox,
+    this.registryRole ??= new TaskRegistry({ sql: this.sql, meta: this.meta, outbox: this.outbox,
       exportOutbox: () => this.exportOutbox() });
     return this.registryRole;
   }
@@ -141,9 +145,9 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     this.registry.registerTask(id, workflow);
   }
 
-  claimTaskKey(key: string, id: string, workflow: string, fingerprint: string):
-    { task: string; fingerprint: string; fresh: boolean } {
-    return this.registry.claimTaskKey(key, id, workflow, fingerprint);
+  claimTaskKey(key: string, id: string, workflow: string, body: string):
+    { task: string; same: boolean; fresh: boolean } {
+    return this.registry.claimTaskKey(key, id, workflow, body);
   }
 
   ownsTask(id: string): boolean {
@@ -180,6 +184,29 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
 
   forgetSealKey(): void {
     this.chain.forgetSealKey();
+  }
+
+  // ── RPC: a tenant's retrieval index (retrieval.ts; this object named indexObjectName(tenant, index)) ──
+
+  private get index(): RetrievalIndex {
+    this.indexRole ??= new RetrievalIndex({ sql: this.sql, env: this.env, policy: this.policy });
+    return this.indexRole;
+  }
+
+  indexArtifact(index: string, tenant: string, doc: IndexDoc): Promise<{ added: boolean; embedded_with: string | null }> {
+    return this.index.add(index, tenant, doc);
+  }
+
+  indexMany(index: string, docs: IndexDoc[]): number {
+    return this.index.addMany(index, docs);
+  }
+
+  searchIndex(index: string, tenant: string, query: string, top: number, mode: SearchMode): Promise<SearchHit[]> {
+    return this.index.search(index, tenant, query, top, mode);
+  }
+
+  indexStats(index: string): { docs: number; bytes: number; database_bytes: number } {
+    return this.index.stats(index);
   }
 
   // ── RPC: a tenant's head log (heads.ts; this object named headLogName(tenant)) ──

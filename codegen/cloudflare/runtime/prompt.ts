@@ -45,7 +45,20 @@ export function chatTools(policy: Policy, wf: Workflow): ChatTool[] {
   return tools;
 }
 
+/** An index the workflow may search, offered to the model as a tool named after it (retrieval.ts). */
+function indexTool(name: string, semantic: boolean): ChatTool {
+  const properties: Record<string, unknown> = { query: { type: "string" }, top: { type: "integer" } };
+  if (semantic) properties["mode"] = { type: "string", enum: ["keyword", "semantic", "both"] };
+  return { type: "function", function: { name, description: "Search the documents kept earlier; answers their " +
+    "references, scores, titles and snippets.", parameters: { type: "object", properties, required: ["query"] } } };
+}
+
 function buildChatTools(policy: Policy, wf: Workflow): ChatTool[] {
+  const indexes = (wf.indexes ?? []).map((name) => indexTool(name, Boolean(policy.indexes?.[name]?.semantic)));
+  return [...toolDefinitions(policy, wf), ...indexes];
+}
+
+function toolDefinitions(policy: Policy, wf: Workflow): ChatTool[] {
   return wf.tools.map((name) => {
     const tool = policy.tools[name]!;
     const properties: Record<string, unknown> = {};

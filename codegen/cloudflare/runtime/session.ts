@@ -16,6 +16,7 @@ import { maskPII } from "./pii";
 import { modelRound, traceparent, type ModelRoundTrace } from "./rerun";
 import type { Policy, Workflow } from "./policy";
 import { chatTools, checkpointMessages, turnMessages, type HistoryMessage } from "./prompt";
+import type { IndexRpc } from "./retrieval";
 import { policyDenials, type Alert, type SliSample } from "./slo";
 import { toolFetcher } from "./origins";
 import { MAX_TOOL_CALLS_PER_ANSWER, MAX_TOOL_CALLS_PER_TURN } from "./tools";
@@ -58,6 +59,8 @@ export interface SessionHost {
   readonly outbox: Outbox;
   /** The workflow's SLO monitor: another object, reached over RPC. */
   sloMonitor(workflow: string): { observe(workflow: string, sample: SliSample): Promise<Alert[]> };
+  /** A tenant's index object (retrieval.ts): artifacts go in, searches come out. */
+  indexObject(tenant: string, index: string): IndexRpc;
 }
 
 /** At most this many model rounds in one turn (a round may ask for tools). */
@@ -142,7 +145,7 @@ export class SessionTurns {
       .toArray();
   }
 
-  private record(t: Turn, action: string, d: { decision: string; rule: string }): void {
+  private record(t: Turn, action: string, d: { decision: string; rule: string; detail?: string }): void {
     t.decisions.push(this.host.log.record(t.req, t.intent, action, d));
   }
 
@@ -246,14 +249,15 @@ export class SessionTurns {
   private async failed(t: Turn, error: unknown): Promise<TurnOutcome> {
     const { decisions } = t;
     if (error instanceof AllModelsFailedError) {
-      this.record(t, `model.call:${t.wf.turn_tier}`, { decision: "deny", rule: "model.unavailable" });
+      this.record(t, `model.call:${t.wf.turn_tier}`,
+        { decision: "deny", rule: "model.unavailable", detail: error.causes() });
       this.host.log.flush();
       // A failed turn counts against the success SLO (and its latency against the latency SLO).
       await this.observeSlo(t, { ok: false, latency_ms: Date.now() - t.started, ttft_ms: 0,
         cost_usd: null, input_tokens: t.usage.input, cached_tokens: t.usage.cached,
         denied: policyDenials(decisions), decisions: decisions.length });
       return { ok: false, status: 503, code: "models_unavailable",
-        message: `every model of the tier failed (${error.attempts.map((a) => `${a.model}: ${a.error ?? a.status ?? "error"}`).join("; ")}); try again later`, decisions };
+        message: `every model of the tier failed (${error.causes()})${error.hint()}; try again later`, decisions };
     }
     if (error instanceof HttpError && error.code === "misconfigured") {
       // Said to the caller as what it is; an error thrown across the RPC boundary would lose its class.
@@ -365,7 +369,8 @@ export class SessionTurns {
     } catch (error) {
       if (!(error instanceof AllModelsFailedError)) throw error;
       t.retries.push(...modelRetries(error.attempts));
-      this.record(t, `checkpoint:${checkpoint.store}`, { decision: "failed", rule: "model.unavailable" });
+      this.record(t, `checkpoint:${checkpoint.store}`,
+        { decision: "failed", rule: "model.unavailable", detail: error.causes() });
       return { tier: checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
     }
     t.retries.push(...modelRetries(result.attempts));

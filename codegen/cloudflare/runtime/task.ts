@@ -7,16 +7,18 @@
 
 import type { WorkflowEvent, WorkflowStepContext, WorkflowStepEvent } from "cloudflare:workers";
 import { NonRetryableError } from "cloudflare:workflows";
+import { keepArtifact } from "./artifacts";
 import type { ChainRecord } from "./chain";
 import { AllModelsFailedError, messageOf, OutboundBlockedError, ToolError } from "./errors";
 import { runInference } from "./inference";
 import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Step, type Workflow } from "./policy";
 import { isSealed, SEALED, sealWith } from "./seal";
-import { sloMonitorName, taskObjectName, taskRegistryName } from "./names";
+import { indexObjectName, sloMonitorName, taskObjectName, taskRegistryName } from "./names";
 import type { AgentEnv } from "./object";
 import { toolFetcher } from "./origins";
 import { modelAttempts, toolRequest, traceparent } from "./rerun";
+import { DEFAULT_TOP } from "./retrieval";
 import { deliver, policyDenials, sloTable, type SliSample } from "./slo";
 import { failureRule, invokeTool, ToolArgumentError, undeclaredArgs, wasSent } from "./tools";
 import { priceOf } from "./usage";
@@ -147,6 +149,7 @@ export class TaskRun {
         traceparent: traceparent(this.event.instanceId, 0), ...(fetcher ? { fetcher } : {}) });
       Object.assign(this.outcome, { sent: true, http_status: result.status, result: result.result,
         latency_ms: result.ms });
+      if (this.policy.tools[toolName]!.artifact && toolName === decidedAs) return await this.keep(toolName, result.result);
       return flat(result.result);
     } catch (error) {
       Object.assign(this.outcome, { latency_ms: Date.now() - started, ...callFailure(error) });
@@ -160,6 +163,19 @@ export class TaskRun {
       }
       throw error;
     }
+  }
+
+  /** A call step's result kept as an artifact (artifacts.ts): the step's value keeps every field (a later step
+   * may read `{read.text}`) and gains `artifact_ref`; the step record keeps what a turn's model would read. */
+  private async keep(toolName: string, result: Record<string, unknown>): Promise<StepValue> {
+    const tenant = this.event.payload.tenant;
+    const kept = await keepArtifact(this.env, this.policy, { tenant, workflow: this.workflow }, toolName, result,
+      (index, doc) => this.env.SESSION.getByName(indexObjectName(tenant, index)).indexArtifact(index, tenant, doc));
+    const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
+    await this.keeper().recordDecision(scope, `call ${toolName}`, `artifact.keep:${kept.trace.store}`, "allow",
+      "stores.write");
+    Object.assign(this.outcome, { result: kept.forModel, artifact: kept.trace });
+    return flat({ ...result, artifact_ref: kept.trace.ref });
   }
 
   private async report(step: string, status: string, detail: Record<string, unknown> = {}): Promise<void> {
@@ -254,6 +270,29 @@ export class TaskRun {
       const plain = await this.open(results);
       this.outcome = { tool: step.tool };
       return [await this.seal(await this.invoke(step.tool!, this.args(step, plain))), { tool: step.tool }];
+    });
+  }
+
+  /** A `search` step: this task's tenant's index, top results flattened (results_json holds them all). */
+  async search(name: string, results: StepResults, at?: Attempt): Promise<StepValue> {
+    const step = this.step(name);
+    return this.attempt(name, at, async () => {
+      const rendered = this.render(step.query!, await this.open(results));
+      const query = typeof rendered === "string" ? rendered : JSON.stringify(rendered);
+      const tenant = this.event.payload.tenant;
+      const allowed = (this.wf.indexes ?? []).includes(step.index!);
+      const scope = { tenant, session: this.event.instanceId, workflow: this.workflow };
+      await this.keeper().recordDecision(scope, `search ${step.index!}`, `index.search:${step.index!}`,
+        allowed ? "allow" : "deny", allowed ? "indexes.allow" : "indexes.allowlist");
+      if (!allowed) throw new NonRetryableError(`policy denied a search of \`${step.index!}\`: indexes.allowlist`);
+      const hits = await this.env.SESSION.getByName(indexObjectName(tenant, step.index!))
+        .searchIndex(step.index!, tenant, query, step.top ?? DEFAULT_TOP, "both");
+      const top = hits[0];
+      this.outcome = { index: step.index, hits: hits.map((h) => ({ ref: h.ref, score: h.score })) };
+      const value: StepValue = { count: hits.length, top_ref: top?.ref ?? "", top_score: top?.score ?? 0,
+        top_snippet: top?.snippet ?? "", results_json: JSON.stringify(hits.map((h) =>
+          ({ ref: h.ref, score: h.score, title: h.title, snippet: h.snippet }))) };
+      return [await this.seal(value), { index: step.index }];
     });
   }
 

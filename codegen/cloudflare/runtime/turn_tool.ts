@@ -3,12 +3,14 @@
 // and what the turn's trace keeps of it: each attempt and, when ok, the result the model read, masked (the call's
 // request is in its round's `tool_calls`, rerun.ts).
 
+import { keepArtifact, type ArtifactTrace } from "./artifacts";
 import type { DecisionLog, DecisionView, Scope } from "./decisions";
 import { OutboundBlockedError, ToolError } from "./errors";
 import { type FetchLike } from "./guard";
 import { maskDeep, maskPII } from "./pii";
 import { evaluateToolCall, type Policy, type Workflow } from "./policy";
 import type { ToolAttemptTrace } from "./rerun";
+import { DEFAULT_TOP, type IndexRpc, type SearchMode } from "./retrieval";
 import { failureRule, invokeTool, undeclaredArgs, wasSent, type ToolResult } from "./tools";
 import type { RetryRecord } from "./usage";
 
@@ -34,6 +36,10 @@ export interface ToolTrace {
   /** The projected result the model read, masked; null unless ok. */
   result: Record<string, unknown> | null;
   idempotency_key: string | null;
+  /** When the tool keeps its result as an artifact: where, its size, and the bytes kept out of the prompt. */
+  artifact?: ArtifactTrace;
+  /** When the call was a search of an index: the results' references and scores (no text: it may be long). */
+  search?: { index: string; mode: SearchMode; hits: { ref: string; score: number }[] };
 }
 
 /** What a tool call needs of its session. */
@@ -41,6 +47,8 @@ export interface ToolCallHost {
   readonly policy: Policy;
   readonly env: object;
   readonly log: DecisionLog;
+  /** A tenant's index object (retrieval.ts), reached over RPC. */
+  indexObject(tenant: string, index: string): IndexRpc;
 }
 
 /** Where a turn collects what its tool calls did. */
@@ -61,6 +69,7 @@ function transient(error: ToolError): boolean {
 export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, intent: string, name: string,
   args: Record<string, unknown>, fetcher: FetchLike | undefined, log: TurnLog,
   call: { round: number; traceparent: string }): Promise<string> {
+  if (isIndexCall(host.policy, name)) return searchCall(host, scope, wf, intent, name, args, log, call.round);
   const verdict = evaluateToolCall(host.policy, scope.workflow, name);
   log.decisions.push(host.log.record(scope, intent, `tool.call:${name}`, verdict));
   const trace: ToolTrace = { tool: name, round: call.round, decision: verdict.decision, rule: verdict.rule,
@@ -121,9 +130,60 @@ export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, i
     trace.outcome = "ok";
     trace.status = result.status;
     trace.attempt_log.push({ sent: true, status: result.status, rule: "ok", latency_ms: result.ms });
-    trace.result = maskDeep(result.result, wf.pii);
     trace.idempotency_key = result.idempotencyKey === null ? null : maskPII(result.idempotencyKey, wf.pii);
     outcome("ok", "tool.ok");
-    return JSON.stringify(result.result);
+    let forModel = result.result;
+    if (tool.artifact) {
+      // Kept aside: the model reads the projection and a reference; the trace keeps the same, never the body.
+      const kept = await keepArtifact(host.env, host.policy, scope, name, result.result,
+        (index, doc) => host.indexObject(scope.tenant, index).indexArtifact(index, scope.tenant, doc));
+      forModel = kept.forModel;
+      trace.artifact = kept.trace;
+      log.decisions.push(host.log.record(scope, intent, `artifact.keep:${tool.artifact.store}`,
+        { decision: "allow", rule: "stores.write" }));
+    }
+    trace.result = maskDeep(forModel, wf.pii);
+    return JSON.stringify(forModel);
+  }
+}
+
+/** Whether the model's tool name is an index (an index and a tool never share a name: the checker's E0101). */
+export function isIndexCall(policy: Policy, name: string): boolean {
+  return !Object.prototype.hasOwnProperty.call(policy.tools, name) &&
+    Object.prototype.hasOwnProperty.call(policy.indexes ?? {}, name);
+}
+
+/** The model searches an index its workflow allows: this tenant's entries only, top results with references. */
+async function searchCall(host: ToolCallHost, scope: Scope, wf: Workflow, intent: string, name: string,
+  args: Record<string, unknown>, log: TurnLog, round: number): Promise<string> {
+  const allowed = (wf.indexes ?? []).includes(name);
+  const rule = allowed ? "indexes.allow" : "indexes.allowlist";
+  log.decisions.push(host.log.record(scope, intent, `index.search:${name}`,
+    { decision: allowed ? "allow" : "deny", rule }));
+  const trace: ToolTrace = { tool: name, round, decision: allowed ? "allow" : "deny", rule,
+    outcome: allowed ? "ok" : "denied", failure: null, status: null, attempts: allowed ? 1 : 0, latency_ms: 0,
+    attempt_log: [], result: null, idempotency_key: null };
+  log.tools.push(trace);
+  if (!allowed) return JSON.stringify({ error: "denied by policy", rule });
+  const query = typeof args["query"] === "string" ? args["query"] : "";
+  const top = typeof args["top"] === "number" && Number.isFinite(args["top"]) ? args["top"] : DEFAULT_TOP;
+  const mode: SearchMode = args["mode"] === "keyword" || args["mode"] === "semantic" ? args["mode"] : "both";
+  const started = Date.now();
+  host.log.flush();
+  try {
+    const hits = await host.indexObject(scope.tenant, name).searchIndex(name, scope.tenant, query, top, mode);
+    trace.latency_ms = Date.now() - started;
+    trace.search = { index: name, mode, hits: hits.map((h) => ({ ref: h.ref, score: h.score })) };
+    const results = hits.map((h) => ({ ref: h.ref, score: Number(h.score.toFixed(6)), title: h.title,
+      snippet: h.snippet, via: h.via }));
+    trace.result = maskDeep({ count: results.length }, wf.pii);
+    return JSON.stringify({ results });
+  } catch (error) {
+    trace.latency_ms = Date.now() - started;
+    trace.outcome = "failed";
+    trace.failure = "index.error";
+    console.error(`agentspec: search of index \`${name}\` failed:`, error instanceof Error ? error.message : String(error));
+    log.decisions.push(host.log.record(scope, intent, `index.result:${name}`, { decision: "failed", rule: "index.error" }));
+    return JSON.stringify({ error: "search failed" });
   }
 }

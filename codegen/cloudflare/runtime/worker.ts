@@ -4,6 +4,7 @@
 // Routes are one table (ROUTES, at the end): to add one, write its handler and add a row; 405 and its `Allow`
 // header are derived from the same rows.
 
+import { listArtifacts, readArtifact } from "./artifacts";
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
@@ -303,7 +304,8 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
   });
   const key = request.headers.get("idempotency-key");
   if (key === null) {
-    const id = `${workflow}-${crypto.randomUUID()}`;
+    // 32 hex digits (the UUID without its dashes), as long as a keyed id's: names up to 31 characters fit in 64.
+    const id = `${workflow}-${crypto.randomUUID().replaceAll("-", "")}`;
     await registry.registerTask(id, workflow);
     await binding.create(await create(id));
     return json({ task_id: id }, 202);
@@ -313,9 +315,9 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
     throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
   }
   const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
-  const fingerprint = await sha256Hex(canonical({ workflow, params }));
-  const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
-  if (claim.fingerprint !== fingerprint) {
+  // The registry keeps only a keyed fingerprint of the body (registry.ts), never the params themselves.
+  const claim = await registry.claimTaskKey(key, id, workflow, canonical({ workflow, params }));
+  if (!claim.same) {
     throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
   }
   await createOnce(binding, await create(claim.task));
@@ -347,6 +349,26 @@ async function postTaskEvent({ request, env, policy }: RouteContext, [segment]: 
   const { id, instance } = await ownedTask(env, policy, caller, taskId);
   await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
   return json({ task_id: id, event: type }, 202);
+}
+
+/** The tenant's artifacts (admin): every artifact store's objects under the tenant's prefix, masked as kept. */
+async function getArtifacts({ request, env, policy }: RouteContext): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  return json({ artifacts: await listArtifacts(env, policy, caller.tenant) });
+}
+
+/** One of the tenant's artifacts (admin), by reference (`sha256:<hex>`): its masked body as it was kept. */
+async function getArtifact({ request, env, policy }: RouteContext, [refSegment]: string[]): Promise<Response> {
+  const caller = authenticate(request, env, policy, true);
+  // `sha256:` may come percent-encoded (`sha256%3A`); the reference is checked after decoding.
+  const ref = /^sha256(:|%3[aA])[0-9a-f]{64}$/.test(refSegment!) ? refSegment!.replace(/%3[aA]/, ":") : "";
+  if (!/^sha256:[0-9a-f]{64}$/.test(ref)) {
+    throw new HttpError(400, "invalid_artifact", "an artifact reference is `sha256:` and 64 hexadecimal digits");
+  }
+  const found = await readArtifact(env, policy, caller.tenant, ref);
+  if (found === null) throw new HttpError(404, "unknown_artifact", `the tenant has no artifact \`${ref}\``);
+  return new Response(found.body, { headers: { "content-type": found.contentType, "x-artifact-store": found.store,
+    "x-artifact-key": found.key } });
 }
 
 async function getTraces({ request, url, env, policy }: RouteContext): Promise<Response> {
@@ -424,6 +446,8 @@ export const ROUTES: readonly Route[] = [
   { method: "GET", path: "/v1/traces", handle: getTraces },
   { method: "GET", path: "/v1/heads", handle: getHeads },
   { method: "GET", path: "/v1/exports", handle: getExports },
+  { method: "GET", path: "/v1/artifacts", handle: getArtifacts },
+  { method: "GET", path: /^\/v1\/artifacts\/([^/]+)$/, handle: getArtifact },
 ];
 
 /** The groups of `path` if `route` matches it (none for an exact path), else null. */

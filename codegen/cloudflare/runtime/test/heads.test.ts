@@ -93,7 +93,7 @@ describe("Anchorer", () => {
     const anchorer = new Anchorer(() => head(seq), async (h) => {
       sent.push(h.seq);
       await new Promise<void>((resolve) => { release = resolve; });
-    });
+    }, 0);
     const first = anchorer.poke()!;
     for (seq = 2; seq <= 4; seq++) expect(anchorer.poke()).toBeNull(); // in flight: only remembered
     seq = 4;
@@ -112,11 +112,34 @@ describe("Anchorer", () => {
     const anchorer = new Anchorer(() => head(seq), async (h) => {
       if (fail) throw new Error("head log unreachable");
       sent.push(h.seq);
-    });
+    }, 0);
     await anchorer.poke();
     fail = false;
     seq = 2;
     await anchorer.poke();
     expect(sent).toEqual([2]);
+  });
+
+  it("sends a busy chain's head at most once per interval, the newest one", async () => {
+    let seq = 1;
+    const sent: number[] = [];
+    const naps: number[] = [];
+    let wake: () => void = () => {};
+    const anchorer = new Anchorer(() => head(seq), async (h) => { sent.push(h.seq); }, 1000, (ms) => {
+      naps.push(ms);
+      return new Promise<void>((resolve) => { wake = resolve; });
+    });
+    const work = anchorer.poke()!; // sent at once
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent).toEqual([1]);
+    for (seq = 2; seq <= 9; seq++) expect(anchorer.poke()).toBeNull(); // within the interval: held
+    seq = 9;
+    wake();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(sent).toEqual([1, 9]);
+    wake(); // the interval after the second send passes with no commit: the sender stops
+    await work;
+    expect(naps).toHaveLength(2);
+    expect(naps.every((ms) => ms > 900 && ms <= 1000)).toBe(true);
   });
 });

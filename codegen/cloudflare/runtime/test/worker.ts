@@ -6,6 +6,7 @@ import { makePolicy } from "./fixtures";
 export type TestEnv = AgentEnv & {
   SESSION: DurableObjectNamespace<SessionDO>;
   SUMMARIES: KVNamespace;
+  ARTIFACTS: R2Bucket;
   INFERENCE_URL: string;
   ORDERS_KEY: string;
 };
@@ -15,8 +16,37 @@ export type TestEnv = AgentEnv & {
 export const policy: Policy = (() => {
   const p = makePolicy();
   const tiers = Object.fromEntries(Object.entries(p.tiers).map(([name, tier]) => [name, { ...tier, timeout_ms: 2000 }]));
-  return { ...p, tiers };
+  return withRetrieval({ ...p, tiers });
 })();
+
+/** The fixture policy plus what the retrieval tests read: a tool keeping its text as an artifact, an index over
+ * the artifact store (keyword and semantic, 8-dimensional stand-in embeddings) and a workflow using both. */
+function withRetrieval(p: Policy): Policy {
+  return {
+    ...p,
+    stores: { ...p.stores, artifacts: { kind: "r2", binding: "ARTIFACTS" } },
+    tiers: { ...p.tiers, embed: { models: ["embed-a"], timeout_ms: 2000, clearance: "low" } },
+    tools: {
+      ...p.tools,
+      fetch_doc: {
+        method: "GET", url: "https://docs.example.com/v1/docs/{doc_id}", host: "docs.example.com", risk: "low",
+        read_only: true, timeout_ms: 2000, secrets: [], headers: {}, args: { doc_id: "string" },
+        returns: { title: "string", text: "string" },
+        artifact: { store: "artifacts", binding: "ARTIFACTS", field: "text", show: ["title"] },
+      },
+    },
+    indexes: { docs: { store: "artifacts", keyword: true,
+      semantic: { tier: "embed", dimensions: 8, vector_binding: "VEC_DOCS" } } },
+    workflows: {
+      ...p.workflows,
+      research: {
+        class: "research", mode: "enforce", turn_risk: "low", turn_tier: "low", routes: {}, tools: ["fetch_doc"],
+        outbound: ["docs.example.com"], affinity: { header: "x-session-affinity", ttl_ms: 600000 },
+        pii: { classes: ["email", "phone"], patterns: {} }, steps: [], writes: ["artifacts"], indexes: ["docs"],
+      },
+    },
+  };
+}
 
 export class SessionDO extends SessionObject<TestEnv> {
   constructor(ctx: DurableObjectState, env: TestEnv) {

@@ -1,0 +1,85 @@
+"""`load_sides` checks two large sides at once (NEW in a forked process); the review must not tell.
+
+The forked side comes back without its syntax model, with `compare.written` in its place: every
+report (Markdown, JSON, SARIF, human) and every location must be what two `load_side` calls give.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentspec.review import review
+from agentspec.review import sources as src
+from agentspec.review.compare import Locator, written
+from agentspec.review.render import human, markdown, to_json, to_sarif
+
+ROOT = Path(__file__).resolve().parents[2]
+PAIRS = Path(__file__).parent / "pairs"
+CASES = sorted(p.name for p in PAIRS.iterdir() if p.is_dir())
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def _pair(case: str) -> tuple[tuple[str, None, str], tuple[str, None, str]]:
+    rel = os.path.relpath(PAIRS / case, ROOT)
+    return (f"{rel}/old.agent", None, ""), (f"{rel}/new.agent", None, "")
+
+
+def _reports(old: src.Side, new: src.Side) -> list[str]:
+    result = review(old, new)
+    return [markdown([result]), to_json([result]), to_sarif([result]), human([result], color=False)]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forked_side_reviews_the_same(case: str) -> None:
+    old, new = _pair(case)
+    serial = src.load_sides(old, new, parallel=False)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].spans is not None and forked[1].loaded.files == []  # it really came from the child
+    assert forked[0].spans is None and forked[0].loaded.files  # OLD was checked here
+    assert forked[1].spec == serial[1].spec and forked[1].tables == serial[1].tables
+    assert _reports(*forked) == _reports(*serial)
+
+
+def test_written_places_every_key_as_the_lazy_locator_does() -> None:
+    _, new = _pair("tool_contract")
+    side = src.load_side(new[0])
+    places = written(side)
+    assert len(places) > 20
+    lazy = Locator(src.load_side(new[0]))
+    for key, where in places.items():
+        at = lazy.at(*key)
+        file, line, column = where
+        assert (at.file, at.line, at.column) == (side.display(file), line, column)
+
+
+def test_a_side_that_does_not_check_fails_the_same_from_the_child(tmp_path: Path) -> None:
+    good = f"{os.path.relpath(PAIRS, ROOT)}/base.agent"
+    bad = tmp_path / "bad.agent"
+    bad.write_text("agent broken version 1 {\n  tool t { risk extreme }\n}\n", encoding="utf-8")
+    with pytest.raises(src.InputError) as serial:
+        src.load_sides((good, None, ""), (str(bad), None, ""), parallel=False)
+    with pytest.raises(src.InputError) as forked:
+        src.load_sides((good, None, ""), (str(bad), None, ""), parallel=True)
+    assert str(forked.value) == str(serial.value)
+    assert "does not check" in str(forked.value)
+    # OLD failing is reported first, as two load_side calls would, and the child is reaped.
+    with pytest.raises(src.InputError) as old_first:
+        src.load_sides((str(bad), None, ""), (good, None, ""), parallel=True)
+    assert str(bad) in str(old_first.value)
+
+
+def test_only_large_sides_fork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = PAIRS / "base.agent"
+    assert not src._worth_forking(str(small), str(small))
+    monkeypatch.setattr(src, "PARALLEL_BYTES", 1)
+    can_fork = hasattr(os, "fork") and os.cpu_count() != 1 and threading.active_count() == 1
+    assert src._worth_forking(str(small), str(small)) == can_fork
+    assert not src._worth_forking(str(small), str(tmp_path / "missing.agent"))
