@@ -128,11 +128,21 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
 
 def written(side: Side) -> dict[Key, Where]:
     """Every key's place on a side, clauses included: what a `Locator` reads, without the syntax model."""
-    index, decls = span_index(side)
+    spans, decls = span_index(side)
+    index: dict[Key, Where] = {k: (span.file, span.line, span.column) for k, span in spans.items()}
+
+    def put(key: Key, span: m.Span) -> None:  # the first place wins, as in `_clause_spans` and `Locator.at`
+        if key not in index:
+            index[key] = (span.file, span.line, span.column)
+
     for decl in decls.values():
-        for k, span in _clause_spans(decl).items():
-            index.setdefault(k, span)
-    return {k: (span.file, span.line, span.column) for k, span in index.items()}
+        if isinstance(decl, m.Tier):
+            _tier_spans(put, decl)
+        elif isinstance(decl, m.Tool):
+            _tool_spans(put, decl)
+        elif isinstance(decl, m.Workflow):
+            _workflow_spans(put, decl)
+    return index
 
 
 class Locator:
