@@ -60,6 +60,12 @@ def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
     def put(key: Key, span: m.Span) -> None:
         index.setdefault(key, span)
 
+    _put_clause_spans(put, decl)
+    return index
+
+
+def _put_clause_spans(put: Any, decl: m.Node) -> None:
+    """`put(key, span)` each key a declaration writes: the one place that knows every declaration kind."""
     if isinstance(decl, m.Tier):
         _tier_spans(put, decl)
     elif isinstance(decl, m.Tool):
@@ -70,7 +76,6 @@ def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
         put(("index", decl.name.value), decl.name.span)
         for c in decl.clauses:
             put(("index", decl.name.value, "kind"), c.span)
-    return index
 
 
 def _tier_spans(put: Any, tier: m.Tier) -> None:
@@ -146,12 +151,7 @@ def written(side: Side) -> dict[Key, Where]:
             index[key] = (span.file, span.line, span.column)
 
     for decl in decls.values():
-        if isinstance(decl, m.Tier):
-            _tier_spans(put, decl)
-        elif isinstance(decl, m.Tool):
-            _tool_spans(put, decl)
-        elif isinstance(decl, m.Workflow):
-            _workflow_spans(put, decl)
+        _put_clause_spans(put, decl)
     return index
 
 
