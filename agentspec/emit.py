@@ -26,7 +26,7 @@ from agentspec.output import write as write
 from agentspec.policy import tables
 from agentspec.signing import local_key, private_secret
 from agentspec.targets import DEFAULT_TARGET, TARGETS, cloudflare
-from agentspec.targets.cloudflare import binding_name, class_name, worker_name, workflow_binding
+from agentspec.targets.cloudflare import binding_name, class_name, vector_binding, worker_name, workflow_binding
 
 CODEGEN = Path(__file__).resolve().parent.parent / "codegen" / "cloudflare"
 if not CODEGEN.exists():  # installed as a wheel: codegen ships inside the package
@@ -177,6 +177,7 @@ def _context(spec: m.RSpec, policy: dict[str, Any]) -> dict[str, Any]:
             {"binding": binding_name(name), "type": "KVNamespace" if kind == "kv" else "R2Bucket"}
             for name, kind in spec.stores
         ],
+        "vector_bindings": [vector_binding(i.name) for i in spec.indexes if i.semantic_tier],
         "workflows": [
             {
                 "name": w.name,

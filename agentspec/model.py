@@ -162,10 +162,18 @@ class Block(Node):
         return [c for c in self.clauses if isinstance(c, kind)]
 
     def first(self, kind: type[C]) -> C | None:
+        return self.first_of_each.get(kind)  # type: ignore[return-value]
+
+    @cached_property
+    def first_of_each(self) -> dict[type, Node]:
+        """The first clause that is an instance of each class (every class in a clause's MRO), made on first
+        use: the checker asks a tool for a dozen kinds of clause, in several passes. A cached property is
+        kept in the instance's `__dict__`, which pydantic's equality, dumps and fields ignore."""
+        index: dict[type, Node] = {}
         for clause in self.clauses:
-            if isinstance(clause, kind):
-                return clause
-        return None
+            for cls in type(clause).__mro__:
+                index.setdefault(cls, clause)
+        return index
 
 
 class Tier(Block):

@@ -78,10 +78,12 @@ def explain(code: str) -> int | None:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from agentspec.gcpause import paused
     from agentspec.review import gates, render
     from agentspec.review.change import Review
 
-    reviews: list[Review] = _reviews(args.paths, args.base)
+    with paused():  # two checked sides and their review: long-lived objects, no cycles to collect
+        reviews: list[Review] = _reviews(args.paths, args.base)
     if args.accepted:
         active, expired = gates.read_accepted(args.accepted)
         for review in reviews:

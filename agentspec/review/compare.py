@@ -132,7 +132,7 @@ def written(side: Side) -> dict[Key, Where]:
     for decl in decls.values():
         for k, span in _clause_spans(decl).items():
             index.setdefault(k, span)
-    return {k: Where(span.file, span.line, span.column) for k, span in index.items()}
+    return {k: (span.file, span.line, span.column) for k, span in index.items()}
 
 
 class Locator:
@@ -165,9 +165,12 @@ class Locator:
         for n in range(len(key), 0, -1):
             found = self.index.get(key[:n])
             if found is not None:
-                return Location(self.side.display(found.file), found.line, found.column)
-        agent = self.index[("agent",)]
-        return Location(self.side.display(agent.file), agent.line, agent.column)
+                return self._location(found)
+        return self._location(self.index[("agent",)])
+
+    def _location(self, place: m.Span | Where) -> Location:
+        file, line, column = place if isinstance(place, tuple) else (place.file, place.line, place.column)
+        return Location(self.side.display(file), line, column)
 
 
 # ───────────────────────────── the comparison ─────────────────────────────

@@ -17,9 +17,10 @@ NAME = "cloudflare"
 
 # Workflow instance ids: at most 64 characters, `^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`.
 # https://developers.cloudflare.com/workflows/reference/limits/
-# The runtime names instances `<workflow>-<uuid v4>`: 1 + 36 characters after the name.
+# The runtime names instances `<workflow>-` + 32 hex digits (a UUID v4 without its dashes, or the first 32 of a
+# sha256 for an Idempotency-Key): 1 + 32 characters after the name.
 INSTANCE_ID_MAX = 64
-INSTANCE_ID_SUFFIX = 37
+INSTANCE_ID_SUFFIX = 33
 
 # A Workflow's name (the resource, `<worker>-<workflow>` here) is limited to 64 characters.
 # https://developers.cloudflare.com/workflows/reference/limits/

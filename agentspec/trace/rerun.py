@@ -292,7 +292,8 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
         http = d.get("http_status")
         http = http if isinstance(http, int) else None
         if status in ("complete", "compensated"):
-            tools.append(ToolReply(tool, http, "ok", d.get("result") if status == "complete" else {}))
+            # A compensation's answer too: the runtime projects it onto the compensating tool's `returns`.
+            tools.append(ToolReply(tool, http, "ok", d.get("result") or {}))
         elif status in ("retrying", "failed", "compensation_retrying", "compensation_failed"):
             tools.append(ToolReply(tool, http, str(d.get("failure") or "tool.status")))
     return Scope("task", tenant, task, workflow, decisions, params=params, infers=tuple(infers), tools=tuple(tools))

@@ -102,12 +102,26 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     assert r.status_code == 202, r.text
     task = r.json()["task_id"]
     assert rt.wait_task(task)["status"] == "complete"
+    # A saga: the hold is taken, the note refused (422, not retried), the hold released.
+    tools.answer("/v1/holds", ToolAnswer(body={"hold_id": "h-1"}, times=100))
+    tools.answer("/v1/holds/h-1/release", ToolAnswer(body={"hold_id": "h-1"}, times=100))
+    tools.answer("/v1/notes", ToolAnswer(status=422, body={"error": "no"}, times=100))
+    with rt.client() as c:
+        r = c.post("/v1/tasks", json={"workflow": "hold_order", "params": {"order_id": "A-1"}}, headers=rt.headers())
+    assert r.status_code == 202, r.text
+    saga = r.json()["task_id"]
+    assert rt.wait_task(saga, timeout=120)["status"] == "errored"
+    deadline = time.monotonic() + 60  # generous: the machine these run on is shared
+    while not any(s["status"] == "compensated" for s in rt.wait_task(saga)["steps"]):
+        assert time.monotonic() < deadline, "the hold was not released"
+        time.sleep(0.25)
     return [
         ("session", "acme", "s1"),
         ("session", "globex", "s2"),
         ("session", "acme", "s3"),
         ("session", "globex", "s1"),
         ("task", "acme", task),
+        ("task", "acme", saga),
     ]
 
 
@@ -123,7 +137,7 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
     summary."""
     want = sum(len(_chain(rt, k, t, i)) for k, t, i in scopes)
     turns = sum(len(rt.traces(i, tenant=t)["turns"]) for k, t, i in scopes if k == "session")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         assert main(["trace", "pull", "--all", "--url", rt.url, "--admin-token", ADMIN, "-o", str(out)]) == 0
         # By tenant, session and seq: a decision event's id names no tenant, and two tenants here share `s1`.
@@ -132,7 +146,7 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
         }
         traces = {e["id"] for p in export_files(out, "traces") for e in read_events(p)}
         summaries = {e["id"] for p in export_files(out, "tasks") for e in read_events(p) if e["data"]["step"] is None}
-        if len(records) >= want and len(traces) >= turns and len(summaries) == 1:
+        if len(records) >= want and len(traces) >= turns and len(summaries) == 2:
             return
         assert time.monotonic() < deadline, f"export has {len(records)}/{want} records, {len(traces)}/{turns} turns"
         time.sleep(1)
@@ -234,7 +248,7 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     )
     # The task: its params masked in its summary; each call step's arguments and result, masked.
     events = [e["data"] for p in export_files(out, "tasks") for e in read_events(p)]
-    summary = next(d for d in events if d["step"] is None)
+    summary = next(d for d in events if d["step"] is None and d["task"].startswith("note_order-"))
     assert summary["params"] == {"order_id": "A-1", "email": "[email]"}
     note = next(d for d in events if d["step"] == "note" and d["status"] == "complete")
     assert note["args"] == {"note_id": "A-1", "text": "[email]"} and note["result"] == {"note_id": "A-1"}
@@ -264,8 +278,16 @@ def test_a_rerun_on_a_fresh_runtime_of_the_same_spec_decides_the_same(
         assert _keys(_chain(rt, kind, tenant, scope["rerun_id"])) == _keys(recorded)
     # The recording exercises what it claims to: a fallback, a retry, a failed turn, a checkpoint, a dropped arg.
     actions = [a for k in chains.values() for a, _, _ in _keys(k)]
-    for needed in ("model.fallback:", "model.call:", "checkpoint:", "tool.args:write_note:mood", "tool.call:nope"):
-        assert any(a.startswith(needed) for a in actions), needed
+    needed = (
+        "model.fallback:",
+        "model.call:",
+        "checkpoint:",
+        "tool.args:write_note:mood",
+        "tool.call:nope",
+        "compensation:",
+    )
+    for prefix in needed:
+        assert any(a.startswith(prefix) for a in actions), prefix
 
 
 def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
@@ -302,7 +324,7 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "diverges: session `s1` (tenant `acme`, workflow `desk`) at decision 5, turn 2 (recorded seq 5)" in text
     assert "recorded  tool.call:write_note  allow  tools.allow" in text
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
-    assert "5 recorded: 3 identical, 2 diverge, 0 not rerun; 28 decisions compared" in text
+    assert "6 recorded: 4 identical, 2 diverge, 0 not rerun; 32 decisions compared" in text
     assert "identical:" not in text  # counted, not listed
 
 

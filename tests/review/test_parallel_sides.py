@@ -44,6 +44,7 @@ def test_forked_side_reviews_the_same(case: str) -> None:
     forked = src.load_sides(old, new, parallel=True)
     assert forked[1].spans is not None and forked[1].loaded.files == []  # it really came from the child
     assert forked[0].spans is None and forked[0].loaded.files  # OLD was checked here
+    assert forked[1].spec == serial[1].spec and forked[1].tables == serial[1].tables
     assert _reports(*forked) == _reports(*serial)
 
 
@@ -55,7 +56,8 @@ def test_written_places_every_key_as_the_lazy_locator_does() -> None:
     lazy = Locator(src.load_side(new[0]))
     for key, where in places.items():
         at = lazy.at(*key)
-        assert (at.file, at.line, at.column) == (side.display(where.file), where.line, where.column)
+        file, line, column = where
+        assert (at.file, at.line, at.column) == (side.display(file), line, column)
 
 
 def test_a_side_that_does_not_check_fails_the_same_from_the_child(tmp_path: Path) -> None:

@@ -246,8 +246,7 @@ interface RouteContext {
 
 /** A task id in a path: the route matches any segment (so a wrong method is a 405), the handler checks it. */
 function taskIdOf(segment: string): string {
-  // Up to 100 characters, the Workflows instance id limit: `<workflow>-<uuid>` for a workflow name of up to 63.
-  if (!/^[A-Za-z0-9_-]{1,100}$/.test(segment)) throw new HttpError(404, "not_found", "no such route");
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(segment)) throw new HttpError(404, "not_found", "no such route");
   return segment;
 }
 
@@ -305,7 +304,8 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
   });
   const key = request.headers.get("idempotency-key");
   if (key === null) {
-    const id = `${workflow}-${crypto.randomUUID()}`;
+    // 32 hex digits (the UUID without its dashes), as long as a keyed id's: names up to 31 characters fit in 64.
+    const id = `${workflow}-${crypto.randomUUID().replaceAll("-", "")}`;
     await registry.registerTask(id, workflow);
     await binding.create(await create(id));
     return json({ task_id: id }, 202);
