@@ -110,6 +110,7 @@ def _workflow(spec: m.RSpec, t: tb.Tables, w: m.RWorkflow) -> list[str]:
             "infer": f"infer tier {s.tier}",
             "sleep": f"sleep {s.duration_ms}ms",
             "wait": f"wait for {s.event}",
+            "search": f"search index {s.index} top {s.top}",
         }[s.kind]
         lines.append(f"  step {s.name}: {what}, retry {s.retries} {s.backoff} {s.delay_ms}ms, timeout {s.timeout_ms}ms")
     lines.append("  slo: " + _slo(w.slo))
