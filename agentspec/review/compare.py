@@ -134,8 +134,6 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
                 m.Checkpoint: "checkpoint",
                 m.Step: "steps",
                 m.Slo: "slo",
-                m.StoresWrite: "stores",
-                m.IndexesAllow: "indexes",
             }.get(type(c), type(c).__name__.lower())
             put(("workflow", name, kind), c.span)
 
