@@ -68,7 +68,13 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     # s1: a lookup; a note with an undeclared argument and an email in its text; a fallback, a retried lookup
     # and the checkpoint of turn 3.
     assert _turn(rt, "s1", "where is A-1?", "acme", (LOW, lookup), (LOW, Cue(text="it shipped"))) == 200
-    note = Cue(tool_calls=[("write_note", {"note_id": "n-1", "text": "mail ann@example.com", "mood": "calm"})])
+    # One answer, two calls: a note (with an undeclared argument and an email in its text), then a lookup.
+    note = Cue(
+        tool_calls=[
+            ("write_note", {"note_id": "n-1", "text": "mail ann@example.com", "mood": "calm"}),
+            ("lookup", {"order_id": "A-1"}),
+        ]
+    )
     assert _turn(rt, "s1", "note it", "acme", (LOW, note), (LOW, Cue(text="noted"))) == 200
     tools.answer("/v1/orders/A-2", ToolAnswer(status=503), ToolAnswer(body={**ORDER, "order_id": "A-2"}, times=10))
     again = Cue(tool_calls=[("lookup", {"order_id": "A-2"})])
@@ -219,7 +225,8 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     # s1 turn 2: the note's request, its undeclared argument by name, the email in its text masked.
     second = traces[("acme", "s1", 2)]
     assert second["model_rounds"][0]["tool_calls"] == [
-        {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]}
+        {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]},
+        {"name": "lookup", "args": {"order_id": "A-1"}, "undeclared": []},
     ]
     assert second["tools"][0]["result"] == {"note_id": "n-1"}
     # s1 turn 1: the lookup's result, projected and masked.
@@ -313,6 +320,12 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
             "deny",
             "tools.allowlist",
         )
+    # After the divergence the rest of that turn still gets its own answers: the lookup after the denied note
+    # is answered with the lookup's recorded result (not the note's), as it was recorded.
+    s1 = next(s for s in report["scopes"] if (s["tenant"], s["id"]) == ("acme", "s1"))
+    rerun_s1 = _keys(_chain(rt, "session", "acme", s1["rerun_id"]))
+    after = rerun_s1[rerun_s1.index(("tool.call:write_note", "deny", "tools.allowlist")) + 1 :]
+    assert after[:2] == [("tool.call:lookup", "allow", "tools.allow"), ("tool.result:lookup", "ok", "tool.ok")]
     assert {(s["tenant"], s["id"], s["divergence"]["turn"]) for s in report["scopes"] if s["divergence"]} == {
         ("acme", "s1", 2),
         ("globex", "s2", 1),
@@ -324,7 +337,7 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "diverges: session `s1` (tenant `acme`, workflow `desk`) at decision 5, turn 2 (recorded seq 5)" in text
     assert "recorded  tool.call:write_note  allow  tools.allow" in text
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
-    assert "6 recorded: 4 identical, 2 diverge, 0 not rerun; 32 decisions compared" in text
+    assert "6 recorded: 4 identical, 2 diverge, 0 not rerun; 34 decisions compared" in text
     assert "identical:" not in text  # counted, not listed
 
 
