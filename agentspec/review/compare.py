@@ -126,13 +126,15 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
             for ref in refs:
                 put(("workflow", name, clause, ref.value), ref.span)
         else:
+            # A clause kind not named here (a newer language feature) is still located, under its own name,
+            # rather than failing the whole review.
             kind = {
                 m.Policy: "policy",
                 m.Affinity: "affinity",
                 m.Checkpoint: "checkpoint",
                 m.Step: "steps",
                 m.Slo: "slo",
-            }[type(c)]
+            }.get(type(c), type(c).__name__.lower())
             put(("workflow", name, kind), c.span)
 
 
