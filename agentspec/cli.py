@@ -39,7 +39,31 @@ from agentspec.targets import DEFAULT_TARGET, TARGETS
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default: appended here when the default is a value (`human`, 8787);
+    an option that defaults to nothing says in its own words what happens without it (`default: standard
+    output`). tests/test_cli.py walks the whole tree to keep it so."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.option_strings
+            and action.default is not None
+            and action.default != []  # a repeatable option: none unless given, said in its own words
+            and action.default is not False  # a flag: off unless given (`0 in (False,)` is true, hence `is`)
+            and action.default != argparse.SUPPRESS
+            and "%(default)" not in text
+            and "default:" not in text
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         sys.stderr.write(f"agentspec: error: {message}\n")
@@ -52,6 +76,9 @@ class _Parser(argparse.ArgumentParser):
             if hint:
                 sys.stderr.write(f"  = help: {hint}\n")
         raise SystemExit(EXIT_USAGE)
+
+
+_COLOR_HELP = "color the diagnostics: auto is only on a terminal, and never with NO_COLOR set"
 
 
 def _spec_files(paths: list[str]) -> list[str]:
@@ -76,19 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     check = commands.add_parser("check", help="check spec files and report every problem")
-    check.add_argument("files", nargs="+", metavar="FILE")
-    check.add_argument("--format", choices=["human", "json", "sarif"], default="human")
-    check.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    check.add_argument(
+        "files", nargs="+", metavar="FILE", help="spec files, or directories: every .agent file below them"
+    )
+    check.add_argument("--format", choices=["human", "json", "sarif"], default="human", help="how to report")
+    check.add_argument("--color", choices=["auto", "always", "never"], default="auto", help=_COLOR_HELP)
 
     fmt = commands.add_parser("fmt", help="format spec files canonically, keeping comments")
-    fmt.add_argument("files", nargs="+", metavar="FILE")
+    fmt.add_argument(
+        "files", nargs="+", metavar="FILE", help="spec files, or directories: every .agent file below them"
+    )
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is not formatted")
 
     compile_ = commands.add_parser("compile", help="compile a spec into a Cloudflare Workers project")
-    compile_.add_argument("spec", metavar="SPEC")
-    compile_.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    compile_.add_argument("spec", metavar="SPEC", help="the agent spec to compile")
+    compile_.add_argument(
+        "-o", "--out", required=True, metavar="OUTDIR", help="the project directory: new, empty or an earlier output"
+    )
     compile_.add_argument("--force", action="store_true", help="replace a non-empty OUTDIR agentspec did not create")
-    compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    compile_.add_argument("--color", choices=["auto", "always", "never"], default="auto", help=_COLOR_HELP)
     compile_.add_argument(
         "--target", choices=sorted(TARGETS), default=DEFAULT_TARGET, help="the platform to compile for"
     )
@@ -96,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "dev", help="compile a spec, run it locally under wrangler dev, and rebuild when the spec changes"
     )
-    dev.add_argument("spec", metavar="SPEC")
+    dev.add_argument("spec", metavar="SPEC", help="the agent spec to run; edits to it (and its imports) reload")
     dev.add_argument("-o", "--out", default=None, metavar="OUTDIR", help="the project directory (default: out/AGENT)")
     dev.add_argument("--port", type=int, default=8787, help="the loopback port to serve on (default: %(default)s)")
     dev.add_argument(
@@ -113,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     explain = commands.add_parser("explain", help="explain a diagnostic code")
-    explain.add_argument("code", metavar="CODE")
+    explain.add_argument("code", metavar="CODE", help="a diagnostic code (E0614) or a change code of `agentspec diff`")
 
     trace = commands.add_parser("trace", help="pull a running runtime's traces and verify their decision chain")
     trace_commands = trace.add_subparsers(dest="trace_command", required=True, parser_class=_Parser)
@@ -129,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--url",
         default=None,
-        help="the runtime's base URL, e.g. http://127.0.0.1:8787 (with --all also a directory or s3://BUCKET/PREFIX)",
+        help="the runtime's base URL, e.g. http://127.0.0.1:8787; with --all also a directory or s3://BUCKET/PREFIX "
+        "(default: SOURCE)",
     )
     scope = pull.add_mutually_exclusive_group(required=True)
     scope.add_argument("--session", help="a session id: its decision records and turn traces")
@@ -137,18 +171,30 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument(
         "--all", action="store_true", help="the fleet export (runtime URL, export directory or s3://) into -o DIR"
     )
-    pull.add_argument("--tenant", default=None, help="required with --session and --task")
-    pull.add_argument("--admin-token", default=None, help="default: $AGENTSPEC_ADMIN_TOKEN")
-    pull.add_argument("--tenant-header", default="x-tenant-id")
+    pull.add_argument(
+        "--tenant",
+        default=None,
+        help="the session's or task's tenant, required with --session and --task (default with --all: fleet)",
+    )
+    pull.add_argument("--admin-token", default=None, help="the spec's admin secret (default: $AGENTSPEC_ADMIN_TOKEN)")
+    pull.add_argument(
+        "--tenant-header", default="x-tenant-id", help="the HTTP header carrying the tenant: the spec's `tenant header`"
+    )
     pull.add_argument("--since", type=int, default=0, help="only records after this seq")
-    pull.add_argument("-o", "--out", default=None, metavar="FILE", help="default: standard output")
+    pull.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="the file, or with --all the directory (default: standard output)",
+    )
     s3 = pull.add_argument_group("s3:// sources (credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile)")
     s3.add_argument("--endpoint-url", default=None, help="default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL")
     s3.add_argument("--region", default=None, help="default: $AWS_REGION (R2: auto)")
-    s3.add_argument("--profile", default=None, help="a profile of ~/.aws/credentials; default: $AWS_PROFILE")
+    s3.add_argument("--profile", default=None, help="a profile of ~/.aws/credentials (default: $AWS_PROFILE)")
     verify = trace_commands.add_parser("verify", help="verify the hash chain of a traces file")
-    verify.add_argument("file", metavar="FILE")
-    verify.add_argument("--format", choices=["human", "json"], default="human")
+    verify.add_argument("file", metavar="FILE", help="a traces file written by `agentspec trace pull`")
+    verify.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
     verify.add_argument(
         "--public-key",
         default=None,

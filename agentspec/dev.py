@@ -157,6 +157,9 @@ class DevLoop:
         tools = f"loopback stub at {self.tool_stub.origin}" if self.tool_stub else "their real hosts"
         self.print(f"  tools:    {tools}")
         self.print(f"  tokens:   {DEV_TOKEN} (tenant {DEV_TENANT}), admin {DEV_ADMIN_TOKEN}")
+        if spec.signing_secret:
+            # The local key pair is derived from the agent's name: the public half is the same on every run.
+            self.print(f"  heads:    signed; the public key is `audit.spki_pem` of {self.server.url}/v1/policy")
         body = json.dumps({"workflow": workflow, "input": "hello"})
         self.print("  try:")
         self.print(

@@ -1,4 +1,4 @@
-"""Serve a compiled project locally: `wrangler dev --env local` on a loopback port, offline.
+"""Serve a compiled project locally: `wrangler dev` (the top level of wrangler.jsonc) on a loopback port, offline.
 
 A generated project directory in (with its `.dev.vars` written), a running Worker at `url`
 out, its Durable Object, KV and Workflow state persisted under `state` so a restart finds
@@ -117,7 +117,7 @@ class DevServer:
         bin_dir = self.toolchain / ".bin"
         env = {**os.environ, **QUIET, **self.extra_env, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
         argv = [
-            str(bin_dir / "wrangler"), "dev", "--env", "local", "--ip", "127.0.0.1", "--port", str(self.port),
+            str(bin_dir / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
             # Each server its own inspector port, so several can run side by side.
             "--inspector-port", str(free_port()), "--persist-to", str(self.state), "--log-level", "warn",
         ]  # fmt: skip

@@ -137,7 +137,7 @@ def _render_one(d: Diagnostic, source: str | None, Text: type) -> object:
     line_no = d.span.line
     gutter = " " * len(str(line_no))
     out.append(f"{gutter}--> ", style="bold blue")
-    out.append(f"{d.span.file}:{d.span.line}:{d.span.column}\n")
+    out.append(f"{d.span}\n")  # `file:line:column`, or the file alone when it has no position (unreadable)
     if 0 < line_no <= len(lines):
         text = lines[line_no - 1].replace("\t", " ")
         start = d.span.column - 1
@@ -184,10 +184,11 @@ def to_json(diagnostics: Iterable[Diagnostic]) -> str:
             "severity": d.severity,
             "message": d.message,
             "file": d.span.file,
-            "line": d.span.line,
-            "column": d.span.column,
-            "end_line": d.span.end_line,
-            "end_column": d.span.end_column,
+            # null: the file as a whole (it could not be read), not an invented 1:1
+            "line": d.span.line if d.span.located else None,
+            "column": d.span.column if d.span.located else None,
+            "end_line": d.span.end_line if d.span.located else None,
+            "end_column": d.span.end_column if d.span.located else None,
             "label": d.label,
             "help": d.help,
             "notes": list(d.notes),
@@ -195,6 +196,19 @@ def to_json(diagnostics: Iterable[Diagnostic]) -> str:
         for d in sorted(diagnostics, key=sort_key)
     ]
     return json.dumps({"diagnostics": items}, indent=2, ensure_ascii=False)
+
+
+def _sarif_location(span: Span) -> dict[str, Any]:
+    """A file and its region; a file with no position (unreadable) has no region, which SARIF allows."""
+    location: dict[str, Any] = {"artifactLocation": {"uri": span.file}}
+    if span.located:
+        location["region"] = {
+            "startLine": span.line,
+            "startColumn": span.column,
+            "endLine": span.end_line,
+            "endColumn": span.end_column,
+        }
+    return location
 
 
 def to_sarif(diagnostics: Iterable[Diagnostic]) -> str:
@@ -219,19 +233,7 @@ def to_sarif(diagnostics: Iterable[Diagnostic]) -> str:
                 "ruleIndex": used.index(d.code),
                 "level": d.severity,
                 "message": {"text": text},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": d.span.file},
-                            "region": {
-                                "startLine": d.span.line,
-                                "startColumn": d.span.column,
-                                "endLine": d.span.end_line,
-                                "endColumn": d.span.end_column,
-                            },
-                        }
-                    }
-                ],
+                "locations": [{"physicalLocation": _sarif_location(d.span)}],
             }
         )
     log = {

@@ -14,6 +14,7 @@ same text for the exact syntax error (tests/test_parse_fast.py checks that both 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,10 @@ from lark import Lark, Token
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
-from agentspec.lex import _SHAPES, _UNIT, _UNIT_TERMINAL, SpecLexer
+from agentspec.lex import _UNIT, _UNIT_TERMINAL, TOKEN_SHAPES, WHITE_SPACE, SpecLexer
+
+# SpecLexer's shapes, each with the white space before it: one match per token, not two.
+_TOKEN = re.compile(rf"{WHITE_SPACE}*(?:{TOKEN_SHAPES})", re.VERBOSE)
 
 # A reduce action: (children taken, rule number, the rule's nonterminal, passes its child through).
 Reduce = tuple[int, int, str, bool]
@@ -88,7 +92,7 @@ def run(lark: Lark, text: str, transformer: object) -> Any | None:
     # The word terminals (RISK, HTTP_METHOD...) each word matches, in the lexer's order: a spec
     # repeats its few such words thousands of times.
     word_shapes: dict[str, list[str]] = {}
-    match = _SHAPES.match
+    match = _TOKEN.match
     unit_match = _UNIT.match
     new_str = str.__new__
     states = [t.start]
@@ -96,20 +100,20 @@ def run(lark: Lark, text: str, transformer: object) -> Any | None:
     pos, line, line_start, end = 0, 1, 0, len(text)
     token = None
     while True:
-        if pos < end:
-            found = match(text, pos)
-            if found is None:
-                return None
-            kind = found.lastgroup
-            value = found.group()
-            stop = found.end()
-            if kind == "ws":
-                newlines = value.count("\n")
+        found = match(text, pos) if pos < end else None
+        if found is None and text[pos:].strip(" \t\f\r\n"):
+            return None  # a character no token starts with
+        if found is not None:
+            kind: str = found.lastgroup  # type: ignore[assignment]  # every alternative is a named group
+            start = found.start(kind)
+            if start != pos:  # white space before the token
+                newlines = text.count("\n", pos, start)
                 if newlines:
                     line += newlines
-                    line_start = pos + value.rfind("\n") + 1
-                pos = stop
-                continue
+                    line_start = text.rfind("\n", pos, start) + 1
+                pos = start
+            value = found.group(kind)
+            stop = found.end()
             if kind == "comment":
                 pos = stop
                 continue

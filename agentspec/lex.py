@@ -17,19 +17,18 @@ from lark.common import LexerConf
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import Lexer, PatternStr, Token
 
-_SHAPES = re.compile(
-    r"""
-    (?P<ws>[ \t\f\r\n]+)
-  | (?P<comment>//[^\n]*)
+# Every token shape but white space; agentspec/lalr.py matches these after any white space at once.
+TOKEN_SHAPES = r"""
+    (?P<comment>//[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<percentile>p[0-9]{1,2}\.[0-9]+(?![A-Za-z0-9_]))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<money>\$[0-9]+(?:\.[0-9]+)?)
   | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
   | (?P<punct>->|<=|>=|[{}\[\](),:=<>?])
-    """,
-    re.VERBOSE,
-)
+    """
+WHITE_SPACE = r"[ \t\f\r\n]"
+_SHAPES = re.compile(rf"(?P<ws>{WHITE_SPACE}+)|{TOKEN_SHAPES}", re.VERBOSE)
 
 # A number's unit, right after it; the grammar's DURATION, PERCENT and SIZE terminals.
 _UNIT = re.compile(r"(?:KiB|MiB|GiB|B|ms|s|m|h|d)(?![A-Za-z0-9_])|%")

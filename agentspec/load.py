@@ -31,7 +31,8 @@ class Loaded:
 
 
 def _whole_file(path: str) -> m.Span:
-    return m.Span(file=path, line=1, column=1, end_line=1, end_column=1, start=0, end=0)
+    """A file that cannot be read has no position to point at: the diagnostic names the file alone, not 1:1."""
+    return m.Span.whole(path)
 
 
 def read_text(path: str) -> tuple[str | None, Diagnostic | None]:

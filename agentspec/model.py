@@ -19,7 +19,8 @@ QuantityKind = Literal["duration", "percent", "money", "size", "number"]
 
 
 class Span(BaseModel):
-    """A region of one source file: 1-based lines and columns, 0-based offsets."""
+    """A region of one source file: 1-based lines and columns, 0-based offsets. Line 0 is the file as a whole,
+    with no position in it (`Span.whole`): a file that cannot be read at all has no line 1 to point at."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -31,8 +32,16 @@ class Span(BaseModel):
     start: int
     end: int
 
+    @classmethod
+    def whole(cls, file: str) -> Span:
+        return cls(file=file, line=0, column=0, end_line=0, end_column=0, start=0, end=0)
+
+    @property
+    def located(self) -> bool:
+        return self.line > 0
+
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
+        return f"{self.file}:{self.line}:{self.column}" if self.located else self.file
 
 
 class Node(BaseModel):
@@ -153,10 +162,18 @@ class Block(Node):
         return [c for c in self.clauses if isinstance(c, kind)]
 
     def first(self, kind: type[C]) -> C | None:
+        return self.first_of_each.get(kind)  # type: ignore[return-value]
+
+    @cached_property
+    def first_of_each(self) -> dict[type, Node]:
+        """The first clause that is an instance of each class (every class in a clause's MRO), made on first
+        use: the checker asks a tool for a dozen kinds of clause, in several passes. A cached property is
+        kept in the instance's `__dict__`, which pydantic's equality, dumps and fields ignore."""
+        index: dict[type, Node] = {}
         for clause in self.clauses:
-            if isinstance(clause, kind):
-                return clause
-        return None
+            for cls in type(clause).__mro__:
+                index.setdefault(cls, clause)
+        return index
 
 
 class Tier(Block):

@@ -55,17 +55,24 @@ def spec_hash(spec: m.RSpec) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(meaning).encode()).hexdigest()
 
 
-def tables(spec: m.RSpec) -> dict[str, Any]:
+# The stamp of tables made with `stamped=False`: no spec hashes to it.
+UNSTAMPED = "sha256:" + "0" * 64
+
+
+def tables(spec: m.RSpec, *, stamped: bool = True) -> dict[str, Any]:
     """The policy tables of a checked agent as JSON-ready data: `policy_model(spec)` dumped, `policy.json`'s content."""
-    return policy_model(spec).model_dump(mode="json", by_alias=True)
+    return policy_model(spec, stamped=stamped).model_dump(mode="json", by_alias=True)
 
 
-def policy_model(spec: m.RSpec) -> s.PolicyTables:
-    """The policy tables of a checked agent (its name, version and auth are set), as the schema's models."""
+def policy_model(spec: m.RSpec, *, stamped: bool = True) -> s.PolicyTables:
+    """The policy tables of a checked agent (its name, version and auth are set), as the schema's models.
+
+    `stamped=False` leaves the spec hash out (`UNSTAMPED`) for a reader that compares decisions only, as
+    the review does: hashing a 5,000-tool spec costs more than building its tables."""
     assert spec.version is not None and spec.tokens_secret is not None and spec.tenant_header is not None
     return s.PolicyTables(
         format=FORMAT,
-        spec_hash=spec_hash(spec),
+        spec_hash=spec_hash(spec) if stamped else UNSTAMPED,
         compiler=f"agentspec {__version__}",
         agent=s.Agent(name=spec.name, version=spec.version, owner=spec.owner),
         auth=s.Auth(

@@ -69,7 +69,7 @@ def gzip_kib(project: Path) -> float | None:
         "WRANGLER_HIDE_BANNER": "true",
         "NO_COLOR": "1",
     }
-    argv = [str(BIN / "wrangler"), "deploy", "--dry-run", "--outdir", "dist", "--env="]
+    argv = [str(BIN / "wrangler"), "deploy", "--dry-run", "--outdir", "dist", "--env", "production"]
     done = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=300, check=False)
     match = UPLOAD.search(done.stdout + done.stderr)
     if done.returncode != 0 or match is None:

@@ -4,7 +4,7 @@
     python benchmarks/runtime_load.py --reps 5 --turns 40
     python benchmarks/runtime_load.py --generated /tmp/copy   # an already-compiled (e.g. edited) project instead
 
-Both sides run under the same `wrangler dev --env local` (same wrangler, same flags, state persisted under
+Both sides run under the same `wrangler dev` (same wrangler, same flags, state persisted under
 `--state-dir`: /dev/shm by default, so this VM's disk flushes stay out of the comparison) on loopback ports,
 and call the same model stub: a raw-asyncio OpenAI-compatible `/v1/chat/completions` endpoint in its own
 process that answers at once with a fixed body.

@@ -38,7 +38,7 @@ def build(text: str) -> Built:
         (project / "node_modules").symlink_to(NODE_MODULES, target_is_directory=True)
         for stage, argv in (
             ("tsc", [str(BIN / "tsc"), "--noEmit", "-p", "tsconfig.json"]),
-            ("wrangler", [str(BIN / "wrangler"), "deploy", "--dry-run", "--outdir", "dist", "--env="]),
+            ("wrangler", [str(BIN / "wrangler"), "deploy", "--dry-run", "--outdir", "dist", "--env", "production"]),
         ):
             started = time.perf_counter()
             done = run(argv, project)

@@ -5,15 +5,18 @@ Exit codes: 0 clean (warnings allowed), 1 errors, 2 usage. `fmt` is tested in te
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
 import sys
+from argparse import Action
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agentspec.cli import main
+from agentspec.cli import _parser, main
 from agentspec.codes import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,8 +139,16 @@ def _assert_located_e0003(code: int, out: str, err: str, path: str, line: int = 
     assert "Traceback" not in out + err
 
 
+def _assert_unreadable_e0003(code: int, out: str, err: str, path: str) -> None:
+    """A file that cannot be read at all is named alone: no `:1:1` it was never read to."""
+    assert code == 1
+    assert "error[E0003]" in out
+    assert f"--> {path}\n" in out and f"{path}:1:1" not in out
+    assert "Traceback" not in out + err
+
+
 def test_check_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """A directory stands for every `.agent` below it; one with none is reported, located, as before."""
+    """A directory stands for every `.agent` below it; one with none is reported as a directory, as before."""
     code, out, _ = _run(capsys, "check", "specs")
     below = sorted(str(p) for p in Path("specs").rglob("*.agent"))
     assert code == 1 and f"checked {len(below)} files:" in out  # specs/invalid is below it
@@ -145,7 +156,7 @@ def test_check_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert (code, out.strip().splitlines()[-1]) == (0, "checked 2 files: no problems")
     (tmp_path / "empty").mkdir()
     code, out, err = _run(capsys, "check", str(tmp_path / "empty"))
-    _assert_located_e0003(code, out, err, str(tmp_path / "empty"))
+    _assert_unreadable_e0003(code, out, err, str(tmp_path / "empty"))
     assert "is a directory, not a spec file" in out
 
 
@@ -164,7 +175,7 @@ def test_fmt_check_prints_a_summary(capsys: pytest.CaptureFixture[str], tmp_path
 
 def test_check_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "check", "specs/no_such_agent.agent")
-    _assert_located_e0003(code, out, err, "specs/no_such_agent.agent")
+    _assert_unreadable_e0003(code, out, err, "specs/no_such_agent.agent")
     assert "does not exist" in out
 
 
@@ -185,6 +196,91 @@ def test_check_nul_bytes(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert "error[E0002]: unexpected character `\\x00`" in out
     assert f"--> {binary}:1:1" in out
     assert "Traceback" not in out + err
+
+
+def _unreadable(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """A path that cannot be read as a spec, and the words that must say why."""
+    import builtins
+
+    import agentspec.load
+
+    if kind == "missing":
+        return str(tmp_path / "gone.agent"), "does not exist"
+    if kind == "directory":
+        (tmp_path / "dir.agent").mkdir()
+        return str(tmp_path / "dir.agent"), "is a directory, not a spec file"
+    path = tmp_path / "locked.agent"
+    path.write_text((ROOT / "specs" / "support_desk.agent").read_text())
+    real_open = builtins.open
+
+    def refuse(file: object, *args: object, **kwargs: object) -> object:
+        # The tests run as root in CI, where a chmod 000 file is still readable: refuse it here instead.
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(agentspec.load, "open", refuse, raising=False)  # load.read_text's `open`
+    return str(path), "cannot be read: Permission denied"
+
+
+# diff exits 2 on a side that does not check (bad input); the others exit 1.
+UNREADABLE_COMMANDS = [
+    pytest.param(["check"], 1, id="check"),
+    pytest.param(["fmt"], 1, id="fmt"),
+    pytest.param(["compile", "-o", "OUT"], 1, id="compile"),
+    pytest.param(["simulate"], 1, id="simulate"),
+    pytest.param(["diff", "specs/support_desk.agent"], 2, id="diff"),
+]
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "permission"])
+@pytest.mark.parametrize(("command", "exit_code"), UNREADABLE_COMMANDS)
+def test_an_unreadable_path_is_named_without_a_location(
+    command: list[str],
+    exit_code: int,
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, reason = _unreadable(kind, tmp_path, monkeypatch)
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in command] + [path]
+    code, out, err = _run(capsys, *argv)
+    shown = out + err
+    assert code == exit_code, shown
+    if command[0] == "diff" and kind == "directory":  # diff takes directories with --base, and says so
+        assert f"`{path}` is a directory; compare directories with `--base REV" in err
+        return
+    assert "error[E0003]" in shown and reason in shown, shown
+    assert f"--> {path}\n" in shown and f"{path}:1:1" not in shown, shown
+    assert "Traceback" not in shown
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("command", "exit_code"), UNREADABLE_COMMANDS)
+def test_non_utf8_content_points_at_the_first_bad_byte(
+    command: list[str], exit_code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Here there is a position, and a real one: line 3, column 5, where the byte is.
+    path = tmp_path / "latin1.agent"
+    path.write_bytes(b"// ok\n// ok\n// o\xe9\n")
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in command] + [str(path)]
+    code, out, err = _run(capsys, *argv)
+    assert code == exit_code
+    assert f"--> {path}:3:5" in out + err and "not valid UTF-8: byte 0xe9 at line 3, column 5" in out + err
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_an_unreadable_path_has_no_position_in_machine_formats(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "check", "--format", fmt, "specs/no_such_agent.agent")
+    assert code == 1
+    if fmt == "json":
+        [item] = json.loads(out)["diagnostics"]
+        assert (item["file"], item["line"], item["column"]) == ("specs/no_such_agent.agent", None, None)
+    else:
+        [result] = json.loads(out)["runs"][0]["results"]
+        location = result["locations"][0]["physicalLocation"]
+        assert location == {"artifactLocation": {"uri": "specs/no_such_agent.agent"}}  # no region
 
 
 # ───────────────────────────── usage errors ─────────────────────────────
@@ -276,3 +372,45 @@ def test_python_dash_m() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "checked 1 file: no problems\n"
     assert proc.stderr == ""
+
+
+def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.ArgumentParser, Action]]:
+    """Every argument of every (sub)command, depth first, with the parser that owns it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, f"{path} {name}")
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield path, parser, action
+
+
+def test_every_option_has_help_with_its_default() -> None:
+    parser = _parser()
+    seen, missing = 0, []
+    for path, owner, action in _options(parser, "agentspec"):
+        seen += 1
+        name = "/".join(action.option_strings) or action.dest
+        text = owner._get_formatter()._expand_help(action) if action.help else ""
+        if not text.strip():
+            missing.append(f"{path} {name}: no help")
+            continue
+        takes_value = action.nargs != 0  # store_true/store_false flags take none: off unless given
+        # One of a required group (`trace pull --session|--task|--all`) has no default: one must be given.
+        chosen = any(g.required and action in g._group_actions for g in owner._mutually_exclusive_groups)
+        if action.option_strings and takes_value and not action.required and not chosen:
+            if action.default not in (None, []) and f"(default: {action.default})" not in text:
+                missing.append(f"{path} {name}: help does not show its default {action.default!r}: {text!r}")
+            elif action.default in (None, []) and "default" not in text:
+                missing.append(f"{path} {name}: help does not say what happens without it: {text!r}")
+    assert seen >= 45  # the whole tree was walked: check, fmt, compile, dev, trace, diff, simulate, report...
+    assert missing == []
+
+
+def test_defaults_appear_in_rendered_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", "pull", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "`tenant header` (default: x-tenant-id)" in out and "(default: 0)" in out
+    assert "(default: $AGENTSPEC_ADMIN_TOKEN)" in out and "(default: standard output)" in out
+    assert main(["dev", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("(default: 8787)") == 1 and "(default: stub)" in out  # written once, not appended twice

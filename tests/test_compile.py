@@ -183,37 +183,51 @@ def test_wrangler_bindings_match_env_and_exports(spec: Path) -> None:
     for r2 in config["r2_buckets"]:
         assert f"  {r2['binding']}: R2Bucket;" in env_ts
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", r2["bucket_name"])
-    for secret in config["secrets"]["required"]:
+    production = config["env"]["production"]
+    for secret in production["secrets"]["required"]:
         assert f"  {secret}: string;" in env_ts
     assert config["durable_objects"]["bindings"] == [{"name": "SESSION", "class_name": "SessionDO"}]
     assert config["migrations"][0]["new_sqlite_classes"] == ["SessionDO"]
-    assert config["ai"] == {"binding": "AI"} and "ai" not in config["env"]["local"]
+    assert production["ai"] == {"binding": "AI"} and "ai" not in config
 
 
 # wrangler does not inherit these from the top level into a named environment: each must be
-# repeated under env.local, or `wrangler dev --env local` runs without it. `ai` is left out
-# on purpose (the local env uses INFERENCE_URL), and so is `secrets` (see below).
-NON_INHERITED = ["durable_objects", "workflows", "kv_namespaces", "r2_buckets", "vars"]
+# repeated under env.production, or the deployed Worker runs without it (and wrangler warns on deploy).
+# `ai` and `secrets` are only in production (the top level is offline: see below).
+NON_INHERITED = ["durable_objects", "workflows", "kv_namespaces", "r2_buckets", "queues", "vars"]
 
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
 def test_required_secrets_are_declared_for_deploys_only(spec: Path) -> None:
-    # With `secrets.required` in an environment, `wrangler dev` loads only those keys from .dev.vars and
+    # With `secrets.required` at the top level, `wrangler dev` loads only those keys from .dev.vars and
     # would drop INFERENCE_URL and TOOL_ORIGINS; deploys are where a missing secret must stop things.
     config = _wrangler(_emit(spec))
-    assert config["secrets"]["required"]
-    assert "secrets" not in config["env"]["local"]
+    assert config["env"]["production"]["secrets"]["required"]
+    assert "secrets" not in config
 
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
-def test_local_env_repeats_non_inherited_keys(spec: Path) -> None:
+def test_production_env_repeats_non_inherited_keys(spec: Path) -> None:
     config = _wrangler(_emit(spec))
-    local = config["env"]["local"]
+    assert list(config["env"]) == ["production"]
+    production = config["env"]["production"]
+    assert production["name"] == config["name"]  # not `<name>-production`
     for key in NON_INHERITED:
-        assert key in local, key
-        if key != "vars":
-            assert local[key] == config[key], key
-    assert local["vars"] == {**config["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
+        assert key in production, key
+        if key not in ("vars", "queues"):
+            assert production[key] == config[key], key
+    # Locally a second per export batch, so tests see their files soon; deployed, wrangler's 30 s.
+    assert [c["max_batch_timeout"] for c in config["queues"]["consumers"]] == [1]
+    assert [c["max_batch_timeout"] for c in production["queues"]["consumers"]] == [30]
+    assert config["vars"] == {**production["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
+    assert production["vars"]["INFERENCE_URL"] == ""  # empty: Workers AI (runtime/inference.ts)
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
+def test_npm_scripts_name_the_environment(spec: Path) -> None:
+    scripts = json.loads(_emit(spec)["package.json"])["scripts"]
+    assert scripts["deploy"] == "wrangler deploy --env production"
+    assert "--env" not in scripts["dev"] and "--env" not in scripts["start"]
 
 
 _README_PATH = re.compile(r"`((?:src|policy)/[\w./-]+|wrangler\.jsonc)`")

@@ -33,6 +33,7 @@ def shape(value: Any) -> Any:
     """Everything a node holds, as plain data: its type, each field, and a bracketed list's own span
     (which tuple equality would not compare)."""
     if isinstance(value, BaseModel):
+        assert value.model_fields_set == set(type(value).model_fields)  # each node sets every field
         return (type(value).__name__, {k: shape(v) for k, v in value.__dict__.items()}, value.model_fields_set)
     if isinstance(value, Bracketed):
         return ("Bracketed", shape(value.span), [shape(v) for v in value])

@@ -232,8 +232,8 @@ def test_wrangler_binds_vectorize_deployed_only() -> None:
     assert result.spec is not None
     text = emit(result.spec)["wrangler.jsonc"]
     config = json.loads("\n".join(line for line in text.splitlines() if not line.startswith("//")))
-    assert config["vectorize"] == [{"binding": "VEC_LIBRARY", "index_name": "docs-library"}]
-    assert "vectorize" not in config["env"]["local"]
+    assert config["env"]["production"]["vectorize"] == [{"binding": "VEC_LIBRARY", "index_name": "docs-library"}]
+    assert "vectorize" not in config  # the top level is the offline one
 
 
 def test_keywords_stay_names_elsewhere() -> None:

@@ -66,7 +66,8 @@ def test_the_platform_pass_holds_workflow_names_to_the_target_limit(extra: int) 
     result = check(load_text(_TASK.format(name=name), "limit.agent"))
     assert [d.code for d in result.diagnostics] == (["E0603"] if extra else [])
     if not extra:
-        # The longest accepted name still makes a valid instance id once the runtime adds `-<uuid>`.
-        instance = f"{name}-{'0' * 8}-{'0' * 4}-{'0' * 4}-{'0' * 4}-{'0' * 12}"
+        # The longest accepted name still makes a valid instance id once the runtime adds `-` and 32 hex digits
+        # (a UUID without its dashes, or a keyed id's sha256 prefix).
+        instance = f"{name}-{'0' * 32}"
         assert len(instance) == cloudflare.INSTANCE_ID_MAX
         assert re.fullmatch(r"[a-zA-Z0-9_][a-zA-Z0-9-_]*", instance)

@@ -201,3 +201,46 @@ def test_pull_reports_the_runtimes_error() -> None:
     )
     with pytest.raises(TraceError, match=r"answered 401 \(unauthorized: this route needs the admin token\)"):
         pull("http://runtime.test", "s-1", "acme", "wrong", transport=transport)
+
+
+def test_pull_names_the_flag_when_the_tenant_header_is_wrong(capsys: pytest.CaptureFixture[str]) -> None:
+    # The runtime names the header it wanted; the user is told the CLI flag that sends it.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "x-team-id" in request.headers:
+            return httpx.Response(200, json=chain())
+        error = {"code": "missing_tenant", "message": "send the `x-team-id` header"}
+        return httpx.Response(400, json={"error": error})
+
+    transport = httpx.MockTransport(handler)
+    with pytest.raises(TraceError) as raised:
+        pull("http://runtime.test", "s-1", "acme", "adm", transport=transport)
+    assert "pass `--tenant-header x-team-id`" in str(raised.value)
+    assert "this pull sent `x-tenant-id`" in str(raised.value)
+    assert pull("http://runtime.test", "s-1", "acme", "adm", tenant_header="x-team-id", transport=transport)
+
+
+def test_pull_all_names_the_flag_when_the_tenant_header_is_wrong(tmp_path: Path) -> None:
+    from agentspec.trace.fleet import ExportError, pull_all
+
+    error = {"code": "missing_tenant", "message": "send the `x-org` header"}
+    transport = httpx.MockTransport(lambda _: httpx.Response(400, json={"error": error}))
+    with pytest.raises(ExportError, match=r"answered 400 \(missing_tenant: .*pass `--tenant-header x-org`"):
+        pull_all("http://runtime.test", tmp_path / "out", admin_token="adm", transport=transport)
+
+
+def test_pull_of_an_unknown_session_asks_about_the_tenant() -> None:
+    error = {"code": "unknown_session", "message": "session `s-1` has no records"}
+    transport = httpx.MockTransport(lambda _: httpx.Response(404, json={"error": error}))
+    with pytest.raises(TraceError, match=r"has no records; is `--tenant` the session.s tenant\?\)"):
+        pull("http://runtime.test", "s-1", "acme", "adm", transport=transport)
+
+
+def test_a_records_optional_detail_is_hashed_like_any_field() -> None:
+    # `model.unavailable` records carry each model's cause in `detail`; the chain covers it.
+    traces = chain()
+    last = traces["records"][-1]
+    body = {k: v for k, v in last.items() if k != "hash"} | {"detail": "@cf/a: cannot reach 127.0.0.1:9: refused"}
+    traces["records"][-1] = {**body, "hash": record_hash(body)}
+    assert errors(traces) == []
+    traces["records"][-1]["detail"] = "@cf/a: HTTP 503"
+    assert [p.seq for p in errors(traces)] == [last["seq"]]

@@ -17,9 +17,16 @@ def add_parser(commands: Any) -> None:
     """Register `report` on the CLI's subcommands."""
     report = commands.add_parser("report", help="the operations review of a fleet export, as one HTML file")
     report.add_argument("export", metavar="DIR", help="an export directory (`agentspec trace pull --all`)")
-    report.add_argument("--spec", default=None, metavar="SPEC", help="judge each workflow against its SLOs")
-    report.add_argument("--previous", default=None, metavar="DIR2", help="the previous period's export")
-    report.add_argument("-o", "--out", required=True, metavar="FILE")
+    report.add_argument(
+        "--spec",
+        default=None,
+        metavar="SPEC",
+        help="judge each workflow against its SLOs (default: none, no judgement)",
+    )
+    report.add_argument(
+        "--previous", default=None, metavar="DIR2", help="the previous period's export (default: none, no comparison)"
+    )
+    report.add_argument("-o", "--out", required=True, metavar="FILE", help="the HTML file to write")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -205,6 +205,27 @@ cache-hit bound lowered or removed.""",
     ("R0803", "tenant header changed", _0, "The header naming the tenant changed."),
     ("R0804", "stores changed", _0, "A KV or R2 store was declared or removed."),
     ("R0805", "owner changed", _0, "The agent's `owner` changed."),
+    (
+        "R0901",
+        "tool result kept as an artifact",
+        _W,
+        """A tool gained `artifact in STORE`: its (masked) result is now written to R2 and indexed, where
+later sessions of the tenant can find it; the model reads a projection and a reference instead.""",
+    ),
+    ("R0902", "artifact no longer kept", _N, "A tool's result is no longer kept in R2: the model reads it whole."),
+    ("R0903", "artifact changed", _0, "A tool keeps another field, in another store, or shows other fields."),
+    ("R0904", "workflow writes a store", _W, "A workflow's `stores write` gained a store it may keep artifacts in."),
+    ("R0905", "workflow writes fewer stores", _N, "A workflow's `stores write` lost a store."),
+    (
+        "R0906",
+        "index allowlist widened",
+        _W,
+        "A workflow's `indexes allow` gained an index: its turns and steps may search what the tenant kept.",
+    ),
+    ("R0907", "index allowlist narrowed", _N, "A workflow's `indexes allow` lost an index."),
+    ("R0908", "index added", _0, "A retrieval index was declared. Who may search it shows as R0906."),
+    ("R0909", "index removed", _N, "A retrieval index is no longer declared."),
+    ("R0910", "index changed", _0, "An index's store, `keyword` or `semantic` tier changed."),
 ]
 
 CHANGE_CODES: dict[str, ChangeCode] = {

@@ -23,15 +23,33 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 def add_parsers(commands: Any) -> None:
     diff = commands.add_parser("diff", help="review what a spec change means: permissions, safety, SLOs")
     diff.add_argument("paths", nargs="+", metavar="PATH", help="OLD NEW, or with --base: files or directories")
-    diff.add_argument("--base", metavar="REV", help="compare each PATH with the same path at git revision REV")
-    diff.add_argument("--format", choices=["human", "markdown", "json", "sarif"], default="human")
-    diff.add_argument("--fail-on", choices=["widening", "any"], default=None, help="exit 1 when such a change is open")
-    diff.add_argument("--accepted", metavar="FILE", help="a TOML file of reviewed changes (see docs/review.md)")
-    diff.add_argument("-o", "--out", metavar="FILE", help="write the report here instead of standard output")
-    diff.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    diff.add_argument(
+        "--base",
+        metavar="REV",
+        help="compare each PATH with the same path at git revision REV (default: none, compare OLD with NEW)",
+    )
+    diff.add_argument("--format", choices=["human", "markdown", "json", "sarif"], default="human", help="how to report")
+    diff.add_argument(
+        "--fail-on",
+        choices=["widening", "any"],
+        default=None,
+        help="exit 1 when such a change is open (default: none, report and exit 0)",
+    )
+    diff.add_argument(
+        "--accepted", metavar="FILE", help="a TOML file of reviewed changes, see docs/review.md (default: none)"
+    )
+    diff.add_argument("-o", "--out", metavar="FILE", help="write the report here (default: standard output)")
+    diff.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="color the report: auto is only on a terminal, and never with NO_COLOR set",
+    )
 
     snapshot = commands.add_parser("snapshot", help="write (or --check) the meaning file next to each agent spec")
-    snapshot.add_argument("specs", nargs="+", metavar="SPEC")
+    snapshot.add_argument(
+        "specs", nargs="+", metavar="SPEC", help="agent specs; each meaning file goes next to its spec"
+    )
     snapshot.add_argument("--check", action="store_true", help="write nothing; exit 1 if a meaning file is stale")
 
 
@@ -60,10 +78,12 @@ def explain(code: str) -> int | None:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from agentspec.gcpause import paused
     from agentspec.review import gates, render
     from agentspec.review.change import Review
 
-    reviews: list[Review] = _reviews(args.paths, args.base)
+    with paused():  # two checked sides and their review: long-lived objects, no cycles to collect
+        reviews: list[Review] = _reviews(args.paths, args.base)
     if args.accepted:
         active, expired = gates.read_accepted(args.accepted)
         for review in reviews:

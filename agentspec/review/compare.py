@@ -31,14 +31,14 @@ def span_index(side: Side) -> tuple[dict[Key, m.Span], dict[Key, m.Node]]:
     """
     index: dict[Key, m.Span] = {}
     decls: dict[Key, m.Node] = {}
-    kinds: dict[type, str] = {m.Tier: "tier", m.Tool: "tool", m.Workflow: "workflow"}
+    kinds: dict[type, str] = {m.Tier: "tier", m.Tool: "tool", m.Workflow: "workflow", m.Index: "index"}
     for f in side.loaded.files:
         body = f.body
         if isinstance(body, m.Agent):
             index.setdefault(("agent",), body.name.span)
             index.setdefault(("version",), body.version.span)
         for item in body.items:
-            if isinstance(item, (m.Tier, m.Tool, m.Workflow)):
+            if isinstance(item, (m.Tier, m.Tool, m.Workflow, m.Index)):
                 decls.setdefault((kinds[type(item)], item.name.value), item)
             elif isinstance(item, m.Owner):
                 index.setdefault(("owner",), item.span)
@@ -60,13 +60,22 @@ def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
     def put(key: Key, span: m.Span) -> None:
         index.setdefault(key, span)
 
+    _put_clause_spans(put, decl)
+    return index
+
+
+def _put_clause_spans(put: Any, decl: m.Node) -> None:
+    """`put(key, span)` each key a declaration writes: the one place that knows every declaration kind."""
     if isinstance(decl, m.Tier):
         _tier_spans(put, decl)
     elif isinstance(decl, m.Tool):
         _tool_spans(put, decl)
     elif isinstance(decl, m.Workflow):
         _workflow_spans(put, decl)
-    return index
+    elif isinstance(decl, m.Index):
+        put(("index", decl.name.value), decl.name.span)
+        for c in decl.clauses:
+            put(("index", decl.name.value, "kind"), c.span)
 
 
 def _tier_spans(put: Any, tier: m.Tier) -> None:
@@ -84,6 +93,7 @@ _TOOL_CLAUSES: dict[type, str] = {
     m.Idempotency: "idempotency",
     m.Compensate: "compensate",
     m.RunAs: "identity",
+    m.Artifact: "artifact",
 }
 
 
@@ -115,24 +125,36 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
                 put(("workflow", name, "pii", p.value), p.span)
         elif isinstance(c, m.PiiPattern):
             put(("workflow", name, "pii_pattern", c.name.value), c.span)
+        elif isinstance(c, (m.StoresWrite, m.IndexesAllow)):
+            clause, refs = ("writes", c.stores) if isinstance(c, m.StoresWrite) else ("indexes", c.indexes)
+            put(("workflow", name, clause), c.span)
+            for ref in refs:
+                put(("workflow", name, clause, ref.value), ref.span)
         else:
+            # A clause kind not named here (a newer language feature) is still located, under its own name,
+            # rather than failing the whole review.
             kind = {
                 m.Policy: "policy",
                 m.Affinity: "affinity",
                 m.Checkpoint: "checkpoint",
                 m.Step: "steps",
                 m.Slo: "slo",
-            }[type(c)]
+            }.get(type(c), type(c).__name__.lower())
             put(("workflow", name, kind), c.span)
 
 
 def written(side: Side) -> dict[Key, Where]:
     """Every key's place on a side, clauses included: what a `Locator` reads, without the syntax model."""
-    index, decls = span_index(side)
+    spans, decls = span_index(side)
+    index: dict[Key, Where] = {k: (span.file, span.line, span.column) for k, span in spans.items()}
+
+    def put(key: Key, span: m.Span) -> None:  # the first place wins, as in `_clause_spans` and `Locator.at`
+        if key not in index:
+            index[key] = (span.file, span.line, span.column)
+
     for decl in decls.values():
-        for k, span in _clause_spans(decl).items():
-            index.setdefault(k, span)
-    return {k: Where(span.file, span.line, span.column) for k, span in index.items()}
+        _put_clause_spans(put, decl)
+    return index
 
 
 class Locator:
@@ -165,9 +187,12 @@ class Locator:
         for n in range(len(key), 0, -1):
             found = self.index.get(key[:n])
             if found is not None:
-                return Location(self.side.display(found.file), found.line, found.column)
-        agent = self.index[("agent",)]
-        return Location(self.side.display(agent.file), agent.line, agent.column)
+                return self._location(found)
+        return self._location(self.index[("agent",)])
+
+    def _location(self, place: m.Span | Where) -> Location:
+        file, line, column = place if isinstance(place, tuple) else (place.file, place.line, place.column)
+        return Location(self.side.display(file), line, column)
 
 
 # ───────────────────────────── the comparison ─────────────────────────────
@@ -227,6 +252,7 @@ class Comparison:
         self.tiers()
         self.identities()
         self.tools()
+        self.indexes()
         self.workflows()
         return self.changes
 
@@ -384,6 +410,12 @@ class Comparison:
                 b.secrets,
                 note=f"identity `{a.identity}` -> `{b.identity}`",
             )
+        code = cl.optional_code(
+            _artifact(a.artifact), _artifact(b.artifact), removed="R0902", added="R0901", changed="R0903"
+        )
+        if code:
+            what = f"tool `{name}` keeps its result as an artifact"
+            self.add(code, (*s, "artifact"), what, _artifact(a.artifact), _artifact(b.artifact))
         fields = [
             f
             for f in ("args", "returns", "headers", "timeout_ms", "max_response_bytes")
@@ -391,6 +423,21 @@ class Comparison:
         ]
         if fields:
             self.add("R0118", (*s, "contract"), f"tool `{name}` contract changed: {', '.join(fields)}")
+
+    # ── retrieval indexes ──
+
+    def indexes(self) -> None:
+        old = {i.name: i for i in self.o.indexes}
+        new = {i.name: i for i in self.n.indexes}
+        for name in sorted(old.keys() | new.keys()):
+            a, b = old.get(name), new.get(name)
+            if a is None:
+                assert b is not None
+                self.add("R0908", ("index", name), f"index `{name}` added ({_index(b)})")
+            elif b is None:
+                self.add("R0909", ("index", name), f"index `{name}` removed")
+            elif a != b:
+                self.add("R0910", ("index", name, "kind"), f"index `{name}`", _index(a), _index(b))
 
     # ── workflows ──
 
@@ -413,6 +460,12 @@ class Comparison:
         )
         self.added_removed(
             s, "outbound", set(a.outbound), set(b.outbound), "R0205", "R0206", f"workflow `{name}` outbound allowlist"
+        )
+        self.added_removed(
+            s, "writes", set(a.writes), set(b.writes), "R0904", "R0905", f"workflow `{name}` stores write"
+        )
+        self.added_removed(
+            s, "indexes", set(a.indexes), set(b.indexes), "R0906", "R0907", f"workflow `{name}` index allowlist"
         )
         if a.mode != b.mode:
             code = "R0207" if b.mode == "shadow" else "R0208"
@@ -488,6 +541,21 @@ class Comparison:
             _routes(rb),
             note=self.price_note(workflow=name),
         )
+
+
+def _artifact(artifact: m.RArtifact | None) -> str | None:
+    if artifact is None:
+        return None
+    kept = f"field {artifact.field}" if artifact.field else "the whole result"
+    shown = ", ".join(artifact.show) if artifact.show is not None else "every other field"
+    return f"{kept} in {artifact.store}, showing {shown}"
+
+
+def _index(index: m.RIndex) -> str:
+    kinds = (["keyword"] if index.keyword else []) + (
+        [f"semantic with tier {index.semantic_tier}"] if index.semantic_tier else []
+    )
+    return f"over {index.store}: " + " and ".join(kinds)
 
 
 def _routes(routes: dict[str, str]) -> str:

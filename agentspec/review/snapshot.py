@@ -57,6 +57,11 @@ def _tool(t: m.RTool) -> list[str]:
         lines.append("  returns: " + _list(f"{f.name}{'?' if f.optional else ''}: {f.type}" for f in t.returns))
     if t.headers:
         lines.append("  headers: " + _list(k for k, _ in t.headers))
+    # Only when kept, so the meaning of a spec without artifacts reads as it always did.
+    if t.artifact is not None:
+        kept = f"field {t.artifact.field}" if t.artifact.field else "the whole result"
+        shown = _list(t.artifact.show) if t.artifact.show is not None else "every other field"
+        lines.append(f"  artifact: {kept} kept in {t.artifact.store}; the model reads {shown} and a reference")
     return lines
 
 
@@ -92,6 +97,8 @@ def _workflow(spec: m.RSpec, t: tb.Tables, w: m.RWorkflow) -> list[str]:
         "  routes: " + _list(f"{r} -> {tier_}" for r, tier_ in w.routes),
         "  tools allow: " + _list(w.tools),
         "  outbound allow: " + _list(w.outbound),
+        *(["  stores write: " + _list(w.writes)] if w.writes else []),
+        *(["  indexes allow: " + _list(w.indexes)] if w.indexes else []),
         "  calls (tool -> hosts where the call executes):",
         *_calls(t, w.name),
         f"  session affinity: {w.affinity_header} ttl {w.ttl_ms}ms",
@@ -110,6 +117,7 @@ def _workflow(spec: m.RSpec, t: tb.Tables, w: m.RWorkflow) -> list[str]:
             "infer": f"infer tier {s.tier}",
             "sleep": f"sleep {s.duration_ms}ms",
             "wait": f"wait for {s.event}",
+            "search": f"search index {s.index} top {s.top}",
         }[s.kind]
         lines.append(f"  step {s.name}: {what}, retry {s.retries} {s.backoff} {s.delay_ms}ms, timeout {s.timeout_ms}ms")
     lines.append("  slo: " + _slo(w.slo))
@@ -133,6 +141,11 @@ def meaning(spec: m.RSpec) -> str:
         lines += ["", f"identity {name}", f"  secrets: {_list(secrets)}"]
     for tool in sorted(spec.tools, key=lambda x: x.name):
         lines += ["", *_tool(tool)]
+    for index in sorted(spec.indexes, key=lambda x: x.name):
+        kinds = (["keyword"] if index.keyword else []) + (
+            [f"semantic with tier {index.semantic_tier}"] if index.semantic_tier else []
+        )
+        lines += ["", f"index {index.name}", f"  over: {index.store}", f"  ranks by: {' and '.join(kinds)}"]
     for wf in sorted(spec.workflows, key=lambda x: x.name):
         lines += ["", *_workflow(spec, t, wf)]
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ Anything that keeps a side from being reviewed raises `InputError` with a locate
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -17,11 +18,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any
 
 from agentspec import model as m
 from agentspec.check import check
 from agentspec.diagnostics import render_human
+from agentspec.gcpause import paused
 from agentspec.load import Loaded, load, load_text
 from agentspec.review.tables import Tables, tables_of
 
@@ -30,12 +32,9 @@ class InputError(Exception):
     """A side cannot be reviewed; the message is ready to print."""
 
 
-class Where(NamedTuple):
-    """Where a key is written: what a review reads of a span, and cheap to send between processes."""
-
-    file: str
-    line: int
-    column: int
+# Where a key is written: (file, line, column), what a review reads of a span; plain tuples are
+# cheap to send between processes.
+Where = tuple[str, int, int]
 
 
 @dataclass
@@ -83,6 +82,7 @@ def load_sides(
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child; coverage does not follow a fork
         os.close(read)
+        gc.disable()  # the child ends when it has sent its side: nothing to collect
         try:
             try:
                 payload: tuple[str, object] = ("side", _portable(load_side(*new)))
@@ -105,10 +105,11 @@ def load_sides(
     os.waitpid(pid, 0)
     if not data:  # the child died before sending anything: check NEW here instead
         return first, load_side(*new)
-    kind, value = pickle.loads(data)
-    if kind == "error":
-        raise InputError(value)
-    return first, value
+    with paused():
+        kind, value = pickle.loads(data)
+        if kind == "error":
+            raise InputError(value)
+        return first, _unpack(value)
 
 
 def _worth_forking(*paths: str) -> bool:
@@ -122,12 +123,26 @@ def _worth_forking(*paths: str) -> bool:
         return False  # load_side reports it
 
 
-def _portable(side: Side) -> Side:
-    """The side without its syntax model, which costs ten times more to send than to check again."""
+def _portable(side: Side) -> dict[str, object]:
+    """A side as plain data, without its syntax model (which costs ten times more to send than to
+    check again): pickling plain dicts and tuples is several times faster than pickling models."""
     from agentspec.review.compare import written
 
-    loaded = Loaded(root=side.loaded.root, sources=side.loaded.sources)
-    return Side(side.label, side.spec, side.tables, loaded, side.prefix, spans=written(side))
+    return {
+        "label": side.label,
+        "spec": side.spec.model_dump(),
+        "tables": side.tables,
+        "root": side.loaded.root,
+        "sources": side.loaded.sources,
+        "prefix": side.prefix,
+        "spans": written(side),
+    }
+
+
+def _unpack(data: dict[str, Any]) -> Side:
+    loaded = Loaded(root=data["root"], sources=data["sources"])
+    spec = m.RSpec.model_validate(data["spec"])
+    return Side(data["label"], spec, data["tables"], loaded, data["prefix"], spans=data["spans"])
 
 
 def side_from_text(text: str, path: str = "<input>") -> Side:
@@ -145,7 +160,9 @@ def _side(loaded: Loaded, shown: str, prefix: str) -> Side:
         raise InputError(f"`{shown}` does not check, so it cannot be reviewed:\n{text}")
     if result.spec.kind != "agent":
         raise InputError(f"`{shown}` holds a library, not an agent; review an agent that imports it")
-    return Side(shown, result.spec, tables_of(result.spec), loaded, prefix)
+    with paused():  # the tables are long-lived too
+        tables = tables_of(result.spec)
+    return Side(shown, result.spec, tables, loaded, prefix)
 
 
 # ───────────────────────────── git ─────────────────────────────

@@ -23,8 +23,8 @@ _UNREAD = ("spec_hash", "compiler", "agent")
 
 
 def tables_of(spec: m.RSpec) -> Tables:
-    """The policy tables of a checked agent."""
-    return policy.tables(spec)
+    """The policy tables of a checked agent, without the spec hash: no decision reads it (`_UNREAD`)."""
+    return policy.tables(spec, stamped=False)
 
 
 def workflows(t: Tables) -> dict[str, dict[str, Any]]:

@@ -39,13 +39,25 @@ def _seed(text: str) -> int:
 def add_parser(commands: Any) -> None:
     """Register `simulate` on the CLI's subcommands."""
     p = commands.add_parser("simulate", help="simulate a spec under a traffic model and judge its SLOs")
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--traffic", metavar="FILE", default=None, help="a traffic model (TOML); see docs/simulate.md")
-    p.add_argument("--compare", metavar="SPEC2", default=None, help="a second spec version, run on the same seed")
-    p.add_argument("--compare-traffic", metavar="FILE", default=None, help="a second traffic model for the same spec")
+    p.add_argument("spec", metavar="SPEC", help="the agent spec to simulate")
+    p.add_argument(
+        "--traffic",
+        metavar="FILE",
+        default=None,
+        help="a traffic model (TOML), see docs/simulate.md (default: the built-in one, every field at its default)",
+    )
+    p.add_argument(
+        "--compare", metavar="SPEC2", default=None, help="a second spec version, run on the same seed (default: none)"
+    )
+    p.add_argument(
+        "--compare-traffic",
+        metavar="FILE",
+        default=None,
+        help="a second traffic model for the same spec (default: none)",
+    )
     p.add_argument("--seed", type=_seed, default=None, help="default: the traffic model's `seed` (0)")
     p.add_argument("--sessions", type=_positive, default=None, help="default: the traffic model's `sessions`")
-    p.add_argument("--format", choices=["human", "json"], default="human")
+    p.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -237,7 +237,7 @@ def load(path: str) -> Traffic:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        span = Span(file=path, line=1, column=1, end_line=1, end_column=1, start=0, end=0)
+        span = Span.whole(path)  # unreadable: no position in it to point at
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise TrafficError(
             [error("T0001", span, f"cannot read traffic model `{path}`: {reason.lower()}")], {}

@@ -17,9 +17,10 @@ NAME = "cloudflare"
 
 # Workflow instance ids: at most 64 characters, `^[a-zA-Z0-9_][a-zA-Z0-9-_]*$`.
 # https://developers.cloudflare.com/workflows/reference/limits/
-# The runtime names instances `<workflow>-<uuid v4>`: 1 + 36 characters after the name.
+# The runtime names instances `<workflow>-` + 32 hex digits (a UUID v4 without its dashes, or the first 32 of a
+# sha256 for an Idempotency-Key): 1 + 32 characters after the name.
 INSTANCE_ID_MAX = 64
-INSTANCE_ID_SUFFIX = 37
+INSTANCE_ID_SUFFIX = 33
 
 # A Workflow's name (the resource, `<worker>-<workflow>` here) is limited to 64 characters.
 # https://developers.cloudflare.com/workflows/reference/limits/
@@ -146,7 +147,7 @@ def wrangler_bindings(
     local: bool,
     semantic_indexes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """The bindings block of `wrangler.jsonc`, for the top level (deployed) or `env.local` (offline).
+    """The bindings block of `wrangler.jsonc`, for the top level (offline) or `env.production` (deployed).
 
     `workflows` are the emitter's views (`name`, `binding`, `class_name`); `stores` are (name, kind) pairs;
     `semantic_indexes` the names of the indexes that declare `semantic`.
@@ -185,20 +186,22 @@ def wrangler_bindings(
         },
         "vars": {"AGENTSPEC_SPEC_HASH": spec_hash},
     }
-    # Vectorize has no local simulation (wrangler dev can reach it only as a remote binding), so `env.local`
-    # leaves it out and the runtime keeps vectors in the index's Durable Object instead (runtime/retrieval.ts).
+    # Vectorize has no local simulation (wrangler dev can reach it only as a remote binding), so the local top
+    # level leaves it out and the runtime keeps vectors in the index's Durable Object instead (runtime/retrieval.ts).
     # https://developers.cloudflare.com/workers/local-development/bindings-per-env/
     if semantic_indexes and not local:
         out["vectorize"] = [
             {"binding": vector_binding(i), "index_name": vectorize_index_name(agent, i)} for i in semantic_indexes
         ]
-    # Deployed: wrangler refuses to deploy without these secrets. Not for `env.local`: with
+    # Deployed: wrangler refuses to deploy without these secrets. Not for the local top level: with
     # `secrets.required` set, `wrangler dev` loads only the listed keys from .dev.vars, and the
     # local variables (INFERENCE_URL, TOOL_ORIGINS) would be dropped.
     if not local:
         out["secrets"] = {"required": secrets}
-    if local:
-        out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1"}
+    # Locally an OpenAI-compatible endpoint (Workers AI has no local simulator). Deployed it is empty, which
+    # the runtime reads as "use the `AI` binding" (runtime/inference.ts); it is there at all because wrangler
+    # warns on every deploy about a top-level var an environment does not repeat.
+    out["vars"] = {**out["vars"], "INFERENCE_URL": "http://127.0.0.1:11434/v1" if local else ""}
     return out
 
 
@@ -210,7 +213,13 @@ def wrangler_config(
     secrets: list[str],
     semantic_indexes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """`wrangler.jsonc` as a dict, in the order it reads best."""
+    """`wrangler.jsonc` as a dict, in the order it reads best.
+
+    The top level is the offline one, what a bare `wrangler dev` (and the vitest pool) runs; production is the
+    named environment `production`, which `npm run deploy` targets explicitly (`--env production`). This way
+    round neither prints a warning: wrangler warns about a non-inherited key (`ai`, `secrets`, a var) that is at
+    the top level but not in an environment, and about a deploy to the top level while environments exist.
+    """
     return {
         "$schema": "node_modules/wrangler/config-schema.json",
         "name": worker_name(agent),
@@ -219,12 +228,17 @@ def wrangler_config(
         "compatibility_flags": ["nodejs_compat"],
         "send_metrics": False,
         "observability": {"enabled": True, "logs": {"enabled": True, "invocation_logs": True}},
-        # Production inference. Workers AI has no local simulator, so the `local` environment
-        # below leaves it out and names an OpenAI-compatible endpoint instead.
-        "ai": {"binding": AI_BINDING},
-        **wrangler_bindings(
-            agent, workflows, stores, spec_hash, secrets, local=False, semantic_indexes=semantic_indexes
-        ),
+        **wrangler_bindings(agent, workflows, stores, spec_hash, secrets, local=True),
         "migrations": [{"tag": "v1", "new_sqlite_classes": ["SessionDO"]}],
-        "env": {"local": wrangler_bindings(agent, workflows, stores, spec_hash, secrets, local=True)},
+        "env": {
+            "production": {
+                # Without its own name an environment deploys as `<name>-production`.
+                "name": worker_name(agent),
+                # Production inference. Workers AI has no local simulator, so the top level leaves it out.
+                "ai": {"binding": AI_BINDING},
+                **wrangler_bindings(
+                    agent, workflows, stores, spec_hash, secrets, local=False, semantic_indexes=semantic_indexes
+                ),
+            }
+        },
     }

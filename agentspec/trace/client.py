@@ -4,6 +4,7 @@ in, the traces (records oldest first, turn traces) out, stamped with where they 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,24 @@ from agentspec.trace.schema import SchemaError, Traces, parse
 
 class TraceError(RuntimeError):
     """The runtime did not answer with traces (network error, bad token, unknown session)."""
+
+
+def answer_detail(response: httpx.Response, tenant_header: str) -> str:
+    """A runtime's error answer, as `code: message`, then which CLI flag fixes it when one does: the runtime
+    names the HTTP header it wanted, but what the user types is `--tenant-header` (or `--tenant`)."""
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+    detail = f"{code}: {message}"
+    if code == "missing_tenant":
+        wanted = re.search(r"`([^`]+)`", message)
+        flag = f"--tenant-header {wanted.group(1)}" if wanted else "--tenant-header NAME"
+        return f"{detail}; pass `{flag}` (the spec's `tenant header`; this pull sent `{tenant_header}`)"
+    if code == "unknown_session":
+        return f"{detail}; is `--tenant` the session's tenant?"
+    return detail
 
 
 def pull(
@@ -40,11 +59,7 @@ def pull(
     except httpx.HTTPError as exc:
         raise TraceError(f"cannot reach `{url}`: {exc}") from exc
     if response.status_code != 200:
-        try:
-            error = response.json()["error"]
-            detail = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200]
+        detail = answer_detail(response, tenant_header)
         raise TraceError(f"`GET /v1/traces` answered {response.status_code} ({detail})")
     try:
         traces = parse(response.text)

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from agentspec.trace.client import answer_detail
 from agentspec.trace.schema import GENESIS_HASH, STRING_FIELDS
 from agentspec.trace.verify import Problem, record_hash, verify
 
@@ -353,7 +354,7 @@ def _pull_http(
     try:
         with httpx.Client(base_url=url, timeout=timeout, transport=transport, headers=headers) as client:
             listing = client.get("/v1/exports", params={"since": since} if since else {})
-            _check_answer(listing)
+            _check_answer(listing, tenant_header)
             _keep_policy(client, out)
             objects = listing.json().get("objects", [])
             for obj in objects:
@@ -364,7 +365,7 @@ def _pull_http(
                     result.skipped += 1
                     continue
                 answer = client.get("/v1/exports", params={"key": key})
-                _check_answer(answer)
+                _check_answer(answer, tenant_header)
                 _write_atomic(out / key, answer.content)
                 known[key] = etag
                 if newest is None or str(obj["uploaded"]) > newest:
@@ -446,12 +447,8 @@ def _pull_s3(
     _save_state(out, state)
 
 
-def _check_answer(response: httpx.Response) -> None:
+def _check_answer(response: httpx.Response, tenant_header: str) -> None:
     if response.status_code == 200:
         return
-    try:
-        error = response.json()["error"]
-        detail = f"{error['code']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        detail = response.text[:200]
+    detail = answer_detail(response, tenant_header)
     raise ExportError(f"`GET /v1/exports` answered {response.status_code} ({detail})")

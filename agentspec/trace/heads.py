@@ -45,8 +45,8 @@ _FIELDS: dict[str, type] = {
 }
 
 _HELP_KEY = (
-    "check that the key is this deployment's (`GET /v1/policy` serves it as `audit.public_key`; compare it with "
-    "the copy you were given out of band)"
+    "check that the key is this deployment's (`GET /v1/policy` serves it as `audit.spki_pem`; compare its "
+    "key id with the one you were given out of band)"
 )
 
 

@@ -662,13 +662,15 @@ def add_parser(trace_commands: Any) -> argparse.ArgumentParser:
         help="re-evaluate recorded decisions against the reported policy (drift) and a candidate spec (flips)",
     )
     replay_.add_argument("source", metavar="DIR", help="a pulled export (trace pull --all) or one pulled session")
-    replay_.add_argument("--against", default=None, metavar="SPEC", help="a candidate spec (or policy.json)")
+    replay_.add_argument(
+        "--against", default=None, metavar="SPEC", help="a candidate spec (or policy.json) (default: none, drift only)"
+    )
     replay_.add_argument(
         "--policy",
         action="append",
         default=[],
         metavar="FILE",
-        help=f"a reported policy.json (GET /v1/policy), besides those under DIR/{POLICIES_DIR}/; repeatable",
+        help=f"a reported policy.json (GET /v1/policy) besides DIR/{POLICIES_DIR}/*; repeatable (default: none)",
     )
     replay_.add_argument(
         "--fail-on",
@@ -676,7 +678,7 @@ def add_parser(trace_commands: Any) -> argparse.ArgumentParser:
         default="drift",
         help="exit 1 on drift (always), or also on any flip (default: %(default)s)",
     )
-    replay_.add_argument("--format", choices=["human", "json"], default="human")
+    replay_.add_argument("--format", choices=["human", "json"], default="human", help="how to report")
     from agentspec.trace import rerun
 
     rerun.add_arguments(replay_)  # --runtime URL and its options: agentspec/trace/rerun.py

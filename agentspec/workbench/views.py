@@ -193,6 +193,7 @@ class AgentView(Display):
                     "infer": f"tier {s.tier}",
                     "sleep": ms(s.duration_ms),
                     "wait": f"event {s.event}",
+                    "search": f"index {s.index}",
                 }[s.kind]
                 tool = tools.get(s.tool or "")
                 rows.append(

@@ -35,6 +35,7 @@ const CONCEPTS: Record<string, number> = { car: 0, automobile: 0, vehicle: 0, en
 
 async function embeddings(request: Request): Promise<Response> {
   const body = (await request.json()) as { input: string[] };
+  if (body.input.some((text) => text.includes("EMBED-DOWN"))) return new Response("down", { status: 503 });
   const data = body.input.map((text, index) => {
     const v = new Array<number>(8).fill(0);
     for (const word of text.toLowerCase().match(/[a-z]+/g) ?? []) {
@@ -55,6 +56,7 @@ function outbound(request: Request): Response | Promise<Response> {
   if (url.host === "docs.example.com" && url.pathname.startsWith("/v1/docs/")) {
     const id = url.pathname.split("/").at(-1)!;
     const text = id === "cars" ? "The automobile engine: a study. Write to ann@example.com or call +1 415 555 0100."
+      : id === "down" ? "A kitten document the embeddings endpoint refuses: EMBED-DOWN"
       : `Fresh bread from the bakery, document ${id}. ` + "crumb ".repeat(2000);
     return Response.json({ title: `Doc ${id}`, text });
   }

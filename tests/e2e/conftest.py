@@ -68,7 +68,7 @@ def persisted_rows(runtime: Runtime, sql: str, *args: object) -> Iterator[tuple[
 
 
 class Runtime:
-    """A compiled spec served by `wrangler dev --env local`, with state persisted on disk."""
+    """A compiled spec served by `wrangler dev` (the top level of wrangler.jsonc), with state persisted on disk."""
 
     def __init__(self, spec_path: Path, workdir: Path, model: ModelStub, tools: ToolStub) -> None:
         if not toolchain_ready():

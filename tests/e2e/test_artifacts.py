@@ -126,17 +126,26 @@ def test_a_task_step_searches_its_tenants_index(library: Runtime) -> None:
     ref = fetch(library, "s-task")["artifact"]["ref"]
     library.model.cue(CHAT, Cue(text="a digest"))
     found: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, dict[str, Any]] = {}
+    params = {"topic": "combustion engines", "url": "https://papers.example.com/engines"}
     for tenant in ("acme", "globex"):
         with library.client() as c:
-            r = c.post("/v1/tasks", json={"workflow": "digest", "params": {"topic": "combustion engines"}},
-                       headers=library.headers(tenant))  # fmt: skip
+            r = c.post("/v1/tasks", json={"workflow": "digest", "params": params}, headers=library.headers(tenant))
         assert r.status_code == 202, r.text
         task = library.wait_task(r.json()["task_id"], tenant=tenant)
         assert task["status"] == "complete", task
-        found[tenant] = task["output"]["results"]["recall"]
+        found[tenant], tasks[tenant] = task["output"]["results"]["recall"], task
     assert found["acme"]["count"] >= 1 and found["acme"]["top_ref"] == ref
     assert json.loads(found["acme"]["results_json"])[0]["ref"] == ref
     assert found["globex"]["count"] == 0 and found["globex"]["top_ref"] == ""
+    # The call step kept the same document as an artifact of each tenant: its result keeps every field (masked
+    # in the answer) and gains the reference; its step record keeps the projection, not the body.
+    for tenant, task in tasks.items():
+        read = task["output"]["results"]["read"]
+        assert read["artifact_ref"] == ref and "Combustion, torque" in read["text"]
+        (step,) = [s for s in task["steps"] if s["name"] == "read"]
+        assert step["artifact"]["key"] == f"artifacts/{tenant}/{ref.removeprefix('sha256:')}"
+        assert "text" not in step["result"] and step["result"]["artifact"]["ref"] == ref
     prompts = [m["content"] for body in chats(library) for m in body["messages"] if m["role"] == "user"]
     assert any(p.startswith("Digest of 1 document(s):") for p in prompts), prompts
 

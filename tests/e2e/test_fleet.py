@@ -43,14 +43,13 @@ def fleet(tmp_path_factory, model_stub: ModelStub, tool_stub: ToolStub) -> Itera
 
 
 def _wrangler_without(project: Path, binding: str) -> None:
-    """Drop one export binding from the local environment of a compiled project's wrangler.jsonc."""
+    """Drop one export binding from the local (top-level) configuration of a compiled project's wrangler.jsonc."""
     path = project / "wrangler.jsonc"
     text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("//"))
     config = json.loads(text)
-    local = config["env"]["local"]
-    local["r2_buckets"] = [b for b in local["r2_buckets"] if b["binding"] != binding]
+    config["r2_buckets"] = [b for b in config["r2_buckets"] if b["binding"] != binding]
     if binding == "EXPORT_QUEUE":
-        local.pop("queues")
+        config.pop("queues")
     path.write_text(json.dumps(config, indent=2))
 
 

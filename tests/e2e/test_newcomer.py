@@ -25,6 +25,7 @@ import pytest
 from agentspec.cli import main
 from agentspec.dev import DEV_ADMIN_TOKEN, DEV_TENANT, DEV_TOKEN, MARKER, DevLoop
 from agentspec.devserver import TOOLCHAIN, free_port, toolchain_ready
+from agentspec.trace import verify
 from agentspec.workbench.scripted_model import ScriptedModel
 
 pytestmark = pytest.mark.slow
@@ -127,6 +128,7 @@ def test_the_generated_readme_runs_as_written(
         _stop(process)
     log = (project / "npm-run-dev.log").read_text(errors="replace")
     assert "ENOTFOUND" not in log and "getaddrinfo" not in log and "Request.cf" not in log, log
+    assert "WARNING" not in log, log  # e.g. a key at the top level of wrangler.jsonc missing from an environment
 
     # Recompile into the project: the user's .dev.vars edit, a file of theirs and the session all survive.
     (project / ".dev.vars").write_text((project / ".dev.vars").read_text() + "MY_SETTING=kept\n")
@@ -260,6 +262,15 @@ def test_misconfiguration_is_named_not_disguised(tmp_path: Path) -> None:
         assert turn.status_code == 503 and turn.json()["error"]["code"] == "models_unavailable"
         port = dead.split(":")[2].split("/")[0]
         assert f"@cf/test/low: cannot reach 127.0.0.1:{port}: " in turn.json()["error"]["message"], turn.text
+        # Said at the first turn: the variable to look at, since nothing answered there at all.
+        assert f"nothing answers at INFERENCE_URL ({dead})" in turn.json()["error"]["message"], turn.text
+        # The chain record carries each model's cause, and the chain still verifies with it.
+        admin = {"authorization": "Bearer adm", "x-tenant-id": "t"}
+        pulled = httpx.get(f"{server.url}/v1/traces", params={"session": "s2"}, headers=admin, timeout=30).json()
+        [down] = [r for r in pulled["records"] if r["rule"] == "model.unavailable"]
+        assert down["detail"].startswith(f"@cf/test/low: cannot reach 127.0.0.1:{port}: "), down
+        assert all("detail" not in r for r in pulled["records"] if r is not down)
+        assert [p for p in verify(pulled) if p.severity == "error"] == []
         _logged(tmp_path / "wrangler.log", f"every model failed at 127.0.0.1:{port}: @cf/test/low: cannot reach")
     finally:
         server.stop()

@@ -273,3 +273,30 @@ def test_rollback_to_an_older_copy_fails(
     assert code == 1, out
     assert "error: the chain went back from seq" in out
     assert "is not the record signed head" in out
+
+
+def test_a_task_chain_is_signed_too(tampered: Tampered, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rt = tampered.runtime
+    rt.tools.answer("/v1/orders/T1", ToolAnswer(body={"status": "shipped"}))
+    with rt.client() as c:
+        r = c.post("/v1/tasks", json={"workflow": "check", "params": {"order_id": "T1"}}, headers=rt.headers())
+    assert r.status_code == 202, r.text
+    task = r.json()["task_id"]
+    assert rt.wait_task(task)["status"] == "complete"
+    args = ["trace", "pull", "--url", rt.url, "--task", task, "--tenant", "acme", "--admin-token", ADMIN]
+    deadline = time.monotonic() + 15
+    while True:
+        assert main([*args, "-o", str(tmp_path / "task.json")]) == 0
+        traces = json.loads((tmp_path / "task.json").read_text())
+        if traces["heads"] and traces["heads"][-1]["seq"] == traces["records"][-1]["seq"]:
+            break
+        assert time.monotonic() < deadline, traces
+        time.sleep(0.2)
+    assert {h["chain"] for h in traces["heads"]} == {"task"} and traces["heads"][-1]["id"] == task
+    code, out = verify(tmp_path / "task.json", capsys, tampered.keyfile)
+    assert code == 0, out
+    # A session's heads passed off as the task's are refused.
+    session = rt.traces(tampered.untouched)
+    (tmp_path / "swapped.json").write_text(json.dumps({**traces, "heads": session["heads"]}))
+    code, out = verify(tmp_path / "swapped.json", capsys, tampered.keyfile)
+    assert code == 1 and "not of this chain" in out, out

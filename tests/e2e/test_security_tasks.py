@@ -77,6 +77,23 @@ def test_the_same_key_with_another_body_is_refused(tasks: Runtime) -> None:
     assert tasks.wait_task(task_id)["status"] == "complete"
 
 
+def test_a_workflow_name_of_31_characters_makes_task_ids_of_64(tasks: Runtime) -> None:
+    """The name limit (E0603) and the ids the runtime makes agree: with and without an Idempotency-Key, a task of
+    the longest allowed name gets an id of at most 64 characters that every task route takes."""
+    workflow = "reconcile_the_quarterly_ledgers"
+    assert len(workflow) == 31
+    tasks.tools.answer("/v1/orders/o-31", ToolAnswer(body={"order_id": "o-31", "total_cents": 100}))
+    for key in (None, f"ledger-{uuid.uuid4()}"):
+        r = post(tasks, {"workflow": workflow, "params": {"order_id": "o-31"}}, key)
+        assert r.status_code == 202, r.text
+        task_id = r.json()["task_id"]
+        assert task_id.startswith(f"{workflow}-") and len(task_id) == 64 and TASK_ID.match(task_id)
+        assert tasks.wait_task(task_id)["status"] == "complete"
+        with tasks.client() as c:
+            traces = c.get("/v1/traces", params={"task": task_id}, headers=tasks.admin_headers())
+        assert traces.status_code == 200 and traces.json()["records"], traces.text
+
+
 def test_a_bad_idempotency_key_is_refused(tasks: Runtime) -> None:
     for key in ("", "x" * 256, "with space"):
         r = post(tasks, {"workflow": "fulfil", "params": ORDER}, key)

@@ -45,6 +45,7 @@ def test_markdown_report(case: str, snapshot: SnapshotAssertion) -> None:
 # The codes each case must report, and its overall class: the classification itself, apart from wording.
 EXPECTED: dict[str, tuple[str, set[str]]] = {
     "affinity": ("neutral", {"R0214"}),
+    "artifacts_added": ("widening", {"R0901", "R0904", "R0906", "R0908", "R0804", "R0003"}),
     "auth_tenant_admin": ("neutral", {"R0801", "R0802", "R0803", "R0804", "R0805"}),
     "checkpoint_cadence": ("neutral", {"R0601"}),
     "clearance_lowered": ("narrowing", {"R0302"}),

@@ -22,6 +22,9 @@ export interface ChainRecord {
   decision: string;
   rule: string;
   spec_hash: string;
+  /** Optional: why, in words, when the rule alone does not say it (a `model.unavailable` record: each model's
+   * cause). Hashed like every other field; a record without it hashes as it always did. */
+  detail?: string;
   prev_hash: string;
   hash: string;
 }

@@ -43,10 +43,13 @@ export class DecisionLog {
   }
 
   /** Chain one decision (written at the next flush). */
-  record(scope: Scope, intent: string, action: string, d: { decision: string; rule: string }): DecisionView {
+  record(scope: Scope, intent: string, action: string,
+    d: { decision: string; rule: string; detail?: string }): DecisionView {
     const rec = appendRecord(this.lastRecord(), {
       tenant: scope.tenant, session: scope.session, workflow: scope.workflow, intent, action,
       decision: d.decision, rule: d.rule, spec_hash: this.specHash,
+      // Only when there is one: an absent key, not `undefined`, which canonicalJSON cannot encode.
+      ...(d.detail !== undefined ? { detail: d.detail } : {}),
     });
     this.last = rec;
     this.pending.push(rec);

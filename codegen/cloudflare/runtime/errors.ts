@@ -28,13 +28,32 @@ export interface InferenceAttempt {
   ms: number;
 }
 
-/** Every model of the tier failed (429, 5xx, timeout or network error); `attempts` says how each failed. */
+/** Every model of the tier failed (429, 5xx, timeout or network error); `attempts` says how each failed.
+ * `inferenceUrl` is the OpenAI-compatible backend they were sent to (absent: Workers AI). */
 export class AllModelsFailedError extends Error {
   override readonly name = "AllModelsFailedError";
-  constructor(readonly attempts: readonly InferenceAttempt[]) {
+  constructor(
+    readonly attempts: readonly InferenceAttempt[],
+    readonly inferenceUrl?: string,
+  ) {
     super(
       `all models failed: ${attempts.map((a) => `${a.model} (${a.status ?? a.error ?? "error"})`).join(", ") || "no models"}`,
     );
+  }
+
+  /** Each model's cause, in the order tried: `@cf/a: cannot reach 127.0.0.1:9: ...; @cf/b: HTTP 503`. What the
+   * `model.unavailable` chain record carries as its `detail`, and the 503's message lists. */
+  causes(): string {
+    return this.attempts.map((a) => `${a.model}: ${a.error ?? (a.status !== undefined ? `HTTP ${a.status}` : "error")}`)
+      .join("; ") || "no models";
+  }
+
+  /** When no model could even be reached at INFERENCE_URL, the variable to look at, said on the first turn
+   * (a wrong port or a model server that is not running looks like this); otherwise "". */
+  hint(): string {
+    if (this.inferenceUrl === undefined || this.attempts.length === 0) return "";
+    if (!this.attempts.every((a) => a.error?.startsWith("cannot reach ") === true || a.error === "timeout")) return "";
+    return `; nothing answers at INFERENCE_URL (${this.inferenceUrl}): is the model server running, and the URL right?`;
   }
 }
 

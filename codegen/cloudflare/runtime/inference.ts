@@ -245,7 +245,7 @@ export async function runInference(req: InferenceRequest): Promise<InferenceResu
     `agentspec: tier \`${req.tier}\`: every model failed${where}: ` +
       attempts.map((a) => `${a.model}: ${a.error ?? "error"}`).join("; "),
   );
-  throw new AllModelsFailedError(attempts);
+  throw new AllModelsFailedError(attempts, baseUrl ?? undefined);
 }
 
 function hostOf(url: string): string {

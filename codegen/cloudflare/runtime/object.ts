@@ -68,7 +68,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   }
 
   private get registry(): TaskRegistry {
-    this.registryRole ??= new TaskRegistry({ sql: this.sql, outbox: this.outbox,
+    this.registryRole ??= new TaskRegistry({ sql: this.sql, meta: this.meta, outbox: this.outbox,
       exportOutbox: () => this.exportOutbox() });
     return this.registryRole;
   }
@@ -145,9 +145,9 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     this.registry.registerTask(id, workflow);
   }
 
-  claimTaskKey(key: string, id: string, workflow: string, fingerprint: string):
-    { task: string; fingerprint: string; fresh: boolean } {
-    return this.registry.claimTaskKey(key, id, workflow, fingerprint);
+  claimTaskKey(key: string, id: string, workflow: string, body: string):
+    { task: string; same: boolean; fresh: boolean } {
+    return this.registry.claimTaskKey(key, id, workflow, body);
   }
 
   ownsTask(id: string): boolean {

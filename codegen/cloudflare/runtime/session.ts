@@ -145,7 +145,7 @@ export class SessionTurns {
       .toArray();
   }
 
-  private record(t: Turn, action: string, d: { decision: string; rule: string }): void {
+  private record(t: Turn, action: string, d: { decision: string; rule: string; detail?: string }): void {
     t.decisions.push(this.host.log.record(t.req, t.intent, action, d));
   }
 
@@ -249,14 +249,15 @@ export class SessionTurns {
   private async failed(t: Turn, error: unknown): Promise<TurnOutcome> {
     const { decisions } = t;
     if (error instanceof AllModelsFailedError) {
-      this.record(t, `model.call:${t.wf.turn_tier}`, { decision: "deny", rule: "model.unavailable" });
+      this.record(t, `model.call:${t.wf.turn_tier}`,
+        { decision: "deny", rule: "model.unavailable", detail: error.causes() });
       this.host.log.flush();
       // A failed turn counts against the success SLO (and its latency against the latency SLO).
       await this.observeSlo(t, { ok: false, latency_ms: Date.now() - t.started, ttft_ms: 0,
         cost_usd: null, input_tokens: t.usage.input, cached_tokens: t.usage.cached,
         denied: policyDenials(decisions), decisions: decisions.length });
       return { ok: false, status: 503, code: "models_unavailable",
-        message: `every model of the tier failed (${error.attempts.map((a) => `${a.model}: ${a.error ?? a.status ?? "error"}`).join("; ")}); try again later`, decisions };
+        message: `every model of the tier failed (${error.causes()})${error.hint()}; try again later`, decisions };
     }
     if (error instanceof HttpError && error.code === "misconfigured") {
       // Said to the caller as what it is; an error thrown across the RPC boundary would lose its class.
@@ -368,7 +369,8 @@ export class SessionTurns {
     } catch (error) {
       if (!(error instanceof AllModelsFailedError)) throw error;
       t.retries.push(...modelRetries(error.attempts));
-      this.record(t, `checkpoint:${checkpoint.store}`, { decision: "failed", rule: "model.unavailable" });
+      this.record(t, `checkpoint:${checkpoint.store}`,
+        { decision: "failed", rule: "model.unavailable", detail: error.causes() });
       return { tier: checkpoint.tier, ok: false, prompt_family: `${req.workflow}.checkpoint` };
     }
     t.retries.push(...modelRetries(result.attempts));

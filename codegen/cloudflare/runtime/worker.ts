@@ -7,7 +7,9 @@
 import { listArtifacts, readArtifact } from "./artifacts";
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
+import { maskDeep } from "./pii";
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
+import { EVENT_STEP } from "./rerun";
 import type { TaskParams } from "./task";
 import { checkField } from "./tools";
 import { sealWith } from "./seal";
@@ -153,7 +155,7 @@ async function ownedTask(env: AgentEnv, policy: Policy, caller: Caller, id: stri
     // Registered, but the instance was never created (create failed after registration).
     throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
   }
-  return { id, instance, registry };
+  return { id, instance, registry, workflow: policy.workflows[name]! };
 }
 
 function taskBinding(env: AgentEnv, binding: string): Workflow {
@@ -304,7 +306,8 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
   });
   const key = request.headers.get("idempotency-key");
   if (key === null) {
-    const id = `${workflow}-${crypto.randomUUID()}`;
+    // 32 hex digits (the UUID without its dashes), as long as a keyed id's: names up to 31 characters fit in 64.
+    const id = `${workflow}-${crypto.randomUUID().replaceAll("-", "")}`;
     await registry.registerTask(id, workflow);
     await binding.create(await create(id));
     return json({ task_id: id }, 202);
@@ -314,9 +317,9 @@ async function postTask({ request, env, policy }: RouteContext): Promise<Respons
     throw new HttpError(400, "invalid_idempotency_key", "`Idempotency-Key` is 1 to 255 printable ASCII characters");
   }
   const id = `${workflow}-${(await sha256Hex(lengthPrefixed(caller.tenant, key))).slice(0, 32)}`;
-  const fingerprint = await sha256Hex(canonical({ workflow, params }));
-  const claim = await registry.claimTaskKey(key, id, workflow, fingerprint);
-  if (claim.fingerprint !== fingerprint) {
+  // The registry keeps only a keyed fingerprint of the body (registry.ts), never the params themselves.
+  const claim = await registry.claimTaskKey(key, id, workflow, canonical({ workflow, params }));
+  if (!claim.same) {
     throw new HttpError(409, "idempotency_conflict", "this `Idempotency-Key` was used with a different body");
   }
   await createOnce(binding, await create(claim.task));
@@ -345,8 +348,11 @@ async function postTaskEvent({ request, env, policy }: RouteContext, [segment]: 
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
   }
-  const { id, instance } = await ownedTask(env, policy, caller, taskId);
+  const { id, instance, registry, workflow } = await ownedTask(env, policy, caller, taskId);
   await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
+  // What a rerun sends again (rerun.ts), masked: to the fleet export only, not a step of `GET /v1/tasks/{id}`.
+  await registry.exportTask(caller.tenant, id, `${EVENT_STEP}.${crypto.randomUUID()}`,
+    { status: "sent", type, payload: maskDeep(payload, workflow.pii) });
   return json({ task_id: id, event: type }, 202);
 }
 

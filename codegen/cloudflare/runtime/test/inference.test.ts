@@ -109,6 +109,21 @@ describe("runInference over an OpenAI-compatible endpoint", () => {
     expect(s.seen).toHaveLength(2);
   });
 
+  it("lists each model's cause, and names INFERENCE_URL only when nothing could be reached there", async () => {
+    const down = await rejection(runInference({ policy, tier: "low", messages, sessionAffinity: "s", env,
+      fetcher: stubServer((_, n) => (n === 0 ? new Response("busy", { status: 503 }) : new Response("no", { status: 500 }))).fetcher }));
+    const [first, second] = policy.tiers["low"]!.models;
+    expect((down as AllModelsFailedError).causes()).toBe(`${first}: HTTP 503; ${second}: HTTP 500`);
+    expect((down as AllModelsFailedError).hint()).toBe(""); // a server answered: the URL is right
+    const refused = stubServer(() => {
+      throw new TypeError("connect ECONNREFUSED");
+    });
+    const e = await rejection(runInference({ policy, tier: "low", messages, sessionAffinity: "s", env, fetcher: refused.fetcher }));
+    expect((e as AllModelsFailedError).causes()).toBe(
+      `${first}: cannot reach 127.0.0.1:8788: connect ECONNREFUSED; ${second}: cannot reach 127.0.0.1:8788: connect ECONNREFUSED`);
+    expect((e as AllModelsFailedError).hint()).toContain("nothing answers at INFERENCE_URL (http://127.0.0.1:8788/v1/)");
+  });
+
   it("stops on a non-retryable 4xx instead of trying the fallbacks", async () => {
     const s = stubServer(() => new Response("bad request", { status: 400 }));
     const e = await rejection(runInference({ policy, tier: "high", messages, sessionAffinity: "s", env, fetcher: s.fetcher }));

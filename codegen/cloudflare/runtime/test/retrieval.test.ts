@@ -109,6 +109,21 @@ describe("artifacts of a turn", () => {
     expect(theirs.ok && JSON.parse(theirs.output.replace(/^read: /, ""))).toEqual({ results: [] });
   });
 
+  it("keeps the artifact when an index cannot take it, and leaves the index without a half-written document", async () => {
+    const tenant = `t-down-${++n}`;
+    const stub = testEnv.SESSION.getByName(sessionObjectName(tenant, "s1"));
+    const out = await stub.turn(turnReq(tenant, "s1", "fetch doc down"));
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    const read = JSON.parse(out.output.replace(/^read: /, "")) as { artifact: { ref: string } };
+    expect(await testEnv.ARTIFACTS.get(artifactKey(tenant, read.artifact.ref)!)).not.toBeNull();
+    const { turns } = (await stub.traces(0)) as unknown as { turns: { tools: Record<string, unknown>[] }[] };
+    expect(turns[0]!.tools[0]!["artifact"]).toMatchObject({ indexed: ["docs: error"] });
+    // Embedded before anything is written: neither the documents table nor the full-text table has it.
+    expect(await index(tenant).indexStats("docs")).toMatchObject({ docs: 0 });
+    expect(await index(tenant).searchIndex("docs", tenant, "kitten", 5, "keyword")).toEqual([]);
+  });
+
   it("denies a search of an index the workflow does not allow", async () => {
     const tenant = `t-deny-${++n}`;
     const req = { ...turnReq(tenant, "s1", "search engine"), workflow: "triage" };

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { verifyChain, type ChainRecord } from "../chain";
 import { sessionObjectName } from "../names";
 import type { TurnRequest } from "../session";
-import type { TestEnv } from "./worker";
+import { policy, type TestEnv } from "./worker";
 
 const testEnv = env as unknown as TestEnv;
 let sessions = 0;
@@ -69,6 +69,10 @@ describe("a session's turns", () => {
     expect(out.decisions.at(-1)).toMatchObject({ action: "model.call:low", decision: "deny", rule: "model.unavailable" });
     const { records, turns } = await s.traces();
     expect(records.map((r) => r.action)).toEqual(["model.route:low", "model.call:low"]);
+    // The chain record says why, per model; a record with nothing to add has no `detail` at all.
+    const low = policy.tiers["low"]!.models;
+    expect(records[1]!.detail).toBe(low.map((m) => `${m}: HTTP 503`).join("; "));
+    expect(records[0]).not.toHaveProperty("detail");
     expect(turns).toEqual([]);
     expect((await s.stub.turn(s.req("back again"))).ok && (await s.stub.state()).turns).toBe(1);
   });
