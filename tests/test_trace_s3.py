@@ -173,3 +173,15 @@ def test_the_source_is_given_once(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert "pass the source once" in capsys.readouterr().err
     assert main(["trace", "pull", "--all", "-o", str(tmp_path)]) == 2
     assert "neither given" in capsys.readouterr().err
+
+
+def test_an_empty_prefix_pulls_nothing_and_the_review_says_so(
+    endpoint: str, bucket: Any, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    url = f"s3://{BUCKET}/no-such-prefix"
+    assert main(["trace", "pull", "--all", url, "--endpoint-url", endpoint, "-o", str(out)]) == 0
+    assert "pulled 0 new objects (0 already here)" in capsys.readouterr().out
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert f"`{out}` holds no traces" in err and "Traceback" not in err

@@ -169,8 +169,9 @@ def wrangler_bindings(
             {"binding": binding_name(s), "bucket_name": bucket_name(agent, s)} for s, k in stores if k == "r2"
         ]
         + [{"binding": EXPORT_BUCKET_BINDING, "bucket_name": export_resource_name(agent)}],
-        # The fleet export (runtime/export.ts): sessions send events to the queue after each commit; its
-        # consumer, this same Worker, writes each batch to the bucket as partitioned NDJSON.
+        # The fleet export (runtime/export.ts): each object keeps its commits' events and sends them to the
+        # queue from an alarm (one send for several turns); its consumer, this same Worker, writes each batch to
+        # the bucket as partitioned NDJSON.
         # https://developers.cloudflare.com/queues/configuration/configure-queues/
         "queues": {
             "producers": [{"binding": EXPORT_QUEUE_BINDING, "queue": export_resource_name(agent)}],
