@@ -51,6 +51,8 @@ _ENVIRONMENTAL = ("alert:", "slo.observe", "session.expired")
 #: The runtime's checkpoint prompt (session.ts `checkpoint`): how the stub tells a summary request from a turn's.
 _CHECKPOINT_PROMPT = "Summarize this conversation"
 _FINISHED = ("complete", "errored", "terminated")
+#: The step name of an event sent to a task, in the export (runtime rerun.ts EVENT_STEP), then `.<uuid>`.
+_EVENT_STEP = "agentspec.event."
 
 
 class RerunError(RuntimeError):
@@ -129,6 +131,8 @@ class Scope:
     params: dict[str, Any] | None = None
     infers: tuple[ModelTurn, ...] = ()
     tools: tuple[ToolReply, ...] = ()
+    #: the events sent to a task (`POST /v1/tasks/{id}/events`), in order: type and masked payload
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
     #: why it cannot be rerun (the export lacks part of it); None when it can
     unreplayable: str | None = None
 
@@ -277,9 +281,16 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
     tools: list[ToolReply] = []
     # Steps run one after another, so the export time orders their attempts (a step's attempts by number).
     steps = sorted((e for e in events if e["data"].get("step") is not None), key=lambda e: (e["ts"], e["seq"]))
+    sent = [
+        (str(e["data"].get("type", "")), dict(e["data"].get("payload") or {}))
+        for e in steps
+        if str(e["data"]["step"]).startswith(_EVENT_STEP)
+    ]
     for e in steps:
         d = e["data"]
         status = str(d.get("status", ""))
+        if str(d["step"]).startswith(_EVENT_STEP):
+            continue  # an event sent to the task, above
         if "model_attempts" in d or "text" in d:  # an infer step
             attempts = _attempts(d.get("model_attempts"))
             if status == "complete":
@@ -297,7 +308,17 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
             tools.append(ToolReply(tool, http, "ok", d.get("result") or {}))
         elif status in ("retrying", "failed", "compensation_retrying", "compensation_failed"):
             tools.append(ToolReply(tool, http, str(d.get("failure") or "tool.status")))
-    return Scope("task", tenant, task, workflow, decisions, params=params, infers=tuple(infers), tools=tuple(tools))
+    return Scope(
+        "task",
+        tenant,
+        task,
+        workflow,
+        decisions,
+        params=params,
+        infers=tuple(infers),
+        tools=tuple(tools),
+        events=tuple(sent),
+    )
 
 
 def load_recording(root: Path) -> Recording:
@@ -735,6 +756,14 @@ def _rerun_task(rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str, timeo
         named = rt.body(r).get("task_id")
         if named != task_id:
             return _compare(scope, task_id, [], f"the runtime named the task `{named}`, not `{task_id}`")
+        # The recorded events, in order: a task takes an event sent before its `wait` step starts.
+        for type_, payload in scope.events:
+            sent = rt.request(
+                "POST", f"/v1/tasks/{task_id}/events", scope.tenant, json={"type": type_, "payload": payload}
+            )
+            if sent.status_code != 202:
+                failed = f"its event `{type_}` was refused ({sent.status_code}: {sent.text[:200]})"
+                return _compare(scope, task_id, rt.chain("task", scope.tenant, task_id), failed)
         deadline = time.monotonic() + timeout
         status = ""
         while time.monotonic() < deadline:
