@@ -26,6 +26,7 @@ from agentspec.trace.rerun import (
     first_divergence,
     load_recording,
     rerun_task_id,
+    tool_patterns,
     trace_id_of,
 )
 
@@ -228,3 +229,26 @@ def test_an_event_of_another_shape_and_a_foreign_server_are_clear_errors(tmp_pat
         server.server_close()
     err = capsys.readouterr().err
     assert "`GET /healthz`" in err and "answered 502 with no JSON object" in err and "Traceback" not in err
+
+
+def test_a_call_the_runtime_no_longer_makes_is_passed_over(stub: ReplayStub) -> None:
+    """Recorded: a note, then a lookup. A candidate that denies the note sends only the lookup: it gets the lookup's
+    answer, not the note's (which would break the lookup's declared shape)."""
+    stub.tool_paths = tool_patterns(
+        {
+            "tools": {
+                "write_note": {"method": "POST", "url": "https://notes.example.com/v1/notes"},
+                "lookup": {"method": "GET", "url": "https://shop.example.com/v1/orders/{order_id}?x=1"},
+            }
+        }
+    )
+    trace = "d" * 32
+    replies = [ToolReply("write_note", 200, "ok", {"note_id": "n"}), ToolReply("lookup", 200, "ok", {"order_id": "A"})]
+    stub.expect(None, trace, _Cursor([], replies, None))
+    assert tool(stub, trace).json() == {"order_id": "A"}  # GET /v1/orders/A-1: the lookup
+    assert tool(stub, trace).status_code == 599  # nothing recorded is left for it
+    # A request no tool's URL matches gets the next recorded attempt, in order.
+    stub.expect(None, trace, _Cursor([], replies, None))
+    assert httpx.get(f"{stub.origin}/elsewhere", headers={"traceparent": f"00-{trace}-01-01"}).json() == {
+        "note_id": "n"
+    }

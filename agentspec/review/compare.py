@@ -60,6 +60,12 @@ def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
     def put(key: Key, span: m.Span) -> None:
         index.setdefault(key, span)
 
+    _put_clause_spans(put, decl)
+    return index
+
+
+def _put_clause_spans(put: Any, decl: m.Node) -> None:
+    """`put(key, span)` each key a declaration writes: the one place that knows every declaration kind."""
     if isinstance(decl, m.Tier):
         _tier_spans(put, decl)
     elif isinstance(decl, m.Tool):
@@ -70,7 +76,6 @@ def _clause_spans(decl: m.Node) -> dict[Key, m.Span]:
         put(("index", decl.name.value), decl.name.span)
         for c in decl.clauses:
             put(("index", decl.name.value, "kind"), c.span)
-    return index
 
 
 def _tier_spans(put: Any, tier: m.Tier) -> None:
@@ -126,23 +131,30 @@ def _workflow_spans(put: Any, wf: m.Workflow) -> None:
             for ref in refs:
                 put(("workflow", name, clause, ref.value), ref.span)
         else:
+            # A clause kind not named here (a newer language feature) is still located, under its own name,
+            # rather than failing the whole review.
             kind = {
                 m.Policy: "policy",
                 m.Affinity: "affinity",
                 m.Checkpoint: "checkpoint",
                 m.Step: "steps",
                 m.Slo: "slo",
-            }[type(c)]
+            }.get(type(c), type(c).__name__.lower())
             put(("workflow", name, kind), c.span)
 
 
 def written(side: Side) -> dict[Key, Where]:
     """Every key's place on a side, clauses included: what a `Locator` reads, without the syntax model."""
-    index, decls = span_index(side)
+    spans, decls = span_index(side)
+    index: dict[Key, Where] = {k: (span.file, span.line, span.column) for k, span in spans.items()}
+
+    def put(key: Key, span: m.Span) -> None:  # the first place wins, as in `_clause_spans` and `Locator.at`
+        if key not in index:
+            index[key] = (span.file, span.line, span.column)
+
     for decl in decls.values():
-        for k, span in _clause_spans(decl).items():
-            index.setdefault(k, span)
-    return {k: (span.file, span.line, span.column) for k, span in index.items()}
+        _put_clause_spans(put, decl)
+    return index
 
 
 class Locator:

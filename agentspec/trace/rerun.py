@@ -14,10 +14,10 @@ The stub tells whose request it is answering: a turn's model requests by their `
 sends each session's turns with an affinity key of its own, in the workflow's affinity header), a task's by the
 task id; a tool request by its `traceparent`, whose trace id is the turn's (learned from the turn's first model
 request) or the task id's. Within
-one turn or task, model rounds and tool attempts are answered in the recorded order, so parallel sessions never
-take each other's answers and a retried call gets the recorded retry. After a first divergence a session's later
-answers may no longer fit the requests (a call the candidate skips shifts the rest of that turn): only the first
-divergence per session is reported, on purpose.
+one turn or task, model rounds are answered in the recorded order and each tool request with the next recorded
+attempt of its tool (told by method and URL path), so parallel sessions never take each other's answers, a retried
+call gets the recorded retry, and a call the candidate no longer makes is passed over. After a first divergence
+the recording may still not fit what the candidate asks: only the first divergence per session is reported.
 
 Not compared (the runtime's environment, not its policy): SLO alerts (`alert:*` from a monitor shared by every
 session of a workflow and fed real latencies), `slo.observe` failures and `session.expired` (idle time).
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -50,6 +51,8 @@ _ENVIRONMENTAL = ("alert:", "slo.observe", "session.expired")
 #: The runtime's checkpoint prompt (session.ts `checkpoint`): how the stub tells a summary request from a turn's.
 _CHECKPOINT_PROMPT = "Summarize this conversation"
 _FINISHED = ("complete", "errored", "terminated")
+#: The step name of an event sent to a task, in the export (runtime rerun.ts EVENT_STEP), then `.<uuid>`.
+_EVENT_STEP = "agentspec.event."
 
 
 class RerunError(RuntimeError):
@@ -128,6 +131,8 @@ class Scope:
     params: dict[str, Any] | None = None
     infers: tuple[ModelTurn, ...] = ()
     tools: tuple[ToolReply, ...] = ()
+    #: the events sent to a task (`POST /v1/tasks/{id}/events`), in order: type and masked payload
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
     #: why it cannot be rerun (the export lacks part of it); None when it can
     unreplayable: str | None = None
 
@@ -276,9 +281,16 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
     tools: list[ToolReply] = []
     # Steps run one after another, so the export time orders their attempts (a step's attempts by number).
     steps = sorted((e for e in events if e["data"].get("step") is not None), key=lambda e: (e["ts"], e["seq"]))
+    sent = [
+        (str(e["data"].get("type", "")), dict(e["data"].get("payload") or {}))
+        for e in steps
+        if str(e["data"]["step"]).startswith(_EVENT_STEP)
+    ]
     for e in steps:
         d = e["data"]
         status = str(d.get("status", ""))
+        if str(d["step"]).startswith(_EVENT_STEP):
+            continue  # an event sent to the task, above
         if "model_attempts" in d or "text" in d:  # an infer step
             attempts = _attempts(d.get("model_attempts"))
             if status == "complete":
@@ -296,7 +308,17 @@ def _task_scope(tenant: str, task: str, records: list[dict[str, Any]], events: l
             tools.append(ToolReply(tool, http, "ok", d.get("result") or {}))
         elif status in ("retrying", "failed", "compensation_retrying", "compensation_failed"):
             tools.append(ToolReply(tool, http, str(d.get("failure") or "tool.status")))
-    return Scope("task", tenant, task, workflow, decisions, params=params, infers=tuple(infers), tools=tuple(tools))
+    return Scope(
+        "task",
+        tenant,
+        task,
+        workflow,
+        decisions,
+        params=params,
+        infers=tuple(infers),
+        tools=tuple(tools),
+        events=tuple(sent),
+    )
 
 
 def load_recording(root: Path) -> Recording:
@@ -372,6 +394,8 @@ class ReplayStub:
         self.by_affinity: dict[str, _Cursor] = {}
         self.by_trace: dict[str, _Cursor] = {}
         self.tool_timeouts: dict[str, float] = {}
+        #: per tool, its method and a pattern of its URL's path (`tool_patterns`): which tool a request is for
+        self.tool_paths: dict[str, tuple[str, re.Pattern[str]]] = {}
         self.model_requests = 0
         self.tool_requests = 0
         stub = self
@@ -390,7 +414,7 @@ class ReplayStub:
                 if self.command == "POST" and self.path.endswith("/chat/completions"):
                     status, payload, delay, drop = stub._model(headers, body)
                 else:
-                    status, payload, delay, drop = stub._tool(headers)
+                    status, payload, delay, drop = stub._tool(self.command, self.path, headers)
                 if delay:
                     time.sleep(delay)
                 if drop:
@@ -504,17 +528,25 @@ class ReplayStub:
             cursor.failed_in_round = []
             return 200, _completion(model, current.answer, current.usage), 0, False
 
-    def _tool(self, headers: dict[str, str]) -> tuple[int, Any, float, bool]:
+    def _tool(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any, float, bool]:
         trace = _trace_id(headers.get("traceparent"))
+        bare = path.split("?", 1)[0]
+        tools = {n for n, (m, pattern) in self.tool_paths.items() if m == method and pattern.fullmatch(bare)}
         with self.lock:
             self.tool_requests += 1
             cursor = self.by_trace.get(trace) if trace is not None else None
             if trace is None:
                 return 200, {}, 0, False  # an SLO webhook: the rerun does not compare alerts
-            if cursor is None or cursor.tool >= len(cursor.tools):
+            # The next recorded attempt of the tool this request is for: a recorded call the runtime did not make
+            # this time (denied now) is passed over, so the calls after it still get their own answers. A request
+            # no declared tool matches gets the next attempt in order.
+            start = cursor.tool if cursor is not None else 0
+            pending = cursor.tools[start:] if cursor is not None else []
+            at = next((i for i, r in enumerate(pending) if not tools or r.tool in tools), None)
+            if cursor is None or at is None:
                 return 599, {"error": "replay stub: no recorded tool answer for this request"}, 0, False
-            reply = cursor.tools[cursor.tool]
-            cursor.tool += 1
+            reply = pending[at]
+            cursor.tool = start + at + 1
         if reply.rule == "ok":
             return reply.status or 200, reply.result if reply.result is not None else {}, 0, False
         if reply.rule == "tool.timeout":
@@ -524,6 +556,17 @@ class ReplayStub:
         if reply.status is not None and 200 <= reply.status < 300:
             return reply.status, b"(replayed answer that breaks the declared returns)", 0, False
         return reply.status or 500, {}, 0, False
+
+
+def tool_patterns(policy: dict[str, Any]) -> dict[str, tuple[str, re.Pattern[str]]]:
+    """Per declared tool, its method and its URL's path as a pattern (each `{name}` one path segment)."""
+    out: dict[str, tuple[str, re.Pattern[str]]] = {}
+    for name, tool in (policy.get("tools") or {}).items():
+        url = str(tool.get("url", ""))
+        path = re.sub(r"^[a-z][a-z0-9+.-]*://[^/?#]*", "", url, flags=re.I).split("?", 1)[0] or "/"
+        parts = re.split(r"\{[^{}]*\}", path)
+        out[name] = (str(tool.get("method", "GET")).upper(), re.compile("[^/]+".join(re.escape(p) for p in parts)))
+    return out
 
 
 def _completion(model: str, message: dict[str, Any], usage: tuple[int, int, int]) -> dict[str, Any]:
@@ -713,6 +756,14 @@ def _rerun_task(rt: _Runtime, stub: ReplayStub, scope: Scope, prefix: str, timeo
         named = rt.body(r).get("task_id")
         if named != task_id:
             return _compare(scope, task_id, [], f"the runtime named the task `{named}`, not `{task_id}`")
+        # The recorded events, in order: a task takes an event sent before its `wait` step starts.
+        for type_, payload in scope.events:
+            sent = rt.request(
+                "POST", f"/v1/tasks/{task_id}/events", scope.tenant, json={"type": type_, "payload": payload}
+            )
+            if sent.status_code != 202:
+                failed = f"its event `{type_}` was refused ({sent.status_code}: {sent.text[:200]})"
+                return _compare(scope, task_id, rt.chain("task", scope.tenant, task_id), failed)
         deadline = time.monotonic() + timeout
         status = ""
         while time.monotonic() < deadline:
@@ -781,6 +832,7 @@ def rerun(
         tables = rt.body(policy)
         tools = tables.get("tools", {})
         stub.tool_timeouts = {n: float(t.get("timeout_ms", 10_000)) / 1000 for n, t in tools.items()}
+        stub.tool_paths = tool_patterns(tables)
         result = RerunResult(rt.url, spec_hash, prefix)
 
         affinity_headers = {
@@ -895,19 +947,6 @@ def as_json(result: RerunResult, root: Path) -> dict[str, Any]:
     }
 
 
-__all__ = [
-    "ExportError",
-    "Recording",
-    "ReplayStub",
-    "RerunError",
-    "RerunResult",
-    "as_json",
-    "load_recording",
-    "render",
-    "rerun",
-]
-
-
 # ── the command ─────────────────────────────────────────────────────────────
 
 EXIT_OK, EXIT_DIVERGED, EXIT_USAGE = 0, 1, 2
@@ -1007,3 +1046,18 @@ def run(args: Any) -> int:
     else:
         sys.stdout.write(render(result, root))
     return EXIT_DIVERGED if result.diverged or result.not_rerun else EXIT_OK
+
+
+__all__ = [
+    "ExportError",
+    "Recording",
+    "ReplayStub",
+    "RerunError",
+    "RerunResult",
+    "add_arguments",
+    "as_json",
+    "load_recording",
+    "render",
+    "rerun",
+    "run",
+]

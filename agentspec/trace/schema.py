@@ -7,7 +7,9 @@ What a rerun (`agentspec trace replay DIR --runtime URL`, `trace/rerun.py`) and 
 typed here too, and documented in docs/runtime.md (Per-turn trace records): each model round of a turn
 (`model_rounds`: the models tried, the tool calls it asked for with their arguments projected onto the tool's
 declared `args` and PII-masked), and each tool call (`tools`: its attempts, latency, outcome and failure kind, and
-its projected, masked result). A task's step records carry the same for call and infer steps (`TaskStepRecord`).
+its projected, masked result). A task's step records carry the same for call and infer steps (`TaskStepRecord`),
+its summary its params, and each event sent to it is an export record of step `agentspec.event.<uuid>` with its
+`type` and `payload`.
 Nothing here is unmasked: every string value a tool call or a tool result holds is masked with the workflow's
 `pii mask` rules before it is persisted.
 """

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agentspec.sim.fidelity import Behaviour, Lognormal, Mix, Plan, run
 
 SPEC = Path(__file__).resolve().parent / "specs" / "fidelity.agent"
 PRIMARY, FALLBACK = "@cf/test/primary", "@cf/test/fallback"
 
 
+@pytest.mark.slow
 def test_the_simulator_predicts_a_second_run_from_the_first(tmp_path: Path) -> None:
     plan = Plan(
         behaviour=Behaviour(

@@ -68,7 +68,13 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     # s1: a lookup; a note with an undeclared argument and an email in its text; a fallback, a retried lookup
     # and the checkpoint of turn 3.
     assert _turn(rt, "s1", "where is A-1?", "acme", (LOW, lookup), (LOW, Cue(text="it shipped"))) == 200
-    note = Cue(tool_calls=[("write_note", {"note_id": "n-1", "text": "mail ann@example.com", "mood": "calm"})])
+    # One answer, two calls: a note (with an undeclared argument and an email in its text), then a lookup.
+    note = Cue(
+        tool_calls=[
+            ("write_note", {"note_id": "n-1", "text": "mail ann@example.com", "mood": "calm"}),
+            ("lookup", {"order_id": "A-1"}),
+        ]
+    )
     assert _turn(rt, "s1", "note it", "acme", (LOW, note), (LOW, Cue(text="noted"))) == 200
     tools.answer("/v1/orders/A-2", ToolAnswer(status=503), ToolAnswer(body={**ORDER, "order_id": "A-2"}, times=10))
     again = Cue(tool_calls=[("lookup", {"order_id": "A-2"})])
@@ -115,6 +121,15 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
     while not any(s["status"] == "compensated" for s in rt.wait_task(saga)["steps"]):
         assert time.monotonic() < deadline, "the hold was not released"
         time.sleep(0.25)
+    # A task that waits for an approval, sent as an event (its payload holds an email).
+    tools.answer("/v1/notes", ToolAnswer(body={"note_id": "n-9"}, times=100))
+    with rt.client() as c:
+        r = c.post("/v1/tasks", json={"workflow": "approve_note", "params": {}}, headers=rt.headers())
+        assert r.status_code == 202, r.text
+        waiting = r.json()["task_id"]
+        event = {"type": "approved", "payload": {"note_id": "n-9", "by": "ann@example.com"}}
+        assert c.post(f"/v1/tasks/{waiting}/events", json=event, headers=rt.headers()).status_code == 202
+    assert rt.wait_task(waiting, timeout=120)["status"] == "complete"
     return [
         ("session", "acme", "s1"),
         ("session", "globex", "s2"),
@@ -122,6 +137,7 @@ def _drive(rt: Runtime) -> list[tuple[str, str, str]]:
         ("session", "globex", "s1"),
         ("task", "acme", task),
         ("task", "acme", saga),
+        ("task", "acme", waiting),
     ]
 
 
@@ -146,7 +162,7 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
         }
         traces = {e["id"] for p in export_files(out, "traces") for e in read_events(p)}
         summaries = {e["id"] for p in export_files(out, "tasks") for e in read_events(p) if e["data"]["step"] is None}
-        if len(records) >= want and len(traces) >= turns and len(summaries) == 2:
+        if len(records) >= want and len(traces) >= turns and len(summaries) == 3:
             return
         assert time.monotonic() < deadline, f"export has {len(records)}/{want} records, {len(traces)}/{turns} turns"
         time.sleep(1)
@@ -219,7 +235,8 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     # s1 turn 2: the note's request, its undeclared argument by name, the email in its text masked.
     second = traces[("acme", "s1", 2)]
     assert second["model_rounds"][0]["tool_calls"] == [
-        {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]}
+        {"name": "write_note", "args": {"note_id": "n-1", "text": "mail [email]"}, "undeclared": ["mood"]},
+        {"name": "lookup", "args": {"order_id": "A-1"}, "undeclared": []},
     ]
     assert second["tools"][0]["result"] == {"note_id": "n-1"}
     # s1 turn 1: the lookup's result, projected and masked.
@@ -250,11 +267,17 @@ def test_the_recording_holds_what_a_rerun_needs(recording: tuple[Path, dict]) ->
     events = [e["data"] for p in export_files(out, "tasks") for e in read_events(p)]
     summary = next(d for d in events if d["step"] is None and d["task"].startswith("note_order-"))
     assert summary["params"] == {"order_id": "A-1", "email": "[email]"}
-    note = next(d for d in events if d["step"] == "note" and d["status"] == "complete")
+    note = next(
+        d for d in events if d["step"] == "note" and d["status"] == "complete" and d["task"].startswith("note_order-")
+    )
     assert note["args"] == {"note_id": "A-1", "text": "[email]"} and note["result"] == {"note_id": "A-1"}
-    retried = next(d for d in events if d["step"] == "note" and d["status"] == "retrying")
+    retried = next(
+        d for d in events if d["step"] == "note" and d["status"] == "retrying" and d["task"].startswith("note_order-")
+    )
     assert (retried["http_status"], retried["failure"], retried["sent"]) == (503, "tool.status", True)
     infer = next(d for d in events if d["step"] == "summary" and d["status"] == "complete")
+    sent = next(d for d in events if str(d["step"]).startswith("agentspec.event."))
+    assert (sent["type"], sent["payload"]) == ("approved", {"note_id": "n-9", "by": "[email]"})
     assert infer["text"] == "noted A-1" and infer["model_attempts"][0]["model"] == LOW
     # Nothing raw anywhere in the export.
     for path in [*export_files(out, "traces"), *export_files(out, "tasks"), *export_files(out, "decisions")]:
@@ -313,6 +336,12 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
             "deny",
             "tools.allowlist",
         )
+    # After the divergence the rest of that turn still gets its own answers: the lookup after the denied note
+    # is answered with the lookup's recorded result (not the note's), as it was recorded.
+    s1 = next(s for s in report["scopes"] if (s["tenant"], s["id"]) == ("acme", "s1"))
+    rerun_s1 = _keys(_chain(rt, "session", "acme", s1["rerun_id"]))
+    after = rerun_s1[rerun_s1.index(("tool.call:write_note", "deny", "tools.allowlist")) + 1 :]
+    assert after[:2] == [("tool.call:lookup", "allow", "tools.allow"), ("tool.result:lookup", "ok", "tool.ok")]
     assert {(s["tenant"], s["id"], s["divergence"]["turn"]) for s in report["scopes"] if s["divergence"]} == {
         ("acme", "s1", 2),
         ("globex", "s2", 1),
@@ -324,7 +353,7 @@ def test_a_candidate_without_a_tool_first_diverges_at_its_first_call(
     assert "diverges: session `s1` (tenant `acme`, workflow `desk`) at decision 5, turn 2 (recorded seq 5)" in text
     assert "recorded  tool.call:write_note  allow  tools.allow" in text
     assert "rerun     tool.call:write_note  deny  tools.allowlist" in text
-    assert "6 recorded: 4 identical, 2 diverge, 0 not rerun; 32 decisions compared" in text
+    assert "7 recorded: 5 identical, 2 diverge, 0 not rerun; 35 decisions compared" in text
     assert "identical:" not in text  # counted, not listed
 
 

@@ -83,3 +83,31 @@ def test_only_large_sides_fork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     can_fork = hasattr(os, "fork") and os.cpu_count() != 1 and threading.active_count() == 1
     assert src._worth_forking(str(small), str(small)) == can_fork
     assert not src._worth_forking(str(small), str(tmp_path / "missing.agent"))
+
+
+def test_a_forked_side_keeps_its_label_and_scratch_prefix(tmp_path: Path) -> None:
+    """As `--base` names a side: `REV:path`, its files in a scratch directory shown as `REV:relative`."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "new.agent").write_text((PAIRS / "tool_contract" / "new.agent").read_text(), encoding="utf-8")
+    old = (f"{os.path.relpath(PAIRS, ROOT)}/tool_contract/old.agent", None, "")
+    new = (str(scratch / "new.agent"), "HEAD~1:new.agent", str(scratch))
+    serial = src.load_sides(old, new, parallel=False)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].label == "HEAD~1:new.agent" and forked[1].prefix == str(scratch)
+    reports = _reports(*forked)
+    assert reports == _reports(*serial)
+    assert "HEAD~1:new.agent:" in reports[0] and str(tmp_path) not in reports[0]
+
+
+def test_a_model_that_does_not_round_trip_is_checked_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = _pair("risk_lowered")
+    serial = src.load_sides(old, new, parallel=False)
+
+    def refuse(data: dict[str, object]) -> src.Side:
+        raise ValueError("does not round-trip")
+
+    monkeypatch.setattr(src, "_unpack", refuse)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].spans is None and forked[1].loaded.files  # NEW was checked in this process instead
+    assert _reports(*forked) == _reports(*serial)

@@ -103,14 +103,17 @@ export function signerFor(secret: string, source: string | undefined): Promise<S
 }
 
 async function importSigner(secret: string, source: string): Promise<Signer> {
+  const der = pkcs8Bytes(secret, source);
   let key: CryptoKey;
+  let jwk: JsonWebKey;
   try {
-    key = await crypto.subtle.importKey("pkcs8", pkcs8Bytes(secret, source), { name: "Ed25519" }, true, ["sign"]);
-  } catch (error) {
-    if (error instanceof SigningKeyError) throw error;
+    // An extractable copy only to read the public half from its JWK; the key kept for signing is not extractable.
+    const copy = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, true, ["sign"]);
+    jwk = (await crypto.subtle.exportKey("jwk", copy)) as JsonWebKey;
+    key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, false, ["sign"]);
+  } catch {
     throw new SigningKeyError(secret, "holds no Ed25519 private key (PKCS#8, PEM or base64)");
   }
-  const jwk = (await crypto.subtle.exportKey("jwk", key)) as JsonWebKey;
   if (typeof jwk.x !== "string") throw new SigningKeyError(secret, "gives no public key");
   const raw = fromBase64url(jwk.x);
   const spki = new Uint8Array(SPKI_PREFIX.length + raw.length);

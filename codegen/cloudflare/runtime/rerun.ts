@@ -11,6 +11,10 @@ import { maskDeep, maskPII, type PiiRules } from "./pii";
 import type { Policy } from "./policy";
 import { undeclaredArgs } from "./tools";
 
+/** The step name of an event sent to a task, in the fleet export (`agentspec.event.<uuid>`): a name no spec step
+ * can have (a spec step's is an identifier), so readers tell it from a step record. */
+export const EVENT_STEP = "agentspec.event";
+
 /** One model tried in a round. */
 export interface ModelAttemptTrace {
   model: string;

@@ -7,7 +7,9 @@
 import { listArtifacts, readArtifact } from "./artifacts";
 import { exportsResponse, writeBatch } from "./export";
 import { HttpError, errorResponse, readJsonObject, sameSecret, stringField } from "./http";
+import { maskDeep } from "./pii";
 import type { Policy, Workflow as PolicyWorkflow } from "./policy";
+import { EVENT_STEP } from "./rerun";
 import type { TaskParams } from "./task";
 import { checkField } from "./tools";
 import { sealWith } from "./seal";
@@ -153,7 +155,7 @@ async function ownedTask(env: AgentEnv, policy: Policy, caller: Caller, id: stri
     // Registered, but the instance was never created (create failed after registration).
     throw new HttpError(404, "unknown_task", `task \`${id}\` not found`);
   }
-  return { id, instance, registry };
+  return { id, instance, registry, workflow: policy.workflows[name]! };
 }
 
 function taskBinding(env: AgentEnv, binding: string): Workflow {
@@ -346,8 +348,11 @@ async function postTaskEvent({ request, env, policy }: RouteContext, [segment]: 
   if (typeof payload !== "object" || payload === null || Array.isArray(payload)) {
     throw new HttpError(400, "invalid_field", "`payload` must be a JSON object");
   }
-  const { id, instance } = await ownedTask(env, policy, caller, taskId);
+  const { id, instance, registry, workflow } = await ownedTask(env, policy, caller, taskId);
   await instance.sendEvent({ type, payload: await sealWith(env.SESSION.getByName(taskObjectName(caller.tenant, id)), payload) });
+  // What a rerun sends again (rerun.ts), masked: to the fleet export only, not a step of `GET /v1/tasks/{id}`.
+  await registry.exportTask(caller.tenant, id, `${EVENT_STEP}.${crypto.randomUUID()}`,
+    { status: "sent", type, payload: maskDeep(payload, workflow.pii) });
   return json({ task_id: id, event: type }, 202);
 }
 
