@@ -125,32 +125,46 @@ def open_export(root: str | Path) -> Export:
         raise ReportInputError(f"`{root_s}` holds no traces (no `traces/dt=*/workflow=*/*.ndjson` files)")
     con = duckdb.connect(":memory:")
     for kind in _SELECT:
-        # One scan: the rows, deduplicated, with each row's schema and file kept for the check below. Ties
-        # between copies of one event (a redelivered batch) are broken by file name: any copy will do, they are
-        # the same event. A damaged analysis copy is not the export's fault: read the NDJSON instead.
+        # The rows, with each row's schema and file kept for the check below. A damaged analysis copy is not the
+        # export's fault: then the NDJSON is read instead.
         for use_copy in (True, False):
             try:
-                rows_sql = _rows_sql(root_s, kind, use_copy)
-                con.execute(
-                    f"CREATE OR REPLACE TABLE {kind} AS SELECT * EXCLUDE (id) FROM ({rows_sql}) "
-                    "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _file) = 1"
-                )
+                source = _load_rows(con, root_s, kind, use_copy)
+                # Each event once by its id. Duplicates are rare (a redelivered batch), so they are counted
+                # first: without any, the table is a view over the Parquet copy, read in place by each query
+                # (only the columns it names); with some, the deduplicated rows are materialized. Ties between
+                # copies of one event are broken by file name: any copy will do, they are the same event.
+                dups = con.execute(f"SELECT count(*) - count(DISTINCT id) FROM {source}").fetchone()
                 break
             except duckdb.Error as exc:
                 if not use_copy or not _has_copy(root_s):
                     raise ReportInputError(_explain(exc, root_s, kind)) from exc
+        if dups == (0,):
+            con.execute(f"CREATE VIEW {kind} AS SELECT * EXCLUDE (id) FROM {source}")
+        else:
+            con.execute(
+                f"CREATE TABLE {kind} AS SELECT * EXCLUDE (id) FROM {source} "
+                "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _file) = 1"
+            )
         rows = con.execute(
             f"SELECT _file, _schema FROM {kind} WHERE _schema IS DISTINCT FROM {EXPORT_SCHEMA} LIMIT 1"
         ).fetchall()
         if rows:
             raise ReportInputError(
-                f"`{rows[0][0]}` has export schema {rows[0][1]!r}; this agentspec reads schema {EXPORT_SCHEMA}"
+                f"`{_under(root_s, rows[0][0])}` has export schema {rows[0][1]!r}; "
+                f"this agentspec reads schema {EXPORT_SCHEMA}"
             )
     return Export(root_s, con)
 
 
-def _projected(kind: str, source: str, file: str = "filename") -> str:
-    """A kind's analysis columns, with each event's id, schema and file, out of a `read_json` relation."""
+def _under(root: str, key: str) -> str:
+    return f"{root.rstrip('/')}/{key}"
+
+
+def _projected(kind: str, source: str, root: str) -> str:
+    """A kind's analysis columns, with each event's id, schema and file (its key under `root`, as the analysis
+    copy keeps it: one short string per file, not a path per row), out of a `read_json` relation."""
+    file = f"substr(filename, {len(_under(root, '')) + 1})"
     return f"{_SELECT[kind].strip()}, id, schema AS _schema, {file} AS _file FROM {source}"
 
 
@@ -162,32 +176,33 @@ def _has_copy(root: str) -> bool:
     return not root.startswith("s3://") and (Path(root) / ANALYSIS_DIR).is_dir()
 
 
-def _rows_sql(root: str, kind: str, use_copy: bool = True) -> str:
-    """Every event row of one kind (duplicates kept): from the analysis copy where it is fresh, else the NDJSON."""
+def _load_rows(con: duckdb.DuckDBPyConnection, root: str, kind: str, use_copy: bool) -> str:
+    """Every event row of one kind (duplicates kept), as a relation named in `con`: the fresh analysis copies as
+    they are on disk, and the NDJSON of every other file parsed once into a table (`_<kind>_ndjson`)."""
+    ndjson = f"_{kind}_ndjson"
     if root.startswith("s3://"):
-        return _projected(kind, read_sql(root, kind))
+        con.execute(f"CREATE OR REPLACE TABLE {ndjson} AS {_projected(kind, read_sql(root, kind), root)}")
+        return ndjson
     base = Path(root)
-    fresh: list[tuple[str, Path]] = []
-    stale: list[tuple[str, Path]] = []
+    fresh: list[Path] = []
+    stale: list[str] = []
     manifest = _manifest(base) if use_copy else {}
     for path in export_files(base, kind):
         key = path.relative_to(base).as_posix()
         copy = _copy_path(base, key)
-        (fresh if manifest.get(key) == _stat(path) and copy.is_file() else stale).append((key, copy))
-    if not fresh and not stale:
-        return _projected(kind, _empty(kind))  # no task or decision files yet: an empty table of the same shape
+        if manifest.get(key) == _stat(path) and copy.is_file():
+            fresh.append(copy)
+        else:
+            stale.append(key)
     parts = []
+    if stale or not fresh:  # no file of this kind at all: an empty table of the same shape
+        source = _read_json(_sql_list(_under(root, key) for key in stale), kind) if stale else _empty(kind)
+        con.execute(f"CREATE OR REPLACE TABLE {ndjson} AS {_projected(kind, source, root)}")
+        parts.append(f"SELECT * FROM {ndjson}")
     if fresh:
-        # The copy keeps the file's key; the full path is what an NDJSON read names, so errors read the same.
-        prefix = (root.rstrip("/") + "/").replace("'", "''")
-        copies = _sql_list(str(c) for _, c in fresh)
-        parts.append(
-            f"SELECT * REPLACE ('{prefix}' || _file AS _file) FROM read_parquet({copies}, hive_partitioning = false)"
-        )
-    if stale:
-        files = _sql_list(f"{root.rstrip('/')}/{key}" for key, _ in stale)
-        parts.append(_projected(kind, _read_json(files, kind)))
-    return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+        parts.append(f"SELECT * FROM read_parquet({_sql_list(str(c) for c in fresh)}, hive_partitioning = false)")
+    con.execute(f"CREATE OR REPLACE VIEW _{kind}_rows AS " + " UNION ALL BY NAME ".join(f"({p})" for p in parts))
+    return f"_{kind}_rows"
 
 
 # ── the analysis copy ────────────────────────────────────────────────────────
@@ -230,7 +245,7 @@ def write_analysis_copy(root: Path, keys: Iterable[str] | None = None) -> list[s
             copy.parent.mkdir(parents=True, exist_ok=True)
             tmp = copy.with_name(copy.name + ".tmp")
             stat = _stat(source)  # before reading: a file rewritten meanwhile is then seen as stale
-            select = _projected(kind, _read_json(_sql_list([str(source)]), kind), _sql_list([key])[1:-1])
+            select = _projected(kind, _read_json(_sql_list([str(source)]), kind), str(root))
             try:
                 con.execute(f"COPY ({select}) TO {_sql_list([str(tmp)])[1:-1]} (FORMAT parquet)")
             except duckdb.Error:

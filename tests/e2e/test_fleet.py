@@ -350,3 +350,22 @@ def test_a_failing_export_bucket_neither_fails_nor_slows_a_turn(tmp_path_factory
         rt.stop()
     log = rt.log.read_text()
     assert "BlobStore.put" in log, log[-3000:]  # the bucket's own write failed, in the consumer
+
+
+def test_events_kept_by_an_object_survive_a_restart(tmp_path_factory, model_stub, tool_stub) -> None:
+    """A session keeps its commits' events in its own storage until the queue has them: the runtime stopped right
+    after the turns (before the alarm that sends them can fire) and started again still exports every one."""
+    work = tmp_path_factory.mktemp("restart")
+    rt = Runtime(ROOT / "specs" / "support_desk.agent", work, model_stub, tool_stub)
+    rt.start(120)
+    try:
+        for i in range(3):
+            assert rt.turn("kept", "orders", f"hello {i}").status_code == 200
+        rt.stop()  # within the 500 ms the object gathers its sends for
+        rt.start(120)
+        deadline = time.monotonic() + 30
+        while _exported_turns(rt, work / "pulled", "kept") < 3:
+            assert time.monotonic() < deadline, "the kept events never left the object after the restart"
+            time.sleep(0.5)
+    finally:
+        rt.stop()

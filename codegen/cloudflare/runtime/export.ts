@@ -84,22 +84,83 @@ export function bundle(events: readonly ExportEvent[]): { text: string; count: n
 }
 
 /**
- * Send events to the export queue. Never throws and never rejects: a missing binding, a full queue or a
- * network error is counted in `exportCounters.failed` and logged. Callers pass the promise to `waitUntil`,
- * after their commit, so a turn neither waits for the queue nor fails with it.
+ * How long an object gathers what it commits before one send to the queue. The queue's cost is per send (and
+ * per 64 KB), not per event: a session answering a turn every few hundred milliseconds sends once for several
+ * turns instead of once per turn, and no turn ever waits for the queue.
  */
-export async function sendEvents(env: ExportEnv, events: readonly ExportEvent[]): Promise<void> {
-  if (events.length === 0 || env.EXPORT_QUEUE === undefined) return;
-  const messages = bundle(events);
-  for (let i = 0; i < messages.length; i += SEND_BATCH) {
-    const chunk = messages.slice(i, i + SEND_BATCH);
-    const count = chunk.reduce((n, m) => n + m.count, 0);
-    try {
-      await env.EXPORT_QUEUE.sendBatch(chunk.map((m) => ({ body: m.text, contentType: "text" as const })));
+export const EXPORT_LINGER_MS = 500;
+// https://developers.cloudflare.com/durable-objects/api/alarms/: a throwing alarm is retried 6 times.
+const LAST_ALARM_RETRY = 6;
+const OUTAGE_RETRY_MS = 60_000;
+
+/** The object's durable outbox: NDJSON messages committed, not yet accepted by the queue. */
+export const EXPORT_OUTBOX_SCHEMA =
+  "CREATE TABLE IF NOT EXISTS export_outbox (id INTEGER PRIMARY KEY, body TEXT NOT NULL, events INTEGER NOT NULL);";
+
+/**
+ * The sending side of the export, one per Durable Object. `keep` writes a commit's events to the object's own
+ * SQLite (as bundled NDJSON messages: one row per turn, usually) and sets an alarm EXPORT_LINGER_MS away if none
+ * is set; the alarm (`flush`) sends every kept message, 100 per `sendBatch`, and deletes what the queue accepted.
+ * A refused send throws out of the alarm, which the runtime retries with backoff: nothing committed is lost to a
+ * queue outage or an eviction (at least once; an event sent twice has the same id). Without a queue binding the
+ * export is off and nothing is kept.
+ */
+export class ExportSender {
+  /** An alarm is set and has not fired yet (this object is the only one that sets it). */
+  private scheduled = false;
+
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly storage: DurableObjectStorage,
+    private readonly queue: Queue | undefined,
+  ) {
+    if (queue === undefined) return;
+    sql.exec(EXPORT_OUTBOX_SCHEMA);
+    // Messages an earlier instance kept but did not send (its alarm gave up, or it was evicted first).
+    if (sql.exec("SELECT id FROM export_outbox LIMIT 1").toArray().length > 0) this.schedule();
+  }
+
+  /** Keep a commit's events for the next send. Synchronous: the rows join the caller's commit. */
+  keep(events: readonly ExportEvent[]): void {
+    if (this.queue === undefined || events.length === 0) return;
+    for (const m of bundle(events)) {
+      this.sql.exec("INSERT INTO export_outbox (body, events) VALUES (?, ?)", m.text, m.count);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    void this.storage.setAlarm(Date.now() + EXPORT_LINGER_MS);
+  }
+
+  /** The alarm: send what is kept, oldest first. Throws (and keeps the rest) when the queue refuses, so the
+   * runtime retries the alarm (from 2 s, doubling, 6 times); the last retry sets a slow alarm of its own instead,
+   * so an outage longer than the retries still loses nothing. */
+  async flush(retryCount = 0): Promise<void> {
+    this.scheduled = false; // a commit from here on sets the next alarm
+    const queue = this.queue;
+    if (queue === undefined) return;
+    let last = 0;
+    for (;;) {
+      const rows = this.sql.exec<{ id: number; body: string; events: number }>(
+        "SELECT id, body, events FROM export_outbox WHERE id > ? ORDER BY id LIMIT ?", last, SEND_BATCH).toArray();
+      if (rows.length === 0) return;
+      const count = rows.reduce((n, r) => n + r.events, 0);
+      try {
+        await queue.sendBatch(rows.map((r) => ({ body: r.body, contentType: "text" as const })));
+      } catch (error) {
+        exportCounters.failed += count;
+        console.error("agentspec: export send failed (retried)", error instanceof Error ? error.message : String(error));
+        if (retryCount < LAST_ALARM_RETRY) throw error;
+        this.scheduled = true;
+        await this.storage.setAlarm(Date.now() + OUTAGE_RETRY_MS);
+        return;
+      }
       exportCounters.sent += count;
-    } catch (error) {
-      exportCounters.failed += count;
-      console.error("agentspec: export send failed", error instanceof Error ? error.message : String(error));
+      last = rows[rows.length - 1]!.id;
+      this.sql.exec("DELETE FROM export_outbox WHERE id <= ?", last);
     }
   }
 }
@@ -131,7 +192,7 @@ export function taskEvent(scope: { tenant: string; task: string; workflow: strin
 }
 
 /** What an object committed and has not yet handed to the export: filled at each commit, drained after it
- * (object.ts passes the send to `waitUntil`, so no turn waits for the queue). */
+ * into the object's ExportSender. */
 export class Outbox {
   private events: ExportEvent[] = [];
 

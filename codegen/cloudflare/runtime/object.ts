@@ -15,7 +15,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { ChainRecord } from "./chain";
 import { DecisionLog, RECORDS_SCHEMA, type DecisionView, type Scope } from "./decisions";
 import type { RuntimeEnv } from "./env";
-import { Outbox, sendEvents } from "./export";
+import { ExportSender, Outbox } from "./export";
 import { Anchorer, HeadLog, signerFor, type ChainHead, type ChainKind, type SignedHead } from "./heads";
 import { META_SCHEMA, MetaTable } from "./meta";
 import { headLogName, indexObjectName, sloMonitorName } from "./names";
@@ -36,6 +36,7 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   private readonly sql: SqlStorage;
   private readonly meta: MetaTable;
   private readonly outbox = new Outbox();
+  private exportSender: ExportSender | undefined;
   private readonly log: DecisionLog;
   private sessionRole: SessionTurns | undefined;
   private registryRole: TaskRegistry | undefined;
@@ -95,11 +96,17 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
     if (work !== null) this.ctx.waitUntil(work);
   }
 
-  /** Hand what this object committed to the fleet export, after the commit and without waiting for it. */
+  /** Hand what this object committed to the fleet export (export.ts ExportSender): kept in this object's storage
+   * and sent by its alarm, so the turn neither waits for the queue nor loses events to it. */
   private exportOutbox(): void {
-    const events = this.outbox.drain();
-    if (events.length === 0) return;
-    this.ctx.waitUntil(sendEvents(this.env, events));
+    this.exportSender ??= new ExportSender(this.sql, this.ctx.storage, this.env.EXPORT_QUEUE);
+    this.exportSender.keep(this.outbox.drain());
+  }
+
+  /** The export's alarm (this object sets no other). */
+  override async alarm(info?: AlarmInvocationInfo): Promise<void> {
+    this.exportSender ??= new ExportSender(this.sql, this.ctx.storage, this.env.EXPORT_QUEUE);
+    await this.exportSender.flush(info?.retryCount ?? 0);
   }
 
   // ── RPC: a session's turns (session.ts) ──────────────────────────────────

@@ -1,9 +1,15 @@
-// The fleet export: sending never throws at a turn, batches become partitioned objects with stable keys.
+// The fleet export: commits kept durably and sent by the alarm, batches become partitioned objects with stable keys.
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { appendRecord } from "../chain";
 import {
-  bundle, decisionEvent, exportCounters, groupEvents, sendEvents, traceEvent, writeBatch, type ExportEvent,
+  bundle, decisionEvent, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
+  type ExportEvent,
 } from "../export";
+import type { TestEnv } from "./worker";
+
+const testEnv = env as unknown as TestEnv;
 
 const scope = { tenant: "acme", session: "s-1", workflow: "refunds" };
 
@@ -38,39 +44,107 @@ function memoryBucket(fail = false) {
   return { bucket, objects };
 }
 
-describe("sendEvents", () => {
-  it("swallows and counts a failing queue", async () => {
-    const before = exportCounters.failed;
-    const queue = { async sendBatch() { throw new Error("queue down"); } } as unknown as Queue;
-    await expect(sendEvents({ EXPORT_QUEUE: queue }, events())).resolves.toBeUndefined();
-    expect(exportCounters.failed - before).toBe(3);
+/** A queue recording each sendBatch call, or refusing while `down`. */
+function recordingQueue() {
+  const calls: { body: string; contentType: string }[][] = [];
+  const state = { down: false };
+  const queue = {
+    async sendBatch(m: { body: string; contentType: string }[]) {
+      if (state.down) throw new Error("queue down");
+      calls.push(m);
+    },
+  } as unknown as Queue;
+  return { queue, calls, state };
+}
+
+const sessionObject = () => testEnv.SESSION.getByName(`export-test-${crypto.randomUUID()}`);
+const ids = (calls: { body: string }[][]) =>
+  calls.flat().flatMap((m) => m.body.split("\n")).map((l) => (JSON.parse(l) as ExportEvent).id);
+
+describe("ExportSender", () => {
+  it("keeps each commit in the object's storage and sends several commits in one sendBatch, then forgets them",
+    async () => {
+      const { queue, calls } = recordingQueue();
+      await runInDurableObject(sessionObject(), async (_obj, state) => {
+        const sender = new ExportSender(state.storage.sql, state.storage, queue);
+        const t0 = Date.now();
+        sender.keep(events().slice(0, 2)); // one turn: its decision and its trace
+        sender.keep(events().slice(2)); // the next turn
+        const rows = () => state.storage.sql.exec<{ events: number }>("SELECT events FROM export_outbox").toArray();
+        expect(rows().map((r) => r.events)).toEqual([2, 1]);
+        const alarm = await state.storage.getAlarm();
+        expect(alarm).not.toBeNull();
+        expect(alarm! - t0).toBeGreaterThanOrEqual(EXPORT_LINGER_MS - 5);
+        expect(calls).toEqual([]); // nothing sent before the alarm
+        const before = exportCounters.sent;
+        await sender.flush();
+        expect(calls.map((c) => c.length)).toEqual([2]); // one call, one message per commit
+        expect(calls[0]![0]!.contentType).toBe("text");
+        expect(ids(calls)).toEqual(events().map((e) => e.id));
+        expect(exportCounters.sent - before).toBe(3);
+        expect(rows()).toEqual([]);
+      });
+    });
+
+  it("keeps what the queue refused, and sends it at the next alarm (at least once)", async () => {
+    const { queue, calls, state: q } = recordingQueue();
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      const sender = new ExportSender(state.storage.sql, state.storage, queue);
+      sender.keep(events());
+      q.down = true;
+      const failed = exportCounters.failed;
+      await expect(sender.flush()).rejects.toThrow("queue down"); // the runtime retries a throwing alarm
+      expect(exportCounters.failed - failed).toBe(3);
+      await state.storage.deleteAlarm();
+      await expect(sender.flush(6)).resolves.toBeUndefined(); // the runtime's last retry: a slow alarm instead
+      const slow = await state.storage.getAlarm();
+      expect(slow! - Date.now()).toBeGreaterThan(30_000);
+      q.down = false;
+      await sender.flush();
+      expect(ids(calls)).toEqual(events().map((e) => e.id));
+    });
   });
 
-  it("sends a turn's events as one NDJSON message, every event once", async () => {
-    const sent: { body: string; contentType: string }[][] = [];
-    const queue = { async sendBatch(m: { body: string; contentType: string }[]) { sent.push(m); } } as unknown as Queue;
+  it("picks up what an earlier instance kept, and sends at most 100 messages per call", async () => {
+    const { queue, calls } = recordingQueue();
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      const first = new ExportSender(state.storage.sql, state.storage, queue);
+      for (let i = 0; i < 130; i++) first.keep([{ ...events()[0]!, id: `decision:s:${i}` }]);
+      await state.storage.deleteAlarm(); // as if its alarm had given up
+      const second = new ExportSender(state.storage.sql, state.storage, queue);
+      expect(await state.storage.getAlarm()).not.toBeNull();
+      await second.flush();
+      expect(calls.map((c) => c.length)).toEqual([100, 30]);
+      expect(ids(calls)).toEqual(Array.from({ length: 130 }, (_, i) => `decision:s:${i}`));
+    });
+  });
+
+  it("keeps nothing without a queue binding", async () => {
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      new ExportSender(state.storage.sql, state.storage, undefined).keep(events());
+      expect(state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'export_outbox'").toArray())
+        .toEqual([]);
+      expect(await state.storage.getAlarm()).toBeNull();
+    });
+  });
+});
+
+describe("bundle", () => {
+  it("puts a commit's events in one NDJSON message", () => {
     const many = Array.from({ length: 50 }, (_, i) => ({ ...events()[0]!, id: `decision:s:${i}` }));
-    await sendEvents({ EXPORT_QUEUE: queue }, many);
-    expect(sent.map((b) => b.length)).toEqual([1]);
-    expect(sent[0]![0]!.contentType).toBe("text");
-    expect(sent[0]![0]!.body.split("\n").map((l) => (JSON.parse(l) as ExportEvent).id)).toEqual(many.map((e) => e.id));
+    const messages = bundle(many);
+    expect(messages.map((m) => m.count)).toEqual([50]);
+    expect(messages[0]!.text.split("\n").map((l) => (JSON.parse(l) as ExportEvent).id)).toEqual(many.map((e) => e.id));
   });
 
-  it("keeps each message under the queue's 128 KB and sends at most 100 messages per call", async () => {
-    const sent: { body: string }[][] = [];
-    const queue = { async sendBatch(m: { body: string }[]) { sent.push(m); } } as unknown as Queue;
+  it("keeps each message under the queue's 128 KB", () => {
     const big = { ...events()[1]!, data: { trace_id: "t", blob: "é".repeat(25_000) } };
     const many = Array.from({ length: 250 }, (_, i) => ({ ...big, id: `trace:t-${i}` }));
-    await sendEvents({ EXPORT_QUEUE: queue }, many);
-    expect(sent.map((b) => b.length)).toEqual([100, 25]);
-    const bodies = sent.flat().map((m) => m.body);
-    expect(Math.max(...bodies.map((b) => new TextEncoder().encode(b).length))).toBeLessThan(128 * 1024);
-    expect(bodies.flatMap((b) => b.split("\n")).map((l) => (JSON.parse(l) as ExportEvent).id))
+    const messages = bundle(many);
+    expect(messages).toHaveLength(125); // two of these 50 KB events to a message
+    expect(Math.max(...messages.map((m) => new TextEncoder().encode(m.text).length))).toBeLessThan(128 * 1024);
+    expect(messages.flatMap((m) => m.text.split("\n")).map((l) => (JSON.parse(l) as ExportEvent).id))
       .toEqual(many.map((e) => e.id));
-  });
-
-  it("is a no-op without a binding", async () => {
-    await expect(sendEvents({}, events())).resolves.toBeUndefined();
   });
 });
 
