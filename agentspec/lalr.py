@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Lark, Token
-from lark.parse_tree_builder import ExpandSingleChild
+from lark import Lark, Token, Tree
+from lark.parse_tree_builder import ChildFilterLALR_NoPlaceholders, ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
 from agentspec.lex import _UNIT, _UNIT_TERMINAL, TOKEN_SHAPES, WHITE_SPACE, SpecLexer
@@ -28,8 +28,12 @@ from agentspec.lex import _UNIT, _UNIT_TERMINAL, TOKEN_SHAPES, WHITE_SPACE, Spec
 # SpecLexer's shapes, each with the white space before it: one match per token, not two.
 _TOKEN = re.compile(rf"{WHITE_SPACE}*(?:{TOKEN_SHAPES})", re.VERBOSE)
 
-# A reduce action: (children taken, rule number, the rule's nonterminal, passes its child through).
-Reduce = tuple[int, int, str, bool]
+# A reduce action: (children taken, rule number, the rule's nonterminal, how it is reduced).
+Reduce = tuple[int, int, str, int]
+# How: the rule's callback; `?rule` passing its one child through; or one of the two rules Lark makes
+# for a repetition `x*` (`__rule_star_N: x | __rule_star_N x`, a tree every parent inlines), whose
+# tree the loop starts or extends itself, as Lark's default callback and child filter would.
+CALL, PASS, LIST_START, LIST_APPEND = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def tables(lark: Lark) -> Tables:
     rules = [rule for rule, _ in builders]
     # `?rule: a | b` reduced from one symbol returns that child unchanged (ExpandSingleChild alone): the
     # loop skips the call. Any other chain (a placeholder, an inlined `_rule`) runs Lark's callback.
-    passes = {rule: chain == [ExpandSingleChild] and len(rule.expansion) == 1 for rule, chain in builders}
+    how = {rule: _how(rule, chain) for rule, chain in builders}
     index = {rule: n for n, rule in enumerate(rules)}
     actions: list[dict[str, int | Reduce]] = []
     for state in table.states:
@@ -66,7 +70,7 @@ def tables(lark: Lark) -> Tables:
             if action is Shift:
                 row[symbol] = numbers[arg]
             else:
-                row[symbol] = (len(arg.expansion), index[arg], arg.origin.name, passes[arg])
+                row[symbol] = (len(arg.expansion), index[arg], arg.origin.name, how[arg])
         actions.append(row)
     made = Tables(
         actions=actions,
@@ -79,11 +83,33 @@ def tables(lark: Lark) -> Tables:
     return made
 
 
+def _how(rule: Any, chain: list[Any]) -> int:
+    expansion = rule.expansion
+    if chain == [ExpandSingleChild] and len(expansion) == 1:
+        return PASS
+    name = rule.origin.name
+    if not name.startswith("__") or expansion[-1].name.startswith("_"):
+        return CALL  # not a repetition of Lark's, or its item is itself inlined
+    if len(expansion) == 1 and chain == []:
+        return LIST_START
+    if (
+        len(expansion) == 2
+        and expansion[0] == rule.origin
+        and len(chain) == 1
+        and getattr(chain[0], "func", None) is ChildFilterLALR_NoPlaceholders
+        and chain[0].args == ([(0, True), (1, False)],)
+    ):
+        return LIST_APPEND
+    return CALL
+
+
 def run(lark: Lark, text: str, transformer: object) -> Any | None:
     """Parse `text` and apply `transformer`'s rule methods; None if the text does not parse."""
     t = tables(lark)
     by_rule = lark._parse_tree_builder.create_callback(transformer)
     callbacks: list[Callable[[list[Any]], Any]] = [by_rule[rule] for rule in t.rules]
+    # A repetition the transformer handles itself is left to its callback.
+    own_methods = {rule.origin.name for rule in t.rules if hasattr(transformer, rule.origin.name)}
     actions = t.actions
     lexer = t.lexer
     literals = lexer.literals
@@ -182,8 +208,16 @@ def run(lark: Lark, text: str, transformer: object) -> Any | None:
                 states.append(action)
                 values.append(token)
                 break
-            size, rule, origin, passes = action  # type: ignore[misc]
-            if passes:
+            size, rule, origin, how = action  # type: ignore[misc]
+            if how == PASS:
+                states[-1] = actions[states[-2]][origin]  # type: ignore[assignment]
+            elif how == LIST_APPEND and origin not in own_methods:
+                item = values.pop()
+                values[-1].children.append(item)
+                del states[-2:]
+                states.append(actions[states[-1]][origin])  # type: ignore[arg-type]
+            elif how == LIST_START and origin not in own_methods:
+                values[-1] = Tree(origin, [values[-1]])
                 states[-1] = actions[states[-2]][origin]  # type: ignore[assignment]
             else:
                 if size:

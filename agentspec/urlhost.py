@@ -9,6 +9,7 @@ https://url.spec.whatwg.org/#host-parsing
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -76,6 +77,9 @@ def canonical_host(raw: str) -> str:
     return _ipv4(host) if _ends_in_number(host) else host
 
 
+# `authority` and `_entry` are pure functions of a string, and a review or a simulation decides
+# thousands of calls over a few hundred URLs and allowlist entries: each string is read once.
+@functools.lru_cache(maxsize=65536)
 def authority(url: str) -> tuple[str, str, str, int | None, bool]:
     """(scheme, host, port text, effective port, has userinfo) of an absolute URL, as `new URL(url)` sees it.
 
@@ -114,6 +118,7 @@ def authority(url: str) -> tuple[str, str, str, int | None, bool]:
     return scheme, host, "" if port is None else str(port), port if port is not None else default, has_userinfo
 
 
+@functools.lru_cache(maxsize=65536)
 def _entry(raw: str) -> tuple[str, str | None] | None:
     """An allowlist entry (`host` or `host:port`, IPv6 in brackets) as guard.ts `parseEntry` reads it."""
     m = re.match(r"^(\[[0-9a-f:.]+\]|[^\s:/?#@\[\]]+)(?::(\d{1,5}))?$", raw.strip(), re.IGNORECASE)

@@ -42,7 +42,11 @@ rec = replay.load(root)
 res = replay.replay(rec, replay.candidate_tables(candidate), candidate)
 seconds = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
-peak, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+cpu = usage.ru_utime + usage.ru_stime
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of a parent that generated the export would
+# report the parent's peak; VmHWM belongs to this process's own address space.
+with open("/proc/self/status") as f:
+    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 print(json.dumps({"s": seconds, "cpu_s": cpu, "peak_mib": peak, "decisions": rec.decisions, "outcomes": rec.outcomes,
                   "keys": len(rec.groups), "drifted": res.drifted, "flipped": res.flipped}))
 """

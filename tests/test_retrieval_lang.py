@@ -248,3 +248,17 @@ def test_keywords_stay_names_elsewhere() -> None:
     )
     assert parse(text, "t.agent").file is not None
     assert codes(text) == []
+
+
+def test_review_meaning_and_workbench_show_the_new_clauses() -> None:
+    from agentspec.review.snapshot import meaning
+    from agentspec.workbench.views import AgentView
+
+    result = check(load_text(spec(), "t.agent"))
+    assert result.spec is not None
+    text = meaning(result.spec)
+    assert "  artifact: field text kept in artifacts; the model reads title, url and a reference\n" in text
+    assert "index library\n  over: artifacts\n  ranks by: keyword and semantic with tier embed\n" in text
+    assert "  stores write: artifacts\n  indexes allow: library\n" in text
+    assert "  step recall: search index library top 3," in text
+    assert "index library" in str(AgentView(result.spec))

@@ -13,9 +13,10 @@ async function inference(request: Request): Promise<Response> {
   const answer = (message: Record<string, unknown>) => Response.json({ choices: [{ message }], usage });
   const tool = body.messages.find((m) => m.role === "tool");
   if (last.startsWith("outage")) return new Response("down", { status: 503 });
-  const asked = /^(fetch doc|search|meaning) (.+)$/.exec(last);
+  const asked = /^(fetch doc|fetch lost|search|meaning) (.+)$/.exec(last);
   if (asked && !tool) {
     const [name, args] = asked[1] === "fetch doc" ? ["fetch_doc", { doc_id: asked[2] }]
+      : asked[1] === "fetch lost" ? ["fetch_lost", { doc_id: asked[2] }]
       : ["docs", { query: asked[2], mode: asked[1] === "meaning" ? "semantic" : "keyword" }];
     return answer({ content: null, tool_calls: [{ id: "c1", type: "function",
       function: { name, arguments: JSON.stringify(args) } }] });

@@ -98,3 +98,16 @@ def test_a_forked_side_keeps_its_label_and_scratch_prefix(tmp_path: Path) -> Non
     reports = _reports(*forked)
     assert reports == _reports(*serial)
     assert "HEAD~1:new.agent:" in reports[0] and str(tmp_path) not in reports[0]
+
+
+def test_a_model_that_does_not_round_trip_is_checked_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = _pair("risk_lowered")
+    serial = src.load_sides(old, new, parallel=False)
+
+    def refuse(data: dict[str, object]) -> src.Side:
+        raise ValueError("does not round-trip")
+
+    monkeypatch.setattr(src, "_unpack", refuse)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].spans is None and forked[1].loaded.files  # NEW was checked in this process instead
+    assert _reports(*forked) == _reports(*serial)

@@ -108,13 +108,21 @@ export async function keepArtifact(env: RuntimeEnv, policy: Policy, scope: { ten
   return { forModel, trace: { store: spec.store, key, ref, bytes, kept_out_bytes, indexed } };
 }
 
-/** The artifact stores of a spec: every store an `artifact` clause names, by binding. */
-export function artifactStores(policy: Policy): { store: string; binding: string }[] {
+/** The artifact stores of a spec whose bucket is bound: every store an `artifact` clause names. A store whose
+ * binding is missing is logged and left out, so the admin reads still answer for the others (keeping an
+ * artifact in it fails where it happens, in the turn or step). */
+export function artifactStores(policy: Policy, env: RuntimeEnv): { store: string; bucket: R2Bucket }[] {
   const seen = new Map<string, string>();
   for (const tool of Object.values(policy.tools)) {
     if (tool.artifact) seen.set(tool.artifact.store, tool.artifact.binding);
   }
-  return [...seen.entries()].sort().map(([store, binding]) => ({ store, binding }));
+  const out: { store: string; bucket: R2Bucket }[] = [];
+  for (const [store, binding] of [...seen.entries()].sort()) {
+    const bucket = (env as Record<string, unknown>)[binding] as R2Bucket | undefined;
+    if (bucket) out.push({ store, bucket });
+    else console.error(`agentspec: artifact store binding \`${binding}\` is missing from env`);
+  }
+  return out;
 }
 
 export interface ArtifactListing {
@@ -131,8 +139,8 @@ export interface ArtifactListing {
 export async function listArtifacts(env: RuntimeEnv, policy: Policy, tenant: string, limit = 1000):
   Promise<ArtifactListing[]> {
   const out: ArtifactListing[] = [];
-  for (const { store, binding } of artifactStores(policy)) {
-    const listed = await bucketOf(env, binding).list({ prefix: tenantPrefix(tenant), limit,
+  for (const { store, bucket } of artifactStores(policy, env)) {
+    const listed = await bucket.list({ prefix: tenantPrefix(tenant), limit,
       include: ["customMetadata"] });
     for (const obj of listed.objects) {
       out.push({ store, ref: `sha256:${obj.key.slice(tenantPrefix(tenant).length)}`, key: obj.key, bytes: obj.size,
@@ -148,8 +156,8 @@ export async function readArtifact(env: RuntimeEnv, policy: Policy, tenant: stri
   Promise<{ store: string; key: string; body: string; contentType: string } | null> {
   const key = artifactKey(tenant, ref);
   if (key === null) return null;
-  for (const { store, binding } of artifactStores(policy)) {
-    const obj = await bucketOf(env, binding).get(key);
+  for (const { store, bucket } of artifactStores(policy, env)) {
+    const obj = await bucket.get(key);
     if (obj !== null) {
       return { store, key, body: await obj.text(), contentType: obj.httpMetadata?.contentType ?? "text/plain" };
     }

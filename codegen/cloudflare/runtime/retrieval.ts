@@ -224,7 +224,8 @@ export class RetrievalIndex {
     let added = 0;
     for (const doc of docs) {
       const fresh = this.host.sql.exec("INSERT OR IGNORE INTO idx_docs (ref, title, tool, bytes, at) " +
-        "VALUES (?, ?, ?, ?, ?) RETURNING ref", doc.ref, doc.title, doc.tool, doc.text.length, Date.now()).toArray();
+        "VALUES (?, ?, ?, ?, ?) RETURNING ref", doc.ref, doc.title, doc.tool, new TextEncoder().encode(doc.text).length,
+        Date.now()).toArray();
       if (fresh.length > 0 && spec.keyword) {
         this.host.sql.exec("INSERT INTO idx_fts (ref, title, body) VALUES (?, ?, ?)", doc.ref, doc.title, doc.text);
       }

@@ -132,18 +132,32 @@ export async function callTool(host: ToolCallHost, scope: Scope, wf: Workflow, i
     trace.attempt_log.push({ sent: true, status: result.status, rule: "ok", latency_ms: result.ms });
     trace.idempotency_key = result.idempotencyKey === null ? null : maskPII(result.idempotencyKey, wf.pii);
     outcome("ok", "tool.ok");
-    let forModel = result.result;
-    if (tool.artifact) {
-      // Kept aside: the model reads the projection and a reference; the trace keeps the same, never the body.
-      const kept = await keepArtifact(host.env, host.policy, scope, name, result.result,
-        (index, doc) => host.indexObject(scope.tenant, index).indexArtifact(index, scope.tenant, doc));
-      forModel = kept.forModel;
-      trace.artifact = kept.trace;
-      log.decisions.push(host.log.record(scope, intent, `artifact.keep:${tool.artifact.store}`,
-        { decision: "allow", rule: "stores.write" }));
-    }
+    const forModel = tool.artifact ? await keptForModel(host, scope, intent, name, result.result, log, trace)
+      : result.result;
     trace.result = maskDeep(forModel, wf.pii);
     return JSON.stringify(forModel);
+  }
+}
+
+/** Keep a result aside (artifacts.ts): the model reads the projection and a reference; the trace keeps the same,
+ * never the body. When the store fails, the model gets neither the body (the spec keeps it out of the prompt) nor
+ * a reference. */
+async function keptForModel(host: ToolCallHost, scope: Scope, intent: string, name: string,
+  result: Record<string, unknown>, log: TurnLog, trace: ToolTrace): Promise<Record<string, unknown>> {
+  const store = host.policy.tools[name]!.artifact!.store;
+  try {
+    const kept = await keepArtifact(host.env, host.policy, scope, name, result,
+      (index, doc) => host.indexObject(scope.tenant, index).indexArtifact(index, scope.tenant, doc));
+    trace.artifact = kept.trace;
+    log.decisions.push(host.log.record(scope, intent, `artifact.keep:${store}`,
+      { decision: "allow", rule: "stores.write" }));
+    return kept.forModel;
+  } catch (error) {
+    console.error(`agentspec: artifact of \`${name}\` not kept:`, error instanceof Error ? error.message : String(error));
+    trace.failure = "artifact.error";
+    log.decisions.push(host.log.record(scope, intent, `artifact.keep:${store}`,
+      { decision: "failed", rule: "artifact.error" }));
+    return { error: "the tool answered, but its result could not be kept" };
   }
 }
 

@@ -124,6 +124,19 @@ describe("artifacts of a turn", () => {
     expect(await index(tenant).searchIndex("docs", tenant, "kitten", 5, "keyword")).toEqual([]);
   });
 
+  it("gives the model neither body nor reference when the artifact cannot be kept, and records the failure", async () => {
+    const tenant = `t-lost-${++n}`;
+    const stub = testEnv.SESSION.getByName(sessionObjectName(tenant, "s1"));
+    const out = await stub.turn(turnReq(tenant, "s1", "fetch lost cars"));
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    expect(JSON.parse(out.output.replace(/^read: /, ""))).toEqual(
+      { error: "the tool answered, but its result could not be kept" });
+    expect(out.output).not.toContain("automobile");
+    expect(out.decisions.map((d) => [d.action, d.decision, d.rule])).toContainEqual(
+      ["artifact.keep:lost", "failed", "artifact.error"]);
+  });
+
   it("denies a search of an index the workflow does not allow", async () => {
     const tenant = `t-deny-${++n}`;
     const req = { ...turnReq(tenant, "s1", "search engine"), workflow: "triage" };

@@ -34,13 +34,20 @@ function withRetrieval(p: Policy): Policy {
         returns: { title: "string", text: "string" },
         artifact: { store: "artifacts", binding: "ARTIFACTS", field: "text", show: ["title"] },
       },
+      // Its store's binding is missing from the test Worker's env: keeping its result fails.
+      fetch_lost: {
+        method: "GET", url: "https://docs.example.com/v1/docs/{doc_id}", host: "docs.example.com", risk: "low",
+        read_only: true, timeout_ms: 2000, secrets: [], headers: {}, args: { doc_id: "string" },
+        returns: { title: "string", text: "string" },
+        artifact: { store: "lost", binding: "LOST", field: "text", show: ["title"] },
+      },
     },
     indexes: { docs: { store: "artifacts", keyword: true,
       semantic: { tier: "embed", dimensions: 8, vector_binding: "VEC_DOCS" } } },
     workflows: {
       ...p.workflows,
       research: {
-        class: "research", mode: "enforce", turn_risk: "low", turn_tier: "low", routes: {}, tools: ["fetch_doc"],
+        class: "research", mode: "enforce", turn_risk: "low", turn_tier: "low", routes: {}, tools: ["fetch_doc", "fetch_lost"],
         outbound: ["docs.example.com"], affinity: { header: "x-session-affinity", ttl_ms: 600000 },
         pii: { classes: ["email", "phone"], patterns: {} }, steps: [], writes: ["artifacts"], indexes: ["docs"],
       },
