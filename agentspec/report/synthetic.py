@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentspec.trace.schema import GENESIS_HASH
+from agentspec.trace.schema import GENESIS_HASH, decision_id
 from agentspec.trace.verify import record_hash
 
 WORKFLOWS = ("orders", "refunds", "returns")
@@ -107,7 +107,7 @@ def _session(rng: random.Random, n: int, start: datetime, turns: int) -> Iterato
                 "decisions",
                 workflow,
                 dt,
-                _event("decision", f"decision:{session}:{seq}", ts, workflow, tenant, session, seq, record),
+                _event("decision", decision_id(tenant, session, seq), ts, workflow, tenant, session, seq, record),
             )
         input_tokens = rng.randint(200, 3000)
         trace = {

@@ -19,8 +19,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
+from urllib.parse import quote
 
 GENESIS_HASH = "0" * 64
+
+
+def decision_id(tenant: str, session: str, seq: int) -> str:
+    """A decision event's export id, as the runtime's `decisionId` writes it (`export.ts`): the tenant is part of
+    it because two tenants may use one session id; `quote` with these safe characters is `encodeURIComponent`."""
+    return f"decision:{quote(tenant, safe=_URI_SAFE)}:{quote(session, safe=_URI_SAFE)}:{seq}"
+
+
+_URI_SAFE = "!'()*"
 
 #: Every field a chain record carries besides `seq`; each is a string.
 STRING_FIELDS = (

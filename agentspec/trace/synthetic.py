@@ -20,7 +20,7 @@ from typing import Any
 
 from agentspec.policy import evaluate_tool_call
 from agentspec.sim.traffic import Distribution, Traffic, WorkflowTraffic
-from agentspec.trace.schema import GENESIS_HASH
+from agentspec.trace.schema import GENESIS_HASH, decision_id
 from agentspec.trace.verify import record_hash
 
 START = datetime(2026, 11, 23, tzinfo=UTC)
@@ -54,8 +54,8 @@ class _Chain:
                                "workflow": self.workflow, "intent": intent, "action": action, "decision": decision,
                                "rule": rule, "spec_hash": self.spec_hash, "prev_hash": self.prev}  # fmt: skip
         rec["hash"] = self.prev = record_hash(rec)
-        line = _event("decision", f"decision:{self.session}:{self.seq}", rec["ts"], self.workflow, self.tenant,
-                      self.session, self.seq, rec)  # fmt: skip
+        event_id = decision_id(self.tenant, self.session, self.seq)
+        line = _event("decision", event_id, rec["ts"], self.workflow, self.tenant, self.session, self.seq, rec)
         return line, rec
 
 

@@ -23,6 +23,7 @@ import pytest
 from agentspec.cli import main
 from agentspec.devserver import free_port
 from agentspec.trace.fleet import export_files, read_events
+from agentspec.trace.schema import decision_id
 
 from .conftest import ADMIN, SPECS, Runtime
 from .stubs import Cue, ModelStub, ToolAnswer, ToolStub
@@ -156,10 +157,10 @@ def _pull(rt: Runtime, out: Path, scopes: list[tuple[str, str, str]]) -> None:
     deadline = time.monotonic() + 120
     while True:
         assert main(["trace", "pull", "--all", "--url", rt.url, "--admin-token", ADMIN, "-o", str(out)]) == 0
-        # By tenant, session and seq: a decision event's id names no tenant, and two tenants here share `s1`.
-        records = {
-            (e["tenant"], e["session"], e["seq"]) for p in export_files(out, "decisions") for e in read_events(p)
-        }
+        # By id, as the review counts: two tenants here share `s1`, so the id must name the tenant.
+        events = [e for p in export_files(out, "decisions") for e in read_events(p)]
+        assert all(e["id"] == decision_id(e["tenant"], e["session"], e["seq"]) for e in events)
+        records = {e["id"] for e in events}
         traces = {e["id"] for p in export_files(out, "traces") for e in read_events(p)}
         summaries = {e["id"] for p in export_files(out, "tasks") for e in read_events(p) if e["data"]["step"] is None}
         if len(records) >= want and len(traces) >= turns and len(summaries) == 3:

@@ -4,7 +4,7 @@
 //   traces/dt=2026-12-01/workflow=refunds/part-<batch hash>.ndjson
 //   decisions/dt=…/workflow=…/part-….ndjson      tasks/dt=…/workflow=…/part-….ndjson
 // Delivery is at least once (a batch whose R2 write fails is retried whole); every event has a stable id
-// (`trace:<trace id>`, `decision:<session>:<seq>`, `task:<task>:<step>:<status>:<attempt>`), so analysis counts
+// (`trace:<trace id>`, `decision:<tenant>:<session>:<seq>`, `task:<task>:<step>:<status>:<attempt>`), so analysis counts
 // each once, and a redelivered batch writes the same object key again (the part name hashes its event ids).
 // https://developers.cloudflare.com/queues/configuration/batching-retries/
 // https://developers.cloudflare.com/r2/api/workers/workers-api-reference/
@@ -171,8 +171,15 @@ export function messageEvents(body: unknown): { event: ExportEvent; line: string
   return body.split("\n").filter((line) => line !== "").map((line) => ({ event: JSON.parse(line) as ExportEvent, line }));
 }
 
+/** A decision's export id. The tenant is part of it: two tenants may use the same session id, and the review
+ * counts each id once. Each part is percent-encoded, so a `:` inside a tenant or session id cannot make two
+ * records share an id. */
+export function decisionId(tenant: string, session: string, seq: number): string {
+  return `decision:${encodeURIComponent(tenant)}:${encodeURIComponent(session)}:${seq}`;
+}
+
 export function decisionEvent(rec: ChainRecord): ExportEvent {
-  return { schema: EXPORT_SCHEMA, kind: "decision", id: `decision:${rec.session}:${rec.seq}`, ts: rec.ts,
+  return { schema: EXPORT_SCHEMA, kind: "decision", id: decisionId(rec.tenant, rec.session, rec.seq), ts: rec.ts,
     workflow: rec.workflow, tenant: rec.tenant, session: rec.session, seq: rec.seq, data: { ...rec } };
 }
 

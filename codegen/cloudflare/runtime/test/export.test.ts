@@ -4,7 +4,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { appendRecord } from "../chain";
 import {
-  bundle, decisionEvent, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
+  bundle, decisionEvent, decisionId, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
   type ExportEvent,
 } from "../export";
 import type { TestEnv } from "./worker";
@@ -126,6 +126,14 @@ describe("ExportSender", () => {
         .toEqual([]);
       expect(await state.storage.getAlarm()).toBeNull();
     });
+  });
+});
+
+describe("decisionId", () => {
+  it("tells two tenants' records of one session id apart, and a `:` inside an id cannot join two", () => {
+    expect(decisionId("acme", "s1", 1)).not.toBe(decisionId("globex", "s1", 1));
+    expect(decisionId("a:b", "c", 1)).not.toBe(decisionId("a", "b:c", 1));
+    expect(decisionId("a", "b:c", 1)).toBe("decision:a:b%3Ac:1");
   });
 });
 
