@@ -12,13 +12,14 @@ import gc
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from agentspec import model as m
 from agentspec.check import check
@@ -72,8 +73,11 @@ def load_sides(
 ) -> tuple[Side, Side]:
     """Both sides of a review, each given as `load_side`'s (path, label, prefix); the same as two
     `load_side` calls, errors included (OLD's first). When `parallel` (by default: when both are
-    large and the process may fork) NEW is checked in a forked child while this process checks OLD;
-    the child sends back the checked model, the tables and `compare.written`, not the syntax model."""
+    large and the process may fork) NEW is checked in a forked child while this process checks OLD.
+
+    The child sends two messages: NEW's checked model (as plain data, not the syntax model), then
+    `compare.written`. This process builds NEW's policy tables from the first while the child
+    works out the second: the two steps overlap instead of both waiting on the child."""
     if parallel is None:
         parallel = _worth_forking(old[0], new[0])
     if not parallel:
@@ -84,12 +88,8 @@ def load_sides(
         os.close(read)
         gc.disable()  # the child ends when it has sent its side: nothing to collect
         try:
-            try:
-                payload: tuple[str, object] = ("side", _portable(load_side(*new)))
-            except InputError as exc:
-                payload = ("error", str(exc))
             with os.fdopen(write, "wb") as out:
-                pickle.dump(payload, out, protocol=pickle.HIGHEST_PROTOCOL)
+                _child(new, out)
         finally:
             os._exit(0)  # never the parent's exit handlers, buffers or test runner
     os.close(write)
@@ -100,19 +100,87 @@ def load_sides(
         os.close(read)
         os.waitpid(pid, 0)
         raise
-    with os.fdopen(read, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    if not data:  # the child died before sending anything: check NEW here instead
-        return first, load_side(*new)
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            second = _receive(pipe)
+    finally:
+        os.waitpid(pid, 0)
+    # None: the child died before sending everything, or its model does not round-trip (pydantic's
+    # ValidationError): check NEW here instead.
+    return first, second if second is not None else load_side(*new)
+
+
+def _child(new: tuple[str, str | None, str], out: BinaryIO) -> None:  # pragma: no cover - runs in the child
+    from agentspec.review.compare import written
+
+    path, label, prefix = new
+    loaded = load(path)
+    try:
+        spec = _checked(loaded, label or path, prefix)
+    except InputError as exc:
+        _send(out, ("error", str(exc)))
+        return
+    side = {
+        "label": label or path,
+        "spec": spec.model_dump(),
+        "root": loaded.root,
+        "sources": loaded.sources,
+        "prefix": prefix,
+    }
+    _send(out, ("side", side))
+    _send(out, written(Side(label or path, spec, {}, loaded, prefix)))
+
+
+# Each message is its length (8 bytes, big-endian) then its pickle: the parent reads exactly one
+# message and can start on it while the child is still making the next.
+_LENGTH = struct.Struct(">Q")
+
+
+def _send(out: BinaryIO, value: object) -> None:  # pragma: no cover - runs in the child
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_LENGTH.pack(len(data)))
+    out.write(data)
+    out.flush()
+
+
+def _message(pipe: BinaryIO) -> Any:
+    """The next message, or `_MISSING` when the child ended before sending all of it."""
+    head = pipe.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return _MISSING
+    (size,) = _LENGTH.unpack(head)
+    data = pipe.read(size)
+    if len(data) < size:
+        return _MISSING
     with paused():
-        kind, value = pickle.loads(data)
-        if kind == "error":
-            raise InputError(value)
+        return pickle.loads(data)
+
+
+_MISSING = object()
+
+
+def _receive(pipe: BinaryIO) -> Side | None:
+    """NEW as the child sends it; None when it must be checked here instead."""
+    message = _message(pipe)
+    if message is _MISSING:
+        return None
+    kind, value = message
+    if kind == "error":
+        raise InputError(value)
+    with paused():  # the model and the tables are long-lived
         try:
-            return first, _unpack(value)
-        except ValueError:  # pydantic's ValidationError: a model that does not round-trip; check NEW here
-            return first, load_side(*new)
+            spec = _spec_of(value["spec"])
+        except ValueError:  # pydantic's ValidationError: a model that does not round-trip
+            return None
+        tables = tables_of(spec)
+    spans = _message(pipe)
+    if spans is _MISSING:
+        return None
+    return _unpack(value, spec, tables, spans)
+
+
+def _spec_of(data: dict[str, Any]) -> m.RSpec:
+    return m.RSpec.model_validate(data)
 
 
 def _worth_forking(*paths: str) -> bool:
@@ -126,26 +194,9 @@ def _worth_forking(*paths: str) -> bool:
         return False  # load_side reports it
 
 
-def _portable(side: Side) -> dict[str, object]:
-    """A side as plain data, without its syntax model (which costs ten times more to send than to
-    check again): pickling plain dicts and tuples is several times faster than pickling models."""
-    from agentspec.review.compare import written
-
-    return {
-        "label": side.label,
-        "spec": side.spec.model_dump(),
-        "tables": side.tables,
-        "root": side.loaded.root,
-        "sources": side.loaded.sources,
-        "prefix": side.prefix,
-        "spans": written(side),
-    }
-
-
-def _unpack(data: dict[str, Any]) -> Side:
+def _unpack(data: dict[str, Any], spec: m.RSpec, tables: Tables, spans: dict[tuple[str, ...], Where]) -> Side:
     loaded = Loaded(root=data["root"], sources=data["sources"])
-    spec = m.RSpec.model_validate(data["spec"])
-    return Side(data["label"], spec, data["tables"], loaded, data["prefix"], spans=data["spans"])
+    return Side(data["label"], spec, tables, loaded, data["prefix"], spans=spans)
 
 
 def side_from_text(text: str, path: str = "<input>") -> Side:
@@ -154,6 +205,14 @@ def side_from_text(text: str, path: str = "<input>") -> Side:
 
 
 def _side(loaded: Loaded, shown: str, prefix: str) -> Side:
+    spec = _checked(loaded, shown, prefix)
+    with paused():  # the tables are long-lived too
+        tables = tables_of(spec)
+    return Side(shown, spec, tables, loaded, prefix)
+
+
+def _checked(loaded: Loaded, shown: str, prefix: str) -> m.RSpec:
+    """The checked agent of a loaded side; InputError when it does not check or is a library."""
     result = check(loaded)
     label = shown
     if result.spec is None:
@@ -163,9 +222,7 @@ def _side(loaded: Loaded, shown: str, prefix: str) -> Side:
         raise InputError(f"`{shown}` does not check, so it cannot be reviewed:\n{text}")
     if result.spec.kind != "agent":
         raise InputError(f"`{shown}` holds a library, not an agent; review an agent that imports it")
-    with paused():  # the tables are long-lived too
-        tables = tables_of(result.spec)
-    return Side(shown, result.spec, tables, loaded, prefix)
+    return result.spec
 
 
 # ───────────────────────────── git ─────────────────────────────

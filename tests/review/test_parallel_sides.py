@@ -7,6 +7,7 @@ report (Markdown, JSON, SARIF, human) and every location must be what two `load_
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -104,10 +105,54 @@ def test_a_model_that_does_not_round_trip_is_checked_here(monkeypatch: pytest.Mo
     old, new = _pair("risk_lowered")
     serial = src.load_sides(old, new, parallel=False)
 
-    def refuse(data: dict[str, object]) -> src.Side:
+    def refuse(data: dict[str, object]) -> src.m.RSpec:
         raise ValueError("does not round-trip")
 
-    monkeypatch.setattr(src, "_unpack", refuse)
+    monkeypatch.setattr(src, "_spec_of", refuse)
     forked = src.load_sides(old, new, parallel=True)
     assert forked[1].spans is None and forked[1].loaded.files  # NEW was checked in this process instead
     assert _reports(*forked) == _reports(*serial)
+
+
+def test_a_child_that_dies_between_its_messages_leaves_new_to_be_checked_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child sends NEW's model, then its places: a child that dies after the first sends half a
+    side, which this process must not use."""
+    old, new = _pair("tool_contract")
+    serial = src.load_sides(old, new, parallel=False)
+
+    def dies(side: src.Side) -> dict[tuple[str, ...], src.Where]:
+        raise RuntimeError("the child dies here")
+
+    # `agentspec.review.compare` the attribute is the function; the child imports from the module.
+    monkeypatch.setattr(sys.modules["agentspec.review.compare"], "written", dies)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].spans is None and forked[1].loaded.files  # NEW was checked in this process instead
+    assert _reports(*forked) == _reports(*serial)
+
+
+def test_a_child_that_dies_before_sending_leaves_new_to_be_checked_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = _pair("tool_contract")
+    serial = src.load_sides(old, new, parallel=False)
+    real_load = src.load
+    pid = os.getpid()
+
+    def dies_in_the_child(path: str) -> src.Loaded:
+        if os.getpid() != pid:
+            raise RuntimeError("the child dies here")
+        return real_load(path)
+
+    monkeypatch.setattr(src, "load", dies_in_the_child)
+    forked = src.load_sides(old, new, parallel=True)
+    assert forked[1].spans is None and forked[1].loaded.files
+    assert _reports(*forked) == _reports(*serial)
+
+
+def test_new_s_tables_built_here_equal_the_child_s() -> None:
+    """This process builds NEW's tables from the model the child sends: they must be the tables a
+    `load_side` of NEW makes, for every pair."""
+    for case in CASES:
+        _, new = _pair(case)
+        side = src.load_side(new[0])
+        sent = src._spec_of(side.spec.model_dump())
+        assert sent == side.spec
+        assert src.tables_of(sent) == side.tables
