@@ -4,7 +4,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { appendRecord } from "../chain";
 import {
-  bundle, decisionEvent, decisionId, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
+  bundle, decisionEvent, decisionId, lineHead, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
   type ExportEvent,
 } from "../export";
 import type { TestEnv } from "./worker";
@@ -126,6 +126,23 @@ describe("ExportSender", () => {
         .toEqual([]);
       expect(await state.storage.getAlarm()).toBeNull();
     });
+  });
+});
+
+describe("lineHead", () => {
+  it("reads kind, id, ts and workflow as a whole parse would, whatever the body holds", () => {
+    const tricky = traceEvent({ tenant: 'a,"tenant":b', session: 's,"tenant":', workflow: "watch" }, 3,
+      { trace_id: 'tr,"tenant":x', note: ',"tenant":{"kind":"decision"}' });
+    const record = appendRecord(null, { tenant: 'a,"tenant":b', session: 's,"tenant":', workflow: "watch",
+      intent: ',"tenant":"x"', action: "tool.call:x", decision: "allow", rule: "tools.allow", spec_hash: "sha256:00",
+      ts: "2026-12-01T10:00:00.000Z" });
+    const all = [tricky, decisionEvent(record), ...events()];
+    for (const event of all) {
+      const line = JSON.stringify(event);
+      const whole = JSON.parse(line) as ExportEvent;
+      expect(lineHead(line)).toMatchObject({ kind: whole.kind, id: whole.id, ts: whole.ts, workflow: whole.workflow });
+    }
+    expect(lineHead('{"kind":"trace","id":"t","ts":"2026-12-01T00:00:00Z","workflow":"w"}').id).toBe("t");
   });
 });
 
