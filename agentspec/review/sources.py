@@ -104,10 +104,19 @@ def load_sides(
         with os.fdopen(read, "rb") as pipe:
             second = _receive(pipe)
     finally:
-        os.waitpid(pid, 0)
+        _reap(pid)
     # None: the child died before sending everything, or its model does not round-trip (pydantic's
     # ValidationError): check NEW here instead.
     return first, second if second is not None else load_side(*new)
+
+
+_REAPER = "agentspec-reap"
+
+
+def _reap(pid: int) -> None:
+    """Reap the child in a thread: the kernel takes about 0.15 s to tear down a process that held a
+    checked 5,000-tool spec, and nothing here needs to wait for that."""
+    threading.Thread(target=os.waitpid, args=(pid, 0), name=_REAPER, daemon=True).start()
 
 
 def _child(new: tuple[str, str | None, str], out: BinaryIO) -> None:  # pragma: no cover - runs in the child
@@ -184,7 +193,11 @@ def _spec_of(data: dict[str, Any]) -> m.RSpec:
 
 
 def _worth_forking(*paths: str) -> bool:
-    if not hasattr(os, "fork") or threading.active_count() > 1:  # forking a threaded process can deadlock
+    # Forking a threaded process can deadlock on a lock another thread holds; a reaper thread
+    # (`_reap`) holds none while it waits in waitpid.
+    if not hasattr(os, "fork") or any(
+        t.name != _REAPER for t in threading.enumerate() if t is not threading.main_thread()
+    ):
         return False
     if len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) < 2:
         return False

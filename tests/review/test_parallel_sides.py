@@ -81,7 +81,8 @@ def test_only_large_sides_fork(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     small = PAIRS / "base.agent"
     assert not src._worth_forking(str(small), str(small))
     monkeypatch.setattr(src, "PARALLEL_BYTES", 1)
-    can_fork = hasattr(os, "fork") and os.cpu_count() != 1 and threading.active_count() == 1
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.name != src._REAPER]
+    can_fork = hasattr(os, "fork") and os.cpu_count() != 1 and not others
     assert src._worth_forking(str(small), str(small)) == can_fork
     assert not src._worth_forking(str(small), str(tmp_path / "missing.agent"))
 
@@ -156,3 +157,17 @@ def test_new_s_tables_built_here_equal_the_child_s() -> None:
         sent = src._spec_of(side.spec.model_dump())
         assert sent == side.spec
         assert src.tables_of(sent) == side.tables
+
+
+def test_the_child_is_reaped_in_a_thread_that_does_not_stop_the_next_fork(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review does not wait for the kernel to tear the child down; a thread reaps it."""
+    old, new = _pair("tool_contract")
+    src.load_sides(old, new, parallel=True)
+    reapers = [t for t in threading.enumerate() if t.name == src._REAPER]
+    monkeypatch.setattr(src, "PARALLEL_BYTES", 1)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.name != src._REAPER]
+    if reapers and not others and hasattr(os, "fork") and os.cpu_count() != 1:
+        assert src._worth_forking(old[0], new[0])  # a reaper alone does not make forking unsafe
+    for t in reapers:
+        t.join(timeout=30)
+        assert not t.is_alive()  # waitpid returned: the child was reaped
