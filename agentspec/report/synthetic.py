@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,33 +155,43 @@ def _session(rng: random.Random, n: int, start: datetime, turns: int) -> Iterato
         )
 
 
+def write_parts(out: Path, events: Iterable[tuple[str, str, str, str]], *, seed: int, part_rows: int) -> Counter[str]:
+    """Write `(kind, workflow, dt, line)` events as the export's Hive-style part files under `out`, at most
+    `part_rows` lines a file; answers the lines written per kind."""
+    buffers: dict[tuple[str, str, str], list[str]] = {}
+    parts: Counter[tuple[str, str, str]] = Counter()
+    counts: Counter[str] = Counter()
+
+    def flush(key: tuple[str, str, str]) -> None:
+        kind, workflow, dt = key
+        path = out / kind / f"dt={dt}" / f"workflow={workflow}" / f"part-{seed:04d}-{parts[key]:05d}.ndjson"
+        parts[key] += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(buffers.pop(key)) + "\n", encoding="utf-8")
+
+    for kind, workflow, dt, line in events:
+        key = (kind, workflow, dt)
+        buffers.setdefault(key, []).append(line)
+        counts[kind] += 1
+        if len(buffers[key]) >= part_rows:
+            flush(key)
+    for key in list(buffers):
+        flush(key)
+    return counts
+
+
 def generate(out: Path, turns: int, *, seed: int = 7, turns_per_session: int = 5, part_rows: int = 50_000) -> int:
     """Write about `turns` turn traces (and their decisions) under `out`; returns the number of turns written."""
     rng = random.Random(seed)
     start = datetime(2026, 11, 24, tzinfo=UTC)
-    buffers: dict[tuple[str, str, str], list[str]] = {}
-    parts: dict[tuple[str, str, str], int] = {}
-    written = 0
 
-    def flush(key: tuple[str, str, str]) -> None:
-        kind, workflow, dt = key
-        part = parts.get(key, 0)
-        parts[key] = part + 1
-        path = out / kind / f"dt={dt}" / f"workflow={workflow}" / f"part-{seed:04d}-{part:05d}.ndjson"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(buffers.pop(key)) + "\n", encoding="utf-8")
+    def events() -> Iterator[tuple[str, str, str, str]]:
+        written, n = 0, 0
+        while written < turns:
+            count = min(turns_per_session, turns - written)
+            session_start = start + timedelta(seconds=(n * 604_800 // max(1, turns // turns_per_session)) % 604_800)
+            yield from _session(rng, n, session_start, count)
+            written += count
+            n += 1
 
-    n = 0
-    while written < turns:
-        count = min(turns_per_session, turns - written)
-        session_start = start + timedelta(seconds=(n * 604_800 // max(1, turns // turns_per_session)) % 604_800)
-        for kind, workflow, dt, line in _session(rng, n, session_start, count):
-            key = (kind, workflow, dt)
-            buffers.setdefault(key, []).append(line)
-            if len(buffers[key]) >= part_rows:
-                flush(key)
-        written += count
-        n += 1
-    for key in list(buffers):
-        flush(key)
-    return written
+    return write_parts(out, events(), seed=seed, part_rows=part_rows)["traces"]

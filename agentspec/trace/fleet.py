@@ -24,7 +24,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,15 +74,10 @@ class ChainCheck:
         return self.verified and not any(p.severity == "error" for p in self.problems)
 
 
-@dataclass
-class PullResult:
-    """What a pull did: objects fetched and skipped, and the chains it checked."""
+class ChainTally:
+    """The chains a pull or a replay checked, split by outcome (for a class with a `chains` field)."""
 
-    fetched: list[str] = field(default_factory=list)
-    skipped: int = 0
-    chains: list[ChainCheck] = field(default_factory=list)
-    #: Files the analysis copy could not be made of (the review reads their NDJSON, and names them if bad).
-    unconverted: list[str] = field(default_factory=list)
+    chains: Sequence[ChainCheck]
 
     @property
     def broken(self) -> list[ChainCheck]:
@@ -91,6 +86,17 @@ class PullResult:
     @property
     def unverified(self) -> list[ChainCheck]:
         return [c for c in self.chains if not c.verified]
+
+
+@dataclass
+class PullResult(ChainTally):
+    """What a pull did: objects fetched and skipped, and the chains it checked."""
+
+    fetched: list[str] = field(default_factory=list)
+    skipped: int = 0
+    chains: list[ChainCheck] = field(default_factory=list)
+    #: Files the analysis copy could not be made of (the review reads their NDJSON, and names them if bad).
+    unconverted: list[str] = field(default_factory=list)
 
 
 # ── reading export files ────────────────────────────────────────────────────

@@ -43,6 +43,7 @@ from agentspec.trace.fleet import (
     EXPORT_SCHEMA,
     POLICIES_DIR,
     ChainCheck,
+    ChainTally,
     ExportError,
     chains_of,
     export_files,
@@ -108,7 +109,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Recorded:
+class Recorded(ChainTally):
     """What a source holds: the grouped decisions of every replayable chain, the chains, and the outcome count."""
 
     source: str
@@ -116,14 +117,6 @@ class Recorded:
     outcomes: int
     chains: tuple[ChainCheck, ...]
     policies: Mapping[str, Mapping[str, Any]]
-
-    @property
-    def broken(self) -> list[ChainCheck]:
-        return [c for c in self.chains if c.verified and not c.ok]
-
-    @property
-    def unverified(self) -> list[ChainCheck]:
-        return [c for c in self.chains if not c.verified]
 
     @property
     def decisions(self) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentspec.policy import evaluate_tool_call
+from agentspec.report.synthetic import write_parts
 from agentspec.sim.traffic import Distribution, Traffic, WorkflowTraffic
 from agentspec.trace.schema import GENESIS_HASH, decision_id
 from agentspec.trace.verify import record_hash
@@ -281,26 +282,7 @@ def generate(
 ) -> dict[str, int]:
     """Write the export of `sessions` sessions under `out`; answers the number of events written per kind."""
     gen = _Gen(policy, traffic, seed)
-    buffers: dict[tuple[str, str, str], list[str]] = {}
-    parts: dict[tuple[str, str, str], int] = {}
-    counts: dict[str, int] = {"decisions": 0, "traces": 0}
-
-    def flush(key: tuple[str, str, str]) -> None:
-        kind, workflow, dt = key
-        part = parts.get(key, 0)
-        parts[key] = part + 1
-        path = out / kind / f"dt={dt}" / f"workflow={workflow}" / f"part-{seed:04d}-{part:05d}.ndjson"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(buffers.pop(key)) + "\n", encoding="utf-8")
-
-    for kind, workflow, dt, line in gen.sessions(sessions):
-        key = (kind, workflow, dt)
-        buffers.setdefault(key, []).append(line)
-        counts[kind] += 1
-        if len(buffers[key]) >= part_rows:
-            flush(key)
-    for key in list(buffers):
-        flush(key)
+    counts = {"decisions": 0, "traces": 0} | write_parts(out, gen.sessions(sessions), seed=seed, part_rows=part_rows)
     folder = out / "policies"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{str(policy['spec_hash']).removeprefix('sha256:')}.json").write_text(
