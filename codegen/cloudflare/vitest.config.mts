@@ -5,7 +5,8 @@ import { defineConfig } from "vitest/config";
 
 /** The stand-in model server (`INFERENCE_URL` of the test Worker), for the role tests' turns: it echoes the
  * input, asks for `lookup_order` when told to look something up, reads a tool's result back, summarizes for a
- * checkpoint, and is down for an input starting "outage". */
+ * checkpoint, is down for an input starting "outage", and answers 200 ms late to one starting "slow" (a turn
+ * still in flight when the next arrives). */
 async function inference(request: Request): Promise<Response> {
   const body = (await request.json()) as { messages: { role: string; content: string | null }[] };
   const last = [...body.messages].reverse().find((m) => m.role === "user")?.content ?? "";
@@ -13,6 +14,7 @@ async function inference(request: Request): Promise<Response> {
   const answer = (message: Record<string, unknown>) => Response.json({ choices: [{ message }], usage });
   const tool = body.messages.find((m) => m.role === "tool");
   if (last.startsWith("outage")) return new Response("down", { status: 503 });
+  if (last.startsWith("slow")) await new Promise((resolve) => setTimeout(resolve, 200));
   const asked = /^(fetch doc|fetch lost|search|meaning) (.+)$/.exec(last);
   if (asked && !tool) {
     const [name, args] = asked[1] === "fetch doc" ? ["fetch_doc", { doc_id: asked[2] }]

@@ -41,7 +41,7 @@ describe("a session's turns", () => {
 
   it("answers 409 to a second turn while one runs, and the first completes", async () => {
     const s = session();
-    const [first, second] = await Promise.all([s.stub.turn(s.req("one")), s.stub.turn(s.req("two"))]);
+    const [first, second] = await Promise.all([s.stub.turn(s.req("slow one")), s.stub.turn(s.req("two"))]);
     expect(first).toMatchObject({ ok: true, turn: 1 });
     expect(second).toMatchObject({ ok: false, status: 409, code: "turn_in_progress", decisions: [] });
   });
