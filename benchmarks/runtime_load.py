@@ -24,9 +24,14 @@ Two phases, each with fresh sessions warmed up by a few turns, sides interleaved
               baseline's median throughput, default 0.5), round-robin over the sessions; a turn's latency counts
               from its scheduled arrival, so a stall that delays later turns is charged to them too.
 
+  export-off the same compiled project with the fleet export off (its queue removed from `wrangler.jsonc`:
+             without `EXPORT_QUEUE` nothing is kept or sent, and no consumer runs); `--no-export-off` skips it.
+
 Bars (medians over the repetitions; exit status 1 if one fails):
   1. throughput ratio generated / baseline >= 0.8 (throughput phase);
-  2. added p99 latency (generated p99 - baseline p99) < 5 ms (latency phase, same arrival rate).
+  2. added p99 latency (generated p99 - baseline p99) < 5 ms (latency phase, same arrival rate);
+  3. the export costs at most 5%: generated throughput >= 0.95 x export-off's, and generated p99 at the
+     latency phase's rate <= 1.05 x export-off's.
 
 wrangler dev runs as agentspec.devserver starts it for the tests: offline, and without wrangler's local trace
 collector (X_LOCAL_OBSERVABILITY=false), which would otherwise store a span row for every SQL statement, RPC
@@ -65,6 +70,7 @@ DEFAULT_SPEC = ROOT / "tests" / "e2e" / "specs" / "playground.agent"
 TOKEN, TENANT, ADMIN = "bench-token", "bench", "bench-admin-token"
 RATIO_BAR = 0.8
 P99_BAR_MS = 5.0
+EXPORT_COST_BAR = 0.05
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -275,6 +281,23 @@ def generated_project(spec_path: Path, work: Path) -> tuple[Path, dict[str, str]
     return project, spec_secrets(spec)
 
 
+def export_off_copy(project: Path, work: Path) -> Path:
+    """A copy of a compiled project with the fleet export off: the top level's `queues` removed (the local run
+    reads only the top level). The runtime keeps nothing without `EXPORT_QUEUE`, and no consumer is started."""
+    out = work / "export-off"
+    shutil.copytree(
+        project, out, symlinks=True, ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
+    )
+    config = out / "wrangler.jsonc"
+    lines = config.read_text().splitlines()
+    head = [line for line in lines if line.startswith("//")]  # the generated file's comments are its header only
+    data = json.loads("\n".join(line for line in lines if not line.startswith("//")))
+    if data.pop("queues", None) is None:
+        raise SystemExit(f"{config}: no `queues` at the top level, so the export is already off")
+    config.write_text("\n".join(head) + "\n" + json.dumps(data, indent=2) + "\n")
+    return out
+
+
 def spec_secrets(spec) -> dict[str, str]:
     return local_secrets(spec, {TOKEN: TENANT}, ADMIN)
 
@@ -460,12 +483,16 @@ def _cpu_text(run: Run) -> str:
     return ", ".join(parts)
 
 
-def _phase(gen: Worker, base: Worker, stub: Stub, args: argparse.Namespace, tag: str, rate: float | None):
-    """`args.reps` interleaved repetitions of one phase (closed loop when `rate` is None), each printed."""
-    runs: dict[str, list[Run]] = {"generated": [], "baseline": []}
+def _phase(sides: list[Worker], stub: Stub, args: argparse.Namespace, tag: str, rate: float | None):
+    """`args.reps` interleaved repetitions of one phase (closed loop when `rate` is None), each printed. Each
+    repetition runs the sides in another order (rotated, and reversed every other time), so no side always
+    follows the same one."""
+    runs: dict[str, list[Run]] = {w.label: [] for w in sides}
     for rep in range(args.reps):
-        for w in [gen, base] if rep % 2 == 0 else [base, gen]:
-            run = measure(w, stub, args.workflow if w is gen else "baseline", f"{tag}{rep}", args, rate)
+        order = sides[rep % len(sides) :] + sides[: rep % len(sides)]
+        for w in order if rep % 2 == 0 else order[::-1]:
+            workflow = "baseline" if w.label == "baseline" else args.workflow
+            run = measure(w, stub, workflow, f"{tag}{rep}", args, rate)
             runs[w.label].append(run)
             err = f"  ERRORS {run.errors}" if run.errors else ""
             print(
@@ -502,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--deadline", type=float, default=120.0, help="seconds allowed per timed phase")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-export-off", action="store_true", help="skip the export-off side (and the export's cost bar)")
     ap.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve_stub:
@@ -567,6 +595,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         base = Worker("baseline", base_dir, dev, work, wrangler_env)
         workers = [gen, base]
+        if not args.no_export_off:
+            off_dir = export_off_copy(project, work)
+            gen_vars = {**dev, "TOOL_ORIGINS": tool_origins, **secrets}
+            workers.insert(1, Worker("export-off", off_dir, gen_vars, work, wrangler_env))
         for w in workers:
             t0 = time.monotonic()
             w.start()
@@ -578,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'model calls':>11} {'cpu ms/turn':>11}  cpu (% of one core)"
         )
         print(f"\nthroughput phase: closed loop, concurrency {args.concurrency}\n{header}")
-        runs = _phase(gen, base, stub, args, "t", None)
+        runs = _phase(workers, stub, args, "t", None)
         base_tput = statistics.median(r.throughput for r in runs["baseline"])
 
         # 4. latency: open loop at the same fixed arrival rate for both sides
@@ -587,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nlatency phase: open loop, {rate:.0f} turns/s arriving for both sides "
             f"({args.latency_load:g} x the baseline's median throughput)\n{header}"
         )
-        lat_runs = _phase(gen, base, stub, args, "l", rate)
+        lat_runs = _phase(workers, stub, args, "l", rate)
 
         # 5. summary
         expected = args.sessions * (args.warmup + args.turns)  # per throughput run
@@ -596,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nmedians over {args.reps} repetitions ({args.sessions * args.turns} measured turns per throughput run, "
             f"{args.sessions * args.latency_turns} per latency run):"
         )
-        for side in ("generated", "baseline"):
+        for side in runs:
             rs, ls = runs[side], lat_runs[side]
             p50, p99 = (statistics.median(r.pct(q) for r in ls) for q in (50, 99))
             print(
@@ -613,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
         ok_p99 = added < P99_BAR_MS and not errors["generated"]
-        for w in (gen, base):
+        for w in workers:
             rss, peak = w.memory_mib()
             print(f"  {w.label:9}: workerd resident memory {rss:6.1f} MiB after both phases (peak {peak:.1f} MiB)")
         print(
@@ -624,8 +656,19 @@ def main(argv: list[str] | None = None) -> int:
             f"  added p99 latency at {rate:.0f} turns/s = {added:+.2f} ms   (bar < {P99_BAR_MS:g} ms)   "
             f"{'PASS' if ok_p99 else 'FAIL'}"
         )
+        ok_export = True
+        if "export-off" in runs:
+            tput_on, tput_off = (statistics.median(r.throughput for r in runs[k]) for k in ("generated", "export-off"))
+            p99_on, p99_off = (statistics.median(r.pct(99) for r in lat_runs[k]) for k in ("generated", "export-off"))
+            tput_cost, p99_cost = 1 - tput_on / tput_off, p99_on / p99_off - 1
+            ok_export = tput_cost <= EXPORT_COST_BAR and p99_cost <= EXPORT_COST_BAR and not errors["export-off"]
+            print(
+                f"  export on vs off: throughput {tput_on:.1f} / {tput_off:.1f} turns/s ({-tput_cost:+.1%}), "
+                f"p99 at {rate:.0f} turns/s {p99_on:.2f} / {p99_off:.2f} ms ({p99_cost:+.1%})   "
+                f"(bar: neither worse by more than {EXPORT_COST_BAR:.0%})   {'PASS' if ok_export else 'FAIL'}"
+            )
         print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
-        return 0 if ok_ratio and ok_p99 else 1
+        return 0 if ok_ratio and ok_p99 and ok_export else 1
     finally:
         for w in workers:
             w.stop()

@@ -3,7 +3,7 @@
 // at `flush`, together with the other rows of the same commit; each written record is queued for the export.
 
 import { appendRecord, type ChainRecord } from "./chain";
-import { decisionEvent, type Outbox } from "./export";
+import type { Outbox } from "./export";
 
 export const RECORDS_SCHEMA = "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);";
 
@@ -60,7 +60,7 @@ export class DecisionLog {
   flush(): void {
     for (const rec of this.pending) {
       this.sql.exec("INSERT INTO records (seq, body) VALUES (?, ?)", rec.seq, JSON.stringify(rec));
-      this.outbox.push(decisionEvent(rec));
+      this.outbox.touch(); // the export reads it from this table (export.ts ExportSender)
     }
     this.pending = [];
   }

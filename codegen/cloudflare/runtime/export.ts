@@ -44,8 +44,9 @@ export interface ExportEnv {
   EXPORT_BUCKET?: R2Bucket;
 }
 
-/** Sends and failures seen by this isolate: a failure is counted and logged, never thrown at a turn. */
-export const exportCounters = { sent: 0, failed: 0 };
+/** Sends and failures seen by this isolate: a failure is counted and logged, never thrown at a turn. `dropped`:
+ * events too large for a queue message (128 KB), skipped so that they do not hold every later event back. */
+export const exportCounters = { sent: 0, failed: 0, dropped: 0 };
 
 // A queue's sendBatch takes at most 100 messages, a message at most 128 KB
 // (https://developers.cloudflare.com/queues/platform/limits/).
@@ -92,41 +93,124 @@ export const EXPORT_LINGER_MS = 500;
 // https://developers.cloudflare.com/durable-objects/api/alarms/: a throwing alarm is retried 6 times.
 const LAST_ALARM_RETRY = 6;
 const OUTAGE_RETRY_MS = 60_000;
+// A sendBatch carries at most 256 KB in all; the rest of it for each message's envelope.
+const BATCH_BYTES = 240_000;
+const ENVELOPE_BYTES = 128;
+// Rows read from one table per round: a round sends at most SEND_BATCH messages anyway.
+const ROWS_PER_READ = 500;
 
-/** The object's durable outbox: NDJSON messages committed, not yet accepted by the queue. */
+/** The object's durable outbox, for the events no table of its own keeps (task records): NDJSON messages
+ * committed, not yet accepted by the queue. */
 export const EXPORT_OUTBOX_SCHEMA =
   "CREATE TABLE IF NOT EXISTS export_outbox (id INTEGER PRIMARY KEY, body TEXT NOT NULL, events INTEGER NOT NULL);";
+/** How far each table has been sent: the last `records.seq` and `turns.turn` the queue accepted. */
+export const EXPORT_CURSOR_SCHEMA =
+  "CREATE TABLE IF NOT EXISTS export_cursor (source TEXT PRIMARY KEY, last INTEGER NOT NULL);";
+
+/** An event's line and its UTF-8 size, its data given as JSON text already: the head's escaping is
+ * JSON.stringify's, and the data (a row's body, written by JSON.stringify) goes in as stored, neither parsed nor
+ * serialized again. The same text as JSON.stringify of the whole event. */
+export function eventLine(head: Omit<ExportEvent, "data">, data: string, dataBytes = utf8Length(data)):
+  { text: string; bytes: number } {
+  const open = `${JSON.stringify(head).slice(0, -1)},"data":`;
+  return { text: `${open}${data}}`, bytes: utf8Length(open) + dataBytes + 1 };
+}
+
+type Source = "outbox" | "decision" | "trace";
+
+/** One round's messages, and what to mark sent once the queue has accepted them. */
+interface Round {
+  messages: string[];
+  events: number;
+  upTo: Partial<Record<Source, number>>;
+}
+
+/** Messages of at most MESSAGE_BYTES, SEND_BATCH and BATCH_BYTES in all, packed from lines in order. */
+class Packer {
+  readonly round: Round = { messages: [], events: 0, upTo: {} };
+  private lines: string[] = [];
+  private size = 0;
+  private total = 0;
+
+  /** Add a whole message (an outbox row); false when the round is full. */
+  message(text: string, bytes: number, events: number): boolean {
+    this.close();
+    if (!this.fits(bytes)) return false;
+    this.round.messages.push(text);
+    this.round.events += events;
+    this.total += bytes + ENVELOPE_BYTES;
+    return true;
+  }
+
+  /** Add one line; false when the round is full. A line too large for any message is skipped (and counted). */
+  line(text: string, bytes: number): boolean {
+    if (bytes + 1 > MESSAGE_BYTES) {
+      exportCounters.dropped += 1;
+      console.error(`agentspec: export event of ${bytes} bytes skipped (a queue message holds 128 KB)`,
+        text.slice(0, 160));
+      return true;
+    }
+    if (this.lines.length > 0 && this.size + bytes + 1 > MESSAGE_BYTES) this.close();
+    if (this.lines.length === 0 ? !this.fits(bytes) : this.total + bytes + 1 > BATCH_BYTES) return false;
+    this.lines.push(text);
+    this.size += bytes + 1;
+    this.total += bytes + 1 + (this.lines.length === 1 ? ENVELOPE_BYTES : 0);
+    this.round.events += 1;
+    return true;
+  }
+
+  /** Whether a new message of `bytes` fits the round (the first always does). */
+  private fits(bytes: number): boolean {
+    const count = this.round.messages.length + (this.lines.length > 0 ? 1 : 0);
+    return count === 0 || (count < SEND_BATCH && this.total + bytes + ENVELOPE_BYTES <= BATCH_BYTES);
+  }
+
+  close(): Round {
+    if (this.lines.length > 0) this.round.messages.push(this.lines.join("\n"));
+    this.lines = [];
+    this.size = 0;
+    return this.round;
+  }
+}
 
 /**
- * The sending side of the export, one per Durable Object. `keep` writes a commit's events to the object's own
- * SQLite (as bundled NDJSON messages: one row per turn, usually) and sets an alarm EXPORT_LINGER_MS away if none
- * is set; the alarm (`flush`) sends every kept message, 100 per `sendBatch`, and deletes what the queue accepted.
- * A refused send throws out of the alarm, which the runtime retries with backoff: nothing committed is lost to a
- * queue outage or an eviction (at least once; an event sent twice has the same id). Without a queue binding the
- * export is off and nothing is kept.
+ * The sending side of the export, one per Durable Object. Decision records and turn traces are exported from the
+ * tables the object keeps them in anyway (`records`, `turns`): a turn writes nothing for the export but, now and
+ * then, an alarm. The alarm (`flush`) reads what is past each table's cursor, builds each event's line around the
+ * stored body (not parsed, not serialized again), sends 100 messages per `sendBatch` and moves the cursors past
+ * what the queue accepted. Task records, which no table keeps whole, are written to the object's outbox table at
+ * their commit instead (`keep`). A refused send throws out of the alarm, which the runtime retries with backoff:
+ * nothing committed is lost to a queue outage or an eviction (at least once; an event sent twice has the same id).
+ * Without a queue binding the export is off, and nothing is kept or read.
  */
 export class ExportSender {
   /** An alarm is set and has not fired yet (this object is the only one that sets it). */
   private scheduled = false;
 
+  /**
+   * @param unfinishedTurn the turn whose trace row is written but not final yet (a checkpoint may still complete
+   *   it), if any: its trace, and every later one, waits for the next alarm.
+   */
   constructor(
     private readonly sql: SqlStorage,
     private readonly storage: DurableObjectStorage,
     private readonly queue: Queue | undefined,
+    private readonly unfinishedTurn: () => number | null = () => null,
   ) {
     if (queue === undefined) return;
-    sql.exec(EXPORT_OUTBOX_SCHEMA);
-    // Messages an earlier instance kept but did not send (its alarm gave up, or it was evicted first).
-    if (sql.exec("SELECT id FROM export_outbox LIMIT 1").toArray().length > 0) this.schedule();
+    sql.exec(EXPORT_OUTBOX_SCHEMA + EXPORT_CURSOR_SCHEMA);
+    // What an earlier instance committed but did not send (its alarm gave up, or it was evicted first).
+    if (this.pending()) this.schedule();
   }
 
-  /** Keep a commit's events for the next send. Synchronous: the rows join the caller's commit. */
-  keep(events: readonly ExportEvent[]): void {
-    if (this.queue === undefined || events.length === 0) return;
+  /** Keep a commit's task events for the next send, and set the alarm for its records and trace. Synchronous:
+   * the rows join the caller's commit. `touched`: the commit wrote rows to `records` or `turns`. */
+  keep(events: readonly ExportEvent[], touched = false): void {
+    if (this.queue === undefined) return;
     for (const m of bundle(events)) {
       this.sql.exec("INSERT INTO export_outbox (body, events) VALUES (?, ?)", m.text, m.count);
     }
-    this.schedule();
+    if (touched || events.length > 0) this.schedule();
   }
 
   private schedule(): void {
@@ -135,32 +219,93 @@ export class ExportSender {
     void this.storage.setAlarm(Date.now() + EXPORT_LINGER_MS);
   }
 
-  /** The alarm: send what is kept, oldest first. Throws (and keeps the rest) when the queue refuses, so the
-   * runtime retries the alarm (from 2 s, doubling, 6 times); the last retry sets a slow alarm of its own instead,
-   * so an outage longer than the retries still loses nothing. */
+  private cursor(source: Source): number {
+    const row = this.sql.exec<{ last: number }>("SELECT last FROM export_cursor WHERE source = ?", source).toArray();
+    return row[0]?.last ?? 0;
+  }
+
+  /** A trace may be read up to this turn (exclusive). */
+  private traceLimit(): number {
+    return this.unfinishedTurn() ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** Whether anything committed is not sent yet. */
+  private pending(): boolean {
+    const one = (query: string, ...bindings: number[]) => this.sql.exec(query, ...bindings).toArray().length > 0;
+    return one("SELECT 1 FROM export_outbox LIMIT 1")
+      || one("SELECT 1 FROM records WHERE seq > ? LIMIT 1", this.cursor("decision"))
+      || one("SELECT 1 FROM turns WHERE turn > ? AND turn < ? LIMIT 1", this.cursor("trace"), this.traceLimit());
+  }
+
+  /** The next round: outbox messages first, then decision records, then traces, each oldest first. */
+  private collect(): Round {
+    const pack = new Packer();
+    const { upTo } = pack.round;
+    const outbox = this.sql.exec<{ id: number; body: string; events: number; bytes: number }>(
+      "SELECT id, body, events, length(CAST(body AS BLOB)) AS bytes FROM export_outbox ORDER BY id LIMIT ?",
+      SEND_BATCH);
+    for (const r of outbox) {
+      if (!pack.message(r.body, r.bytes, r.events)) return pack.close();
+      upTo.outbox = r.id;
+    }
+    // The head fields are read by SQLite from the stored JSON; the body goes into the line as it is.
+    const records = this.sql.exec<{ seq: number; body: string; bytes: number; ts: string; workflow: string;
+      tenant: string; session: string }>(
+      `SELECT seq, body, length(CAST(body AS BLOB)) AS bytes, json_extract(body, '$.ts') AS ts,
+        json_extract(body, '$.workflow') AS workflow, json_extract(body, '$.tenant') AS tenant,
+        json_extract(body, '$.session') AS session
+       FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, this.cursor("decision"), ROWS_PER_READ);
+    for (const r of records) {
+      const line = eventLine({ schema: EXPORT_SCHEMA, kind: "decision", id: decisionId(r.tenant, r.session, r.seq),
+        ts: r.ts, workflow: r.workflow, tenant: r.tenant, session: r.session, seq: r.seq }, r.body, r.bytes);
+      if (!pack.line(line.text, line.bytes)) return pack.close();
+      upTo.decision = r.seq;
+    }
+    const turns = this.sql.exec<{ turn: number; at: number; body: string; bytes: number; trace_id: string;
+      workflow: string; tenant: string; session: string }>(
+      `SELECT turn, at, body, length(CAST(body AS BLOB)) AS bytes, json_extract(body, '$.trace_id') AS trace_id,
+        json_extract(body, '$.workflow') AS workflow, json_extract(body, '$.tenant') AS tenant,
+        json_extract(body, '$."gen_ai.conversation.id"') AS session
+       FROM turns WHERE turn > ? AND turn < ? ORDER BY turn LIMIT ?`,
+      this.cursor("trace"), this.traceLimit(), ROWS_PER_READ);
+    for (const r of turns) {
+      const line = eventLine({ schema: EXPORT_SCHEMA, kind: "trace", id: `trace:${r.trace_id}`,
+        ts: new Date(r.at).toISOString(), workflow: r.workflow, tenant: r.tenant, session: r.session, seq: r.turn },
+      r.body, r.bytes);
+      if (!pack.line(line.text, line.bytes)) return pack.close();
+      upTo.trace = r.turn;
+    }
+    return pack.close();
+  }
+
+  /** The alarm: send what is committed and not sent, oldest first. Throws (and keeps the rest) when the queue
+   * refuses, so the runtime retries the alarm (from 2 s, doubling, 6 times); the last retry sets a slow alarm of
+   * its own instead, so an outage longer than the retries still loses nothing. */
   async flush(retryCount = 0): Promise<void> {
     this.scheduled = false; // a commit from here on sets the next alarm
     const queue = this.queue;
     if (queue === undefined) return;
-    let last = 0;
     for (;;) {
-      const rows = this.sql.exec<{ id: number; body: string; events: number }>(
-        "SELECT id, body, events FROM export_outbox WHERE id > ? ORDER BY id LIMIT ?", last, SEND_BATCH).toArray();
-      if (rows.length === 0) return;
-      const count = rows.reduce((n, r) => n + r.events, 0);
+      const round = this.collect();
+      if (round.messages.length === 0) return;
       try {
-        await queue.sendBatch(rows.map((r) => ({ body: r.body, contentType: "text" as const })));
+        await queue.sendBatch(round.messages.map((body) => ({ body, contentType: "text" as const })));
       } catch (error) {
-        exportCounters.failed += count;
+        exportCounters.failed += round.events;
         console.error("agentspec: export send failed (retried)", error instanceof Error ? error.message : String(error));
         if (retryCount < LAST_ALARM_RETRY) throw error;
         this.scheduled = true;
         await this.storage.setAlarm(Date.now() + OUTAGE_RETRY_MS);
         return;
       }
-      exportCounters.sent += count;
-      last = rows[rows.length - 1]!.id;
-      this.sql.exec("DELETE FROM export_outbox WHERE id <= ?", last);
+      exportCounters.sent += round.events;
+      const { outbox, decision, trace } = round.upTo;
+      if (outbox !== undefined) this.sql.exec("DELETE FROM export_outbox WHERE id <= ?", outbox);
+      for (const [source, last] of [["decision", decision], ["trace", trace]] as const) {
+        if (last === undefined) continue;
+        this.sql.exec("INSERT INTO export_cursor (source, last) VALUES (?, ?) "
+          + "ON CONFLICT (source) DO UPDATE SET last = excluded.last", source, last);
+      }
     }
   }
 }
@@ -215,19 +360,27 @@ export function taskEvent(scope: { tenant: string; task: string; workflow: strin
 }
 
 /** What an object committed and has not yet handed to the export: filled at each commit, drained after it
- * into the object's ExportSender. */
+ * into the object's ExportSender. Task events are held here; a decision record or a trace only marks the outbox
+ * touched (the sender reads them from their tables). */
 export class Outbox {
   private events: ExportEvent[] = [];
+  private touched = false;
 
   push(event: ExportEvent): void {
     this.events.push(event);
   }
 
+  /** A row was written to `records` or `turns`. */
+  touch(): void {
+    this.touched = true;
+  }
+
   /** Everything queued so far, and the outbox emptied. */
-  drain(): ExportEvent[] {
-    const events = this.events;
+  drain(): { events: ExportEvent[]; touched: boolean } {
+    const out = { events: this.events, touched: this.touched };
     this.events = [];
-    return events;
+    this.touched = false;
+    return out;
   }
 }
 

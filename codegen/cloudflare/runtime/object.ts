@@ -99,14 +99,19 @@ export class SessionObject<E extends AgentEnv> extends DurableObject<E> {
   /** Hand what this object committed to the fleet export (export.ts ExportSender): kept in this object's storage
    * and sent by its alarm, so the turn neither waits for the queue nor loses events to it. */
   private exportOutbox(): void {
-    this.exportSender ??= new ExportSender(this.sql, this.ctx.storage, this.env.EXPORT_QUEUE);
-    this.exportSender.keep(this.outbox.drain());
+    const { events, touched } = this.outbox.drain();
+    this.sender.keep(events, touched);
+  }
+
+  private get sender(): ExportSender {
+    this.exportSender ??= new ExportSender(this.sql, this.ctx.storage, this.env.EXPORT_QUEUE,
+      () => this.sessionRole?.unfinished ?? null);
+    return this.exportSender;
   }
 
   /** The export's alarm (this object sets no other). */
   override async alarm(info?: AlarmInvocationInfo): Promise<void> {
-    this.exportSender ??= new ExportSender(this.sql, this.ctx.storage, this.env.EXPORT_QUEUE);
-    await this.exportSender.flush(info?.retryCount ?? 0);
+    await this.sender.flush(info?.retryCount ?? 0);
   }
 
   // ── RPC: a session's turns (session.ts) ──────────────────────────────────

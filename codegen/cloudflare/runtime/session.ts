@@ -8,7 +8,7 @@
 import type { DecisionLog, DecisionView } from "./decisions";
 import type { RuntimeEnv } from "./env";
 import { AllModelsFailedError, messageOf, PolicyError } from "./errors";
-import { traceEvent, type Outbox } from "./export";
+import type { Outbox } from "./export";
 import { HttpError } from "./http";
 import { runInference, type ChatMessage, type InferenceResult } from "./inference";
 import type { MetaTable } from "./meta";
@@ -103,6 +103,9 @@ export function turnRecords(sql: SqlStorage): unknown[] {
 
 export class SessionTurns {
   private busy = false;
+  /** The turn whose trace row is written but may still change (its SLO alerts and checkpoint are running): the
+   * export leaves it for its next send. */
+  unfinished: number | null = null;
 
   constructor(private readonly host: SessionHost) {}
 
@@ -311,17 +314,21 @@ export class SessionTurns {
     sql.exec("INSERT INTO turns (turn, at, body) VALUES (?, ?, ?)", t.turn, at,
       JSON.stringify(this.traceOf(t, answer, latency, cost, null)));
     this.head = { turn: t.turn, at };
-
-    const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: answer.ttft ?? latency, cost_usd: cost,
-      input_tokens: t.usage.input, cached_tokens: t.usage.cached,
-      denied: policyDenials(t.decisions), decisions: t.decisions.length };
-    const checkpoint = await this.afterCommit(t, sample);
-    const trace = this.traceOf(t, answer, latency, cost, checkpoint.result);
-    if (checkpoint.result !== null || checkpoint.recorded) {
-      this.host.log.flush();
-      sql.exec("UPDATE turns SET body = ? WHERE turn = ?", JSON.stringify(trace), t.turn);
+    this.unfinished = t.turn;
+    try {
+      const sample: SliSample = { ok: true, latency_ms: latency, ttft_ms: answer.ttft ?? latency, cost_usd: cost,
+        input_tokens: t.usage.input, cached_tokens: t.usage.cached,
+        denied: policyDenials(t.decisions), decisions: t.decisions.length };
+      const checkpoint = await this.afterCommit(t, sample);
+      if (checkpoint.result !== null || checkpoint.recorded) {
+        this.host.log.flush();
+        sql.exec("UPDATE turns SET body = ? WHERE turn = ?",
+          JSON.stringify(this.traceOf(t, answer, latency, cost, checkpoint.result)), t.turn);
+      }
+    } finally {
+      this.unfinished = null;
     }
-    this.host.outbox.push(traceEvent(t.req, t.turn, trace));
+    this.host.outbox.touch(); // the export reads the trace from `turns` (export.ts ExportSender)
     return { ok: true, session_id: t.req.session, turn: t.turn, output: answer.output, model: answer.model,
       decisions: t.decisions, trace_id: t.req.traceId };
   }

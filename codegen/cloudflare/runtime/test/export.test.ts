@@ -2,9 +2,10 @@
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { appendRecord } from "../chain";
+import { appendRecord, type ChainRecord } from "../chain";
 import {
-  bundle, decisionEvent, decisionId, lineHead, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents, traceEvent, writeBatch,
+  bundle, decisionEvent, decisionId, eventLine, lineHead, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents,
+  traceEvent, writeBatch,
   type ExportEvent,
 } from "../export";
 import type { TestEnv } from "./worker";
@@ -58,39 +59,93 @@ function recordingQueue() {
 }
 
 const sessionObject = () => testEnv.SESSION.getByName(`export-test-${crypto.randomUUID()}`);
-const ids = (calls: { body: string }[][]) =>
-  calls.flat().flatMap((m) => m.body.split("\n")).map((l) => (JSON.parse(l) as ExportEvent).id);
+
+/** Rows as an object's commits write them: a decision record, and a turn's trace. */
+function writeRecord(sql: SqlStorage, rec: ChainRecord): void {
+  sql.exec("INSERT INTO records (seq, body) VALUES (?, ?)", rec.seq, JSON.stringify(rec));
+}
+function writeTurn(sql: SqlStorage, turn: number, at: number, extra: Record<string, unknown> = {}): void {
+  sql.exec("INSERT INTO turns (turn, at, body) VALUES (?, ?, ?)", turn, at, JSON.stringify({ trace_id: `t-${turn}`,
+    turn, workflow: scope.workflow, tenant: scope.tenant, "gen_ai.conversation.id": scope.session, ...extra }));
+}
+function chain(n: number): ChainRecord[] {
+  const out: ChainRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push(appendRecord(out.at(-1) ?? null, { ...scope, intent: `turn ${i} — é`, action: "model.call",
+      decision: "allow", rule: "tier.route", spec_hash: "sha256:00", ts: "2026-12-01T10:00:00.000Z" }));
+  }
+  return out;
+}
+const lines = (calls: { body: string }[][]) =>
+  calls.flat().flatMap((m) => m.body.split("\n")).map((l) => JSON.parse(l) as ExportEvent);
 
 describe("ExportSender", () => {
-  it("keeps each commit in the object's storage and sends several commits in one sendBatch, then forgets them",
+  it("sends records and traces from the tables the commits wrote, several commits in one sendBatch, once each",
     async () => {
       const { queue, calls } = recordingQueue();
       await runInDurableObject(sessionObject(), async (_obj, state) => {
-        const sender = new ExportSender(state.storage.sql, state.storage, queue);
+        const sql = state.storage.sql;
+        const sender = new ExportSender(sql, state.storage, queue);
         const t0 = Date.now();
-        sender.keep(events().slice(0, 2)); // one turn: its decision and its trace
-        sender.keep(events().slice(2)); // the next turn
-        const rows = () => state.storage.sql.exec<{ events: number }>("SELECT events FROM export_outbox").toArray();
-        expect(rows().map((r) => r.events)).toEqual([2, 1]);
+        const [r1, r2, r3] = chain(3);
+        writeRecord(sql, r1!);
+        writeTurn(sql, 1, Date.parse("2026-12-01T10:00:01.000Z"), { latency_ms: 5 });
+        sender.keep([], true); // one turn: its decision and its trace
+        writeRecord(sql, r2!);
+        sender.keep([], true); // the next commit
+        expect(sql.exec("SELECT * FROM export_outbox").toArray()).toEqual([]); // nothing copied for the export
         const alarm = await state.storage.getAlarm();
         expect(alarm).not.toBeNull();
         expect(alarm! - t0).toBeGreaterThanOrEqual(EXPORT_LINGER_MS - 5);
         expect(calls).toEqual([]); // nothing sent before the alarm
         const before = exportCounters.sent;
         await sender.flush();
-        expect(calls.map((c) => c.length)).toEqual([2]); // one call, one message per commit
+        expect(calls.map((c) => c.length)).toEqual([1]); // one call, the three events in one message
         expect(calls[0]![0]!.contentType).toBe("text");
-        expect(ids(calls)).toEqual(events().map((e) => e.id));
+        // Each line is the event the record or trace makes, as JSON.stringify would write it whole.
+        const trace = { ...traceEvent(scope, 1, { trace_id: "t-1", turn: 1, workflow: scope.workflow,
+          tenant: scope.tenant, "gen_ai.conversation.id": scope.session, latency_ms: 5 }),
+        ts: "2026-12-01T10:00:01.000Z" };
+        expect(calls[0]![0]!.body.split("\n")).toEqual(
+          [decisionEvent(r1!), decisionEvent(r2!), trace].map((e) => JSON.stringify(e)));
         expect(exportCounters.sent - before).toBe(3);
-        expect(rows()).toEqual([]);
+        await sender.flush(); // the cursors moved: nothing again
+        expect(calls).toHaveLength(1);
+        writeRecord(sql, r3!);
+        writeTurn(sql, 2, Date.now());
+        await sender.flush();
+        expect(lines(calls.slice(1)).map((e) => e.id)).toEqual([decisionEvent(r3!).id, "trace:t-2"]);
       });
     });
+
+  it("leaves the trace of an unfinished turn (and later ones) for the next send", async () => {
+    const { queue, calls } = recordingQueue();
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      const sql = state.storage.sql;
+      const unfinished: { turn: number | null } = { turn: 2 };
+      const sender = new ExportSender(sql, state.storage, queue, () => unfinished.turn);
+      writeTurn(sql, 1, Date.now());
+      writeTurn(sql, 2, Date.now());
+      await sender.flush();
+      expect(lines(calls).map((e) => e.id)).toEqual(["trace:t-1"]);
+      sql.exec("UPDATE turns SET body = ? WHERE turn = 2", JSON.stringify({ trace_id: "t-2", turn: 2,
+        workflow: scope.workflow, tenant: scope.tenant, "gen_ai.conversation.id": scope.session, checkpoint: "done" }));
+      unfinished.turn = null;
+      await sender.flush();
+      const sent = lines(calls);
+      expect(sent.map((e) => e.id)).toEqual(["trace:t-1", "trace:t-2"]);
+      expect(sent[1]!.data).toMatchObject({ checkpoint: "done" }); // the final row, not the first one
+    });
+  });
 
   it("keeps what the queue refused, and sends it at the next alarm (at least once)", async () => {
     const { queue, calls, state: q } = recordingQueue();
     await runInDurableObject(sessionObject(), async (_obj, state) => {
-      const sender = new ExportSender(state.storage.sql, state.storage, queue);
-      sender.keep(events());
+      const sql = state.storage.sql;
+      const sender = new ExportSender(sql, state.storage, queue);
+      const records = chain(2);
+      for (const r of records) writeRecord(sql, r);
+      sender.keep([events()[0]!], true);
       q.down = true;
       const failed = exportCounters.failed;
       await expect(sender.flush()).rejects.toThrow("queue down"); // the runtime retries a throwing alarm
@@ -101,31 +156,67 @@ describe("ExportSender", () => {
       expect(slow! - Date.now()).toBeGreaterThan(30_000);
       q.down = false;
       await sender.flush();
-      expect(ids(calls)).toEqual(events().map((e) => e.id));
+      expect(lines(calls).map((e) => e.id)).toEqual([events()[0]!.id, ...records.map((r) => decisionEvent(r).id)]);
+      expect(sql.exec("SELECT * FROM export_outbox").toArray()).toEqual([]);
     });
   });
 
-  it("picks up what an earlier instance kept, and sends at most 100 messages per call", async () => {
+  it("picks up what an earlier instance did not send, within 100 messages and 256 KB per call", async () => {
     const { queue, calls } = recordingQueue();
     await runInDurableObject(sessionObject(), async (_obj, state) => {
-      const first = new ExportSender(state.storage.sql, state.storage, queue);
+      const sql = state.storage.sql;
+      const first = new ExportSender(sql, state.storage, queue);
       for (let i = 0; i < 130; i++) first.keep([{ ...events()[0]!, id: `decision:s:${i}` }]);
+      const blob = "x".repeat(40_000);
+      for (let turn = 1; turn <= 12; turn++) writeTurn(sql, turn, Date.now(), { blob });
       await state.storage.deleteAlarm(); // as if its alarm had given up
-      const second = new ExportSender(state.storage.sql, state.storage, queue);
+      const second = new ExportSender(sql, state.storage, queue);
       expect(await state.storage.getAlarm()).not.toBeNull();
       await second.flush();
-      expect(calls.map((c) => c.length)).toEqual([100, 30]);
-      expect(ids(calls)).toEqual(Array.from({ length: 130 }, (_, i) => `decision:s:${i}`));
+      for (const call of calls) {
+        expect(call.length).toBeLessThanOrEqual(100);
+        expect(call.reduce((n, m) => n + new TextEncoder().encode(m.body).length + 128, 0)).toBeLessThanOrEqual(256_000);
+      }
+      expect(calls.length).toBeGreaterThanOrEqual(3);
+      expect(lines(calls).map((e) => e.id)).toEqual([...Array.from({ length: 130 }, (_, i) => `decision:s:${i}`),
+        ...Array.from({ length: 12 }, (_, i) => `trace:t-${i + 1}`)]);
     });
   });
 
-  it("keeps nothing without a queue binding", async () => {
+  it("skips an event too large for a queue message (counted), and sends the ones after it", async () => {
+    const { queue, calls } = recordingQueue();
     await runInDurableObject(sessionObject(), async (_obj, state) => {
-      new ExportSender(state.storage.sql, state.storage, undefined).keep(events());
-      expect(state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'export_outbox'").toArray())
-        .toEqual([]);
+      const sql = state.storage.sql;
+      const sender = new ExportSender(sql, state.storage, queue);
+      writeTurn(sql, 1, Date.now(), { blob: "é".repeat(70_000) }); // 140 KB of UTF-8
+      writeTurn(sql, 2, Date.now());
+      const dropped = exportCounters.dropped;
+      await sender.flush();
+      expect(exportCounters.dropped - dropped).toBe(1);
+      expect(lines(calls).map((e) => e.id)).toEqual(["trace:t-2"]);
+    });
+  });
+
+  it("keeps and reads nothing without a queue binding", async () => {
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      writeRecord(state.storage.sql, chain(1)[0]!);
+      new ExportSender(state.storage.sql, state.storage, undefined).keep(events(), true);
+      expect(state.storage.sql.exec(
+        "SELECT name FROM sqlite_master WHERE name IN ('export_outbox', 'export_cursor')").toArray()).toEqual([]);
       expect(await state.storage.getAlarm()).toBeNull();
     });
+  });
+});
+
+describe("eventLine", () => {
+  it("is JSON.stringify of the whole event, and counts its UTF-8 bytes", () => {
+    for (const event of [...events(), traceEvent({ tenant: "t—é", session: 's"\\', workflow: "w" }, 2,
+      { trace_id: "x", note: "naïve 🙂" })]) {
+      const { data, ...head } = event;
+      const line = eventLine(head, JSON.stringify(data));
+      expect(line.text).toBe(JSON.stringify(event));
+      expect(line.bytes).toBe(new TextEncoder().encode(line.text).length);
+    }
   });
 });
 
