@@ -89,7 +89,7 @@ export function bundle(events: readonly ExportEvent[]): { text: string; count: n
  * per 64 KB), not per event: a session answering a turn every few hundred milliseconds sends once for several
  * turns instead of once per turn, and no turn ever waits for the queue.
  */
-export const EXPORT_LINGER_MS = 500;
+export const EXPORT_LINGER_MS = 2000;
 // https://developers.cloudflare.com/durable-objects/api/alarms/: a throwing alarm is retried 6 times.
 const LAST_ALARM_RETRY = 6;
 const OUTAGE_RETRY_MS = 60_000;
@@ -123,11 +123,15 @@ interface Round {
   messages: string[];
   events: number;
   upTo: Partial<Record<Source, number>>;
+  /** The round stopped at its size limits: more may be waiting. */
+  full: boolean;
+  /** The round holds the whole outbox as it was after this many `keep` writes. */
+  outboxAt?: number;
 }
 
 /** Messages of at most MESSAGE_BYTES, SEND_BATCH and BATCH_BYTES in all, packed from lines in order. */
 class Packer {
-  readonly round: Round = { messages: [], events: 0, upTo: {} };
+  readonly round: Round = { messages: [], events: 0, upTo: {}, full: false };
   private lines: string[] = [];
   private size = 0;
   private total = 0;
@@ -135,7 +139,7 @@ class Packer {
   /** Add a whole message (an outbox row); false when the round is full. */
   message(text: string, bytes: number, events: number): boolean {
     this.close();
-    if (!this.fits(bytes)) return false;
+    if (!this.fits(bytes)) return this.stop();
     this.round.messages.push(text);
     this.round.events += events;
     this.total += bytes + ENVELOPE_BYTES;
@@ -151,12 +155,17 @@ class Packer {
       return true;
     }
     if (this.lines.length > 0 && this.size + bytes + 1 > MESSAGE_BYTES) this.close();
-    if (this.lines.length === 0 ? !this.fits(bytes) : this.total + bytes + 1 > BATCH_BYTES) return false;
+    if (this.lines.length === 0 ? !this.fits(bytes) : this.total + bytes + 1 > BATCH_BYTES) return this.stop();
     this.lines.push(text);
     this.size += bytes + 1;
     this.total += bytes + 1 + (this.lines.length === 1 ? ENVELOPE_BYTES : 0);
     this.round.events += 1;
     return true;
+  }
+
+  private stop(): false {
+    this.round.full = true;
+    return false;
   }
 
   /** Whether a new message of `bytes` fits the round (the first always does). */
@@ -186,6 +195,11 @@ class Packer {
 export class ExportSender {
   /** An alarm is set and has not fired yet (this object is the only one that sets it). */
   private scheduled = false;
+  /** `export_outbox` holds nothing (known without a query): only `keep` writes it, and an earlier instance's
+   * rows are looked for once, at construction. `kept` counts keep's writes, so that a round read before a write
+   * cannot mark the outbox empty after it. */
+  private outboxEmpty = false;
+  private kept = 0;
 
   /**
    * @param unfinishedTurn the turn whose trace row is written but not final yet (a checkpoint may still complete
@@ -209,6 +223,8 @@ export class ExportSender {
     if (this.queue === undefined) return;
     for (const m of bundle(events)) {
       this.sql.exec("INSERT INTO export_outbox (body, events) VALUES (?, ?)", m.text, m.count);
+      this.outboxEmpty = false;
+      this.kept += 1;
     }
     if (touched || events.length > 0) this.schedule();
   }
@@ -219,9 +235,13 @@ export class ExportSender {
     void this.storage.setAlarm(Date.now() + EXPORT_LINGER_MS);
   }
 
+  /** Each table's cursor: read once, then kept in step with what `flush` writes (this object is its only writer). */
+  private cursors: Partial<Record<Source, number>> | undefined;
+
   private cursor(source: Source): number {
-    const row = this.sql.exec<{ last: number }>("SELECT last FROM export_cursor WHERE source = ?", source).toArray();
-    return row[0]?.last ?? 0;
+    this.cursors ??= Object.fromEntries(this.sql.exec<{ source: Source; last: number }>(
+      "SELECT source, last FROM export_cursor").toArray().map((r) => [r.source, r.last]));
+    return this.cursors[source] ?? 0;
   }
 
   /** A trace may be read up to this turn (exclusive). */
@@ -241,20 +261,23 @@ export class ExportSender {
   private collect(): Round {
     const pack = new Packer();
     const { upTo } = pack.round;
-    const outbox = this.sql.exec<{ id: number; body: string; events: number; bytes: number }>(
+    const outbox = !this.outboxEmpty ? this.sql.exec<{ id: number; body: string; events: number; bytes: number }>(
       "SELECT id, body, events, length(CAST(body AS BLOB)) AS bytes FROM export_outbox ORDER BY id LIMIT ?",
-      SEND_BATCH);
+      SEND_BATCH).toArray() : [];
     for (const r of outbox) {
       if (!pack.message(r.body, r.bytes, r.events)) return pack.close();
       upTo.outbox = r.id;
     }
+    if (outbox.length === SEND_BATCH) pack.round.full = true; // more may be waiting
+    else pack.round.outboxAt = this.kept; // all of it is in this round
     // The head fields are read by SQLite from the stored JSON; the body goes into the line as it is.
     const records = this.sql.exec<{ seq: number; body: string; bytes: number; ts: string; workflow: string;
       tenant: string; session: string }>(
       `SELECT seq, body, length(CAST(body AS BLOB)) AS bytes, json_extract(body, '$.ts') AS ts,
         json_extract(body, '$.workflow') AS workflow, json_extract(body, '$.tenant') AS tenant,
         json_extract(body, '$.session') AS session
-       FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, this.cursor("decision"), ROWS_PER_READ);
+       FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, this.cursor("decision"), ROWS_PER_READ).toArray();
+    if (records.length === ROWS_PER_READ) pack.round.full = true;
     for (const r of records) {
       const line = eventLine({ schema: EXPORT_SCHEMA, kind: "decision", id: decisionId(r.tenant, r.session, r.seq),
         ts: r.ts, workflow: r.workflow, tenant: r.tenant, session: r.session, seq: r.seq }, r.body, r.bytes);
@@ -267,7 +290,8 @@ export class ExportSender {
         json_extract(body, '$.workflow') AS workflow, json_extract(body, '$.tenant') AS tenant,
         json_extract(body, '$."gen_ai.conversation.id"') AS session
        FROM turns WHERE turn > ? AND turn < ? ORDER BY turn LIMIT ?`,
-      this.cursor("trace"), this.traceLimit(), ROWS_PER_READ);
+      this.cursor("trace"), this.traceLimit(), ROWS_PER_READ).toArray();
+    if (turns.length === ROWS_PER_READ) pack.round.full = true;
     for (const r of turns) {
       const line = eventLine({ schema: EXPORT_SCHEMA, kind: "trace", id: `trace:${r.trace_id}`,
         ts: new Date(r.at).toISOString(), workflow: r.workflow, tenant: r.tenant, session: r.session, seq: r.turn },
@@ -301,11 +325,14 @@ export class ExportSender {
       exportCounters.sent += round.events;
       const { outbox, decision, trace } = round.upTo;
       if (outbox !== undefined) this.sql.exec("DELETE FROM export_outbox WHERE id <= ?", outbox);
+      if (round.outboxAt === this.kept) this.outboxEmpty = true;
       for (const [source, last] of [["decision", decision], ["trace", trace]] as const) {
         if (last === undefined) continue;
         this.sql.exec("INSERT INTO export_cursor (source, last) VALUES (?, ?) "
           + "ON CONFLICT (source) DO UPDATE SET last = excluded.last", source, last);
+        this.cursors![source] = last;
       }
+      if (!round.full) return; // everything was read; what commits from here sets the next alarm
     }
   }
 }

@@ -183,6 +183,25 @@ describe("ExportSender", () => {
     });
   });
 
+  it("sends what a commit kept while a send was in flight", async () => {
+    const calls: { body: string }[][] = [];
+    await runInDurableObject(sessionObject(), async (_obj, state) => {
+      const sql = state.storage.sql;
+      let sender: ExportSender | undefined;
+      const queue = {
+        async sendBatch(m: { body: string }[]) {
+          if (calls.length === 0) sender!.keep([{ ...events()[0]!, id: "task:t:during" }]); // a commit meanwhile
+          calls.push(m);
+        },
+      } as unknown as Queue;
+      sender = new ExportSender(sql, state.storage, queue);
+      sender.keep([{ ...events()[0]!, id: "task:t:before" }]);
+      await sender.flush();
+      await sender.flush();
+      expect(lines(calls).map((e) => e.id)).toEqual(["task:t:before", "task:t:during"]);
+    });
+  });
+
   it("skips an event too large for a queue message (counted), and sends the ones after it", async () => {
     const { queue, calls } = recordingQueue();
     await runInDurableObject(sessionObject(), async (_obj, state) => {
