@@ -334,7 +334,7 @@ def test_a_failing_export_bucket_neither_fails_nor_slows_a_turn(tmp_path_factory
         blobs.rename(blobs.with_name("blobs.away"))
         blobs.write_text("")  # a file where the bucket's blob directory was: every put fails (also for root)
         broken = _timed_turns(rt, "broken", 12)
-        time.sleep(4.5)  # past the object's linger (2 s) and the local batch timeout (1 s): the consumer has tried, and failed
+        time.sleep(4.5)  # past the linger (2 s) and the local batch timeout (1 s): the consumer has tried and failed
         assert _exported_turns(rt, out, "broken") == 0
         assert [t["turn"] for t in rt.traces("broken")["turns"]] == list(range(1, 13))
         # Unslowed: a turn never waits for the export (generous bounds, the machine may be shared).
