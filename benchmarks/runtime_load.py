@@ -56,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         if "export-off" in runs:
             # Paired: each repetition runs the two sides back to back, so their ratio leaves out how fast the
             # machine was at that moment (it drifts by tens of % here), which a ratio of medians keeps in.
-            def paired(on: list[Run], off: list[Run], figure) -> float:
+            def paired(on: list[Run], off: list[Run], figure: Callable[[Run], float]) -> float:
                 return statistics.median(figure(a) / figure(b) for a, b in zip(on, off, strict=True))
 
             on, off, lat_on, lat_off = (

@@ -195,11 +195,11 @@ class Packer {
 export class ExportSender {
   /** An alarm is set and has not fired yet (this object is the only one that sets it). */
   private scheduled = false;
-  /** `export_outbox` holds nothing (known without a query): only `keep` writes it, and an earlier instance's
-   * rows are looked for once, at construction. `kept` counts keep's writes, so that a round read before a write
-   * cannot mark the outbox empty after it. */
-  private outboxEmpty = false;
+  /** `kept` counts keep's writes to `export_outbox` (its only writer); `emptyAt` is the count at which a sent
+   * round held the whole outbox. Equal, the outbox is known empty without a query; a write during the send
+   * makes them differ. Undefined at first: an earlier instance may have left rows. */
   private kept = 0;
+  private emptyAt: number | undefined;
 
   /**
    * @param unfinishedTurn the turn whose trace row is written but not final yet (a checkpoint may still complete
@@ -223,7 +223,6 @@ export class ExportSender {
     if (this.queue === undefined) return;
     for (const m of bundle(events)) {
       this.sql.exec("INSERT INTO export_outbox (body, events) VALUES (?, ?)", m.text, m.count);
-      this.outboxEmpty = false;
       this.kept += 1;
     }
     if (touched || events.length > 0) this.schedule();
@@ -261,7 +260,7 @@ export class ExportSender {
   private collect(): Round {
     const pack = new Packer();
     const { upTo } = pack.round;
-    const outbox = !this.outboxEmpty ? this.sql.exec<{ id: number; body: string; events: number; bytes: number }>(
+    const outbox = this.emptyAt !== this.kept ? this.sql.exec<{ id: number; body: string; events: number; bytes: number }>(
       "SELECT id, body, events, length(CAST(body AS BLOB)) AS bytes FROM export_outbox ORDER BY id LIMIT ?",
       SEND_BATCH).toArray() : [];
     for (const r of outbox) {
@@ -325,7 +324,7 @@ export class ExportSender {
       exportCounters.sent += round.events;
       const { outbox, decision, trace } = round.upTo;
       if (outbox !== undefined) this.sql.exec("DELETE FROM export_outbox WHERE id <= ?", outbox);
-      if (round.outboxAt === this.kept) this.outboxEmpty = true;
+      if (round.outboxAt !== undefined) this.emptyAt = round.outboxAt;
       for (const [source, last] of [["decision", decision], ["trace", trace]] as const) {
         if (last === undefined) continue;
         this.sql.exec("INSERT INTO export_cursor (source, last) VALUES (?, ?) "
