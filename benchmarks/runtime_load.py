@@ -27,22 +27,23 @@ Two phases, each with fresh sessions warmed up by a few turns, sides interleaved
 A third phase prices the fleet export (`--no-export-off` skips it):
 
   export      the compiled project with the export off (`export-off`: its queue removed from `wrangler.jsonc`;
-              without `EXPORT_QUEUE` nothing is kept or sent, and no consumer runs) against it as compiled,
-              side by side: both driven at the same time from one event loop, so a slow moment of this machine
-              (they last seconds, and come and go) falls on both. Each repetition warms both up, then runs a
-              closed loop on both for `--export-seconds` and an open loop (each side at half the latency
-              phase's rate, so the machine carries the same load) for as long, each after `--export-settle`
-              seconds not counted: the export sends 2 s after a commit and its consumer writes 1 s after that,
-              so a window counts the sends and writes of the turns it holds and of those before it, as a
-              running deployment does. (The sequential phases cannot: a throughput run lasts about 1.5 s, less
-              than the export's lag, so its sends and writes land in the next side's run.) `--export-aa` runs
-              export-off against a second copy of itself instead: the method's own resolution.
+              without `EXPORT_QUEUE` nothing is kept or sent, and no consumer runs) against it as compiled.
+              Each repetition runs a closed loop on each side in turn (the order alternating), then an open loop
+              on both at once (each side at half the latency phase's rate, so the machine carries the same
+              load): side by side, a slow moment of this machine falls on both. Every window warms fresh
+              sessions up, then counts `--export-seconds` after `--export-settle` seconds it does not count:
+              the export sends 2 s after a commit and its consumer writes 1 s after that, so a window counts the
+              sends and writes of the turns before it, as a running deployment does, and none of another
+              window's. (The sequential phases above cannot: a throughput run lasts about 1.5 s, less than the
+              export's lag, so its sends and writes land in the next side's run.) The closed loop is not run
+              side by side: there the one load generator would share its turns between the sides, evening out
+              their throughput. `--export-aa` runs export-off against a copy of itself: the method's resolution.
 
 Bars (medians over the repetitions; exit status 1 if one fails):
   1. throughput ratio generated / baseline >= 0.8 (throughput phase);
   2. added p99 latency (generated p99 - baseline p99) < 5 ms (latency phase, same arrival rate);
-  3. the export costs at most 5% (export phase): throughput on / off >= 0.95 and p99 on / off <= 1.05, each
-     the median of the per-repetition ratios.
+  3. the export costs at most 5% (export phase): throughput on / off >= 0.95 (closed loop, the median of the
+     per-repetition ratios) and p99 on / off <= 1.05 (open loop, each side's p99 over all its counted turns).
 
 wrangler dev runs as agentspec.devserver starts it for the tests: offline, and without wrangler's local trace
 collector (X_LOCAL_OBSERVABILITY=false), which would otherwise store a span row for every SQL statement, RPC
@@ -460,8 +461,10 @@ async def _side_by_side(
     sides: list[Worker], workflow: str, prefix: str, args: argparse.Namespace, rate: float | None
 ) -> list[Window]:
     """Warm fresh sessions up on every side, then load them all at once: closed loop when `rate` is None, else
-    `rate` turns/s per side (the sides' arrivals half an interval apart). Turns that arrive (open loop) or end
-    (closed loop) in the first `export_settle` seconds are answered but not counted."""
+    `rate` turns/s per side (the sides' arrivals spread over an interval). Turns that arrive (open loop) or end
+    (closed loop) in the first `export_settle` seconds are answered but not counted: they cover the export's
+    lag (a send 2 s after a commit, a write 1 s after that), so a window counts the sends and writes of turns
+    before it, as a running deployment does, and none of another window's."""
     await asyncio.gather(
         *(
             drive(w.url, workflow, f"{prefix}{i}", args.sessions, args.warmup, 0, args.sessions, args.deadline)
@@ -529,13 +532,18 @@ async def _side_by_side(
 
 
 def export_phase(sides: list[Worker], args: argparse.Namespace, rate: float) -> dict[str, list[list[Window]]]:
-    """`args.export_reps` repetitions of a closed-loop window and an open-loop one at `rate` per side, each
-    window with every side at once. Returns, for "closed" and "open", each repetition's windows by side."""
+    """`args.export_reps` repetitions of a closed-loop window on each side in turn (the order alternating) and
+    an open-loop window at `rate` per side with both sides at once. Returns, for "closed" and "open", each
+    repetition's windows by side."""
     out: dict[str, list[list[Window]]] = {"closed": [], "open": []}
     for rep in range(args.export_reps):
-        for kind, per_side in (("closed", None), ("open", rate)):
-            windows = asyncio.run(_side_by_side(sides, args.workflow, f"x{kind[0]}{rep}-", args, per_side))
-            out[kind].append(windows)
+        order = sides if rep % 2 == 0 else sides[::-1]
+        closed = {
+            w.label: asyncio.run(_side_by_side([w], args.workflow, f"xc{rep}{w.label}-", args, None))[0] for w in order
+        }
+        out["closed"].append([closed[w.label] for w in sides])
+        out["open"].append(asyncio.run(_side_by_side(sides, args.workflow, f"xo{rep}-", args, rate)))
+        for kind, windows in (("closed", out["closed"][-1]), ("open", out["open"][-1])):
             figures = "   ".join(
                 f"{w.label:10} {win.throughput:6.1f}/s p50 {win.pct(50):6.2f} p99 {win.pct(99):7.2f} "
                 f"cpu {win.cpu_ms:5.2f} ms/turn" + (f" ERRORS {win.errors}" if win.errors else "")
@@ -761,9 +769,9 @@ def main(argv: list[str] | None = None) -> int:
         export: dict[str, list[list[Window]]] = {}
         if pair:
             print(
-                f"\nexport phase: {pair[0].label} and {pair[1].label} side by side, {args.export_reps} repetitions "
-                f"of a closed loop (concurrency {args.concurrency} each) and an open loop ({rate / 2:.0f} turns/s "
-                f"each), {args.export_seconds:g} s counted after {args.export_settle:g} s"
+                f"\nexport phase: {pair[0].label} against {pair[1].label}, {args.export_reps} repetitions of a "
+                f"closed loop on each in turn (concurrency {args.concurrency}) and an open loop on both at once "
+                f"({rate / 2:.0f} turns/s each), {args.export_seconds:g} s counted after {args.export_settle:g} s"
             )
             export = export_phase(pair, args, rate / 2)
 
@@ -809,15 +817,23 @@ def main(argv: list[str] | None = None) -> int:
                 return statistics.median(figure(on) / figure(off) for on, off in export[kind])
 
             tput = paired("closed", lambda w: w.throughput)
-            p99 = paired("open", lambda w: w.pct(99))
+            # p99 over every counted open-loop turn of a side: a window holds ~500 turns, so its own p99 is its
+            # 5th-worst turn, and a single stall of one workerd (100-200 ms, with the export off as often as on)
+            # sets it. Pooled, a side's p99 is its ~30th-worst of ~3,000, which a few such stalls do not reach.
+            pooled = [
+                Window(0.0, latencies_ms=[ms for ws in export["open"] for ms in ws[i].latencies_ms]) for i in (0, 1)
+            ]
+            p99 = pooled[0].pct(99) / pooled[1].pct(99)
             cpu = paired("closed", lambda w: w.cpu_ms), paired("open", lambda w: w.cpu_ms)
             export_errors = sum(sum(w.errors.values()) for kind in export.values() for ws in kind for w in ws)
             tput_cost, p99_cost = 1 - tput, p99 - 1
             ok_export = tput_cost <= EXPORT_COST_BAR and p99_cost <= EXPORT_COST_BAR and not export_errors
             print(
-                f"  {pair[0].label} / {pair[1].label}, side by side, median of the {args.export_reps} per-repetition "
-                f"ratios: throughput {tput:.3f} ({-tput_cost:+.1%}), p99 at {rate / 2:.0f} turns/s each {p99:.3f} "
-                f"({p99_cost:+.1%})   (bar: neither worse by more than {EXPORT_COST_BAR:.0%})   "
+                f"  {pair[0].label} / {pair[1].label}: throughput {tput:.3f} ({-tput_cost:+.1%}; median "
+                f"of the {args.export_reps} per-repetition ratios), p99 at {rate / 2:.0f} turns/s each {p99:.3f} "
+                f"({p99_cost:+.1%}; {pooled[0].pct(99):.2f} / {pooled[1].pct(99):.2f} ms over "
+                f"{len(pooled[0].latencies_ms)} and {len(pooled[1].latencies_ms)} turns)   "
+                f"(bar: neither worse by more than {EXPORT_COST_BAR:.0%})   "
                 f"{'PASS' if ok_export else 'FAIL'}"
             )
             print(
