@@ -435,7 +435,7 @@ def measure(
     return Run(worker.label, len(lat), elapsed, lat, errors, cpu, calls, worker_ms)
 
 
-# ── the export phase: export on and off side by side ─────────────────────────────────────────────────
+# ── the export phase: the export on against off ───────────────────────────────────────────────────────
 
 
 @dataclass
@@ -765,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         lat_runs = _phase(workers, stub, args, "l", rate)
 
-        # 5. the export: on and off side by side
+        # 5. the export: on against off
         export: dict[str, list[list[Window]]] = {}
         if pair:
             print(
