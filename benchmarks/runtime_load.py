@@ -435,7 +435,7 @@ def measure(
     return Run(worker.label, len(lat), elapsed, lat, errors, cpu, calls, worker_ms)
 
 
-# ── the export phase: the export on against off ───────────────────────────────────────────────────────
+# ── the export phase: the export on against off ──────────────────────────────────────────────────────
 
 
 @dataclass
