@@ -317,6 +317,19 @@ def spec_secrets(spec) -> dict[str, str]:
 # ── load ─────────────────────────────────────────────────────────────────────────────────────────────
 
 
+HEADERS = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank q-th percentile."""
+    data = sorted(values)
+    return data[min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))]
+
+
+def turn_body(workflow: str, session: int, n: int) -> str:
+    return json.dumps({"workflow": workflow, "input": f"turn {n} of session {session}: is item 42 ready?"})
+
+
 @dataclass
 class Run:
     side: str
@@ -333,26 +346,24 @@ class Run:
         return self.turns / self.seconds
 
     def pct(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, max(0, round(q / 100 * len(data) + 0.5) - 1))]  # nearest rank
+        return percentile(self.latencies_ms, q)
 
 
 async def drive(
     url: str, workflow: str, prefix: str, sessions: int, warmup: int, turns: int, concurrency: int, deadline_s: float
 ) -> tuple[float, list[float], dict[str, int]]:
     """Warm `sessions` fresh sessions up with `warmup` turns each, then time `turns` more turns each."""
-    headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
     latencies: list[float] = []
     errors: dict[str, int] = {}
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, transport=client_transport(concurrency), timeout=30.0
+        base_url=url, headers=HEADERS, transport=client_transport(concurrency), timeout=30.0
     ) as client:
 
         async def session(i: int, count: int, record: bool) -> None:
             path = f"/v1/sessions/{prefix}-s{i}/turns"
             for t in range(count):
-                body = json.dumps({"workflow": workflow, "input": f"turn {t} of session {i}: is item 42 ready?"})
+                body = turn_body(workflow, i, t)
                 async with gate:
                     t0 = time.perf_counter()
                     try:
@@ -384,12 +395,11 @@ async def drive_open(
     over the sessions. A session sends its next turn only after its previous one answered (no 409s); the turn's
     latency counts from its scheduled arrival all the same (no coordinated omission)."""
     await drive(url, workflow, prefix, sessions, warmup, 0, sessions, deadline_s)
-    headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
     latencies: list[float] = []
     errors: dict[str, int] = {}
     total = sessions * turns
     async with httpx.AsyncClient(
-        base_url=url, headers=headers, transport=client_transport(sessions), timeout=30.0
+        base_url=url, headers=HEADERS, transport=client_transport(sessions), timeout=30.0
     ) as client:
         start = time.perf_counter() + 0.05
 
@@ -398,7 +408,7 @@ async def drive_open(
             for k in range(i, total, sessions):  # this session's arrivals: every `sessions`-th slot
                 due = start + k / rate
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                body = json.dumps({"workflow": workflow, "input": f"turn {k} of session {i}: is item 42 ready?"})
+                body = turn_body(workflow, i, k)
                 try:
                     r = await client.post(path, content=body)
                     status = str(r.status_code)
@@ -454,24 +464,23 @@ class Window:
         return self.turns / self.seconds
 
     def pct(self, q: float) -> float:
-        return Run("", 0, 1.0, self.latencies_ms).pct(q)
+        return percentile(self.latencies_ms, q)
 
 
-async def _side_by_side(
+async def _load_windows(
     sides: list[Worker], workflow: str, prefix: str, args: argparse.Namespace, rate: float | None
 ) -> list[Window]:
-    """Warm fresh sessions up on every side, then load them all at once: closed loop when `rate` is None, else
-    `rate` turns/s per side (the sides' arrivals spread over an interval). Turns that arrive (open loop) or end
-    (closed loop) in the first `export_settle` seconds are answered but not counted: they cover the export's
-    lag (a send 2 s after a commit, a write 1 s after that), so a window counts the sends and writes of turns
-    before it, as a running deployment does, and none of another window's."""
+    """Warm fresh sessions up on every side (one, or several), then load them all at once: closed loop when
+    `rate` is None, else `rate` turns/s per side (the sides' arrivals spread over an interval). Turns that arrive
+    (open loop) or end (closed loop) in the first `export_settle` seconds are answered but not counted: they cover
+    the export's lag (a send 2 s after a commit, a write 1 s after that), so a window counts the sends and writes
+    of turns before it, as a running deployment does, and none of another window's."""
     await asyncio.gather(
         *(
             drive(w.url, workflow, f"{prefix}{i}", args.sessions, args.warmup, 0, args.sessions, args.deadline)
             for i, w in enumerate(sides)
         )
     )
-    headers = {"authorization": f"Bearer {TOKEN}", "x-tenant-id": TENANT, "content-type": "application/json"}
     windows = [Window(seconds=args.export_seconds) for _ in sides]
     cpu0 = [w.cpu() for w in sides]
     start = time.perf_counter() + 0.05
@@ -490,13 +499,14 @@ async def _side_by_side(
 
         limit = args.sessions if rate is not None else args.concurrency
         async with httpx.AsyncClient(
-            base_url=url, headers=headers, transport=client_transport(limit), timeout=30.0
+            base_url=url, headers=HEADERS, transport=client_transport(limit), timeout=30.0
         ) as client:
 
             async def post(session: int, n: int) -> str:
-                body = json.dumps({"workflow": workflow, "input": f"turn {n} of session {session}: is item 42 ready?"})
                 try:
-                    r = await client.post(f"/v1/sessions/{prefix}{i}-s{session}/turns", content=body)
+                    r = await client.post(
+                        f"/v1/sessions/{prefix}{i}-s{session}/turns", content=turn_body(workflow, session, n)
+                    )
                     status = str(r.status_code)
                 except httpx.HTTPError as e:
                     status = type(e).__name__
@@ -539,10 +549,10 @@ def export_phase(sides: list[Worker], args: argparse.Namespace, rate: float) -> 
     for rep in range(args.export_reps):
         order = sides if rep % 2 == 0 else sides[::-1]
         closed = {
-            w.label: asyncio.run(_side_by_side([w], args.workflow, f"xc{rep}{w.label}-", args, None))[0] for w in order
+            w.label: asyncio.run(_load_windows([w], args.workflow, f"xc{rep}{w.label}-", args, None))[0] for w in order
         }
         out["closed"].append([closed[w.label] for w in sides])
-        out["open"].append(asyncio.run(_side_by_side(sides, args.workflow, f"xo{rep}-", args, rate)))
+        out["open"].append(asyncio.run(_load_windows(sides, args.workflow, f"xo{rep}-", args, rate)))
         for kind, windows in (("closed", out["closed"][-1]), ("open", out["open"][-1])):
             figures = "   ".join(
                 f"{w.label:10} {win.throughput:6.1f}/s p50 {win.pct(50):6.2f} p99 {win.pct(99):7.2f} "
@@ -694,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="agentspec-load-", dir=args.state_dir))
     stub = Stub()
     workers: list[Worker] = []
+    started: list[Worker] = []
     try:
         # 1. the stub alone
         n, s = asyncio.run(_raw_ceiling(stub.port, args.concurrency, 3.0))
@@ -743,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 on = Worker("export-off-2", copy, gen_vars, work, wrangler_env)
             pair = [on, off]
-        for w in workers + [w for w in pair if w not in workers]:
+        started = workers + [w for w in pair if w not in workers]
+        for w in started:
             t0 = time.monotonic()
             w.start()
             print(f"{w.label:9}: wrangler dev on {w.url} (ready in {time.monotonic() - t0:.1f} s) from {w.project}")
@@ -799,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ok_ratio = ratio >= RATIO_BAR and not errors["generated"]
         ok_p99 = added < P99_BAR_MS and not errors["generated"]
-        for w in workers + [w for w in pair if w not in workers]:
+        for w in started:
             rss, peak = w.memory_mib()
             print(f"  {w.label:9}: workerd resident memory {rss:6.1f} MiB after both phases (peak {peak:.1f} MiB)")
         print(
@@ -843,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
         return 0 if ok_ratio and ok_p99 and ok_export else 1
     finally:
-        for w in workers + [w for w in pair if w not in workers]:
+        for w in started:
             w.stop()
         stub.stop()
         if not args.keep:
