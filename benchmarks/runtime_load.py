@@ -32,7 +32,7 @@ A third phase prices the fleet export (`--no-export-off` skips it):
               on both at once (each side at half the latency phase's rate, so the machine carries the same
               load): side by side, a slow moment of this machine falls on both. Every window warms fresh
               sessions up, then counts `--export-seconds` after `--export-settle` seconds it does not count:
-              the export sends 2 s after a commit and its consumer writes 1 s after that, so a window counts the
+              the export sends 10 s after a commit and its consumer writes 1 s after that, so a window counts the
               sends and writes of the turns before it, as a running deployment does, and none of another
               window's. (The sequential phases above cannot: a throughput run lasts about 1.5 s, less than the
               export's lag, so its sends and writes land in the next side's run.) The closed loop is not run
@@ -473,7 +473,7 @@ async def _load_windows(
     """Warm fresh sessions up on every side (one, or several), then load them all at once: closed loop when
     `rate` is None, else `rate` turns/s per side (the sides' arrivals spread over an interval). Turns that arrive
     (open loop) or end (closed loop) in the first `export_settle` seconds are answered but not counted: they cover
-    the export's lag (a send 2 s after a commit, a write 1 s after that), so a window counts the sends and writes
+    the export's lag (a send 10 s after a commit, a write 1 s after that), so a window counts the sends and writes
     of turns before it, as a running deployment does, and none of another window's."""
     await asyncio.gather(
         *(
@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-export-off", action="store_true", help="skip the export phase (and the export's cost bar)")
     ap.add_argument("--export-reps", type=int, default=6, help="repetitions of the export phase")
     ap.add_argument("--export-seconds", type=float, default=12.0, help="counted seconds per export-phase window")
-    ap.add_argument("--export-settle", type=float, default=4.0, help="seconds not counted before each window")
+    ap.add_argument("--export-settle", type=float, default=12.0, help="seconds not counted before each window")
     ap.add_argument(
         "--export-aa", action="store_true", help="export phase: export-off against a copy of itself (resolution)"
     )

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { appendRecord, type ChainRecord } from "../chain";
 import {
   bundle, decisionEvent, decisionId, eventLine, lineHead, EXPORT_LINGER_MS, exportCounters, ExportSender, groupEvents,
-  traceEvent, writeBatch,
+  messageText, packMessage, traceEvent, writeBatch,
   type ExportEvent,
 } from "../export";
 import type { TestEnv } from "./worker";
@@ -45,14 +45,19 @@ function memoryBucket(fail = false) {
   return { bucket, objects };
 }
 
+/** A message as sent: its text (inflated), and what the queue carried. */
+interface Sent { body: string; contentType: string; bytes: number }
+const sent = (m: { body: Uint8Array; contentType: string }[]): Sent[] =>
+  m.map((x) => ({ body: messageText(x.body), contentType: x.contentType, bytes: x.body.byteLength }));
+
 /** A queue recording each sendBatch call, or refusing while `down`. */
 function recordingQueue() {
-  const calls: { body: string; contentType: string }[][] = [];
+  const calls: Sent[][] = [];
   const state = { down: false };
   const queue = {
-    async sendBatch(m: { body: string; contentType: string }[]) {
+    async sendBatch(m: { body: Uint8Array; contentType: string }[]) {
       if (state.down) throw new Error("queue down");
-      calls.push(m);
+      calls.push(sent(m));
     },
   } as unknown as Queue;
   return { queue, calls, state };
@@ -101,7 +106,8 @@ describe("ExportSender", () => {
         const before = exportCounters.sent;
         await sender.flush();
         expect(calls.map((c) => c.length)).toEqual([1]); // one call, the three events in one message
-        expect(calls[0]![0]!.contentType).toBe("text");
+        expect(calls[0]![0]!.contentType).toBe("bytes"); // deflated NDJSON
+        expect(calls[0]![0]!.bytes).toBeLessThan(new TextEncoder().encode(calls[0]![0]!.body).byteLength);
         // Each line is the event the record or trace makes, as JSON.stringify would write it whole.
         const trace = { ...traceEvent(scope, 1, { trace_id: "t-1", turn: 1, workflow: scope.workflow,
           tenant: scope.tenant, "gen_ai.conversation.id": scope.session, latency_ms: 5 }),
@@ -184,14 +190,14 @@ describe("ExportSender", () => {
   });
 
   it("sends what a commit kept while a send was in flight", async () => {
-    const calls: { body: string }[][] = [];
+    const calls: Sent[][] = [];
     await runInDurableObject(sessionObject(), async (_obj, state) => {
       const sql = state.storage.sql;
       let sender: ExportSender | undefined;
       const queue = {
-        async sendBatch(m: { body: string }[]) {
+        async sendBatch(m: { body: Uint8Array; contentType: string }[]) {
           if (calls.length === 0) sender!.keep([{ ...events()[0]!, id: "task:t:during" }]); // a commit meanwhile
-          calls.push(m);
+          calls.push(sent(m));
         },
       } as unknown as Queue;
       sender = new ExportSender(sql, state.storage, queue);
@@ -304,6 +310,16 @@ describe("writeBatch", () => {
     await writeBatch(batchOf(events()).batch, { EXPORT_BUCKET: a.bucket });
     await writeBatch(batchOf(bundle(events()).map((m) => m.text)).batch, { EXPORT_BUCKET: b.bucket });
     expect([...b.objects.entries()].sort()).toEqual([...a.objects.entries()].sort());
+  });
+
+  it("writes the same objects from deflated messages, as the Queue hands bytes back (an ArrayBuffer)", async () => {
+    const a = memoryBucket();
+    const b = memoryBucket();
+    await writeBatch(batchOf(bundle(events()).map((m) => m.text)).batch, { EXPORT_BUCKET: a.bucket });
+    const packed = bundle(events()).map((m) => packMessage(m.text));
+    await writeBatch(batchOf(packed.map((bytes) => bytes.slice().buffer)).batch, { EXPORT_BUCKET: b.bucket });
+    expect([...b.objects.entries()].sort()).toEqual([...a.objects.entries()].sort());
+    expect(a.objects.size).toBe(3);
   });
 
   it("gives a redelivered batch the same keys", async () => {
