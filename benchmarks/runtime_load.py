@@ -43,7 +43,7 @@ Bars (medians over the repetitions; exit status 1 if one fails):
   1. throughput ratio generated / baseline >= 0.8 (throughput phase);
   2. added p99 latency (generated p99 - baseline p99) < 5 ms (latency phase, same arrival rate);
   3. the export costs at most 5% (export phase): throughput on / off >= 0.95 (closed loop, the median of the
-     per-repetition ratios) and p99 on / off <= 1.05 (open loop, each side's p99 over all its counted turns).
+     per-repetition ratios) and p99 on / off <= 1.05 (open loop, the median of the per-repetition ratios).
 
 wrangler dev runs as agentspec.devserver starts it for the tests: offline, and without wrangler's local trace
 collector (X_LOCAL_OBSERVABILITY=false), which would otherwise store a span row for every SQL statement, RPC
@@ -829,13 +829,16 @@ def main(argv: list[str] | None = None) -> int:
                 return statistics.median(figure(on) / figure(off) for on, off in export[kind])
 
             tput = paired("closed", lambda w: w.throughput)
-            # p99 over every counted open-loop turn of a side: a window holds ~500 turns, so its own p99 is its
-            # 5th-worst turn, and a single stall of one workerd (100-200 ms, with the export off as often as on)
-            # sets it. Pooled, a side's p99 is its ~30th-worst of ~3,000, which a few such stalls do not reach.
+            # p99 like throughput: the median of the repetitions' ratios. A window holds ~340 turns, so its p99 is
+            # its 4th-worst, and one stall of one workerd (100-200 ms, with the export off as often as on) sets
+            # it: that repetition's ratio is then far off, one way or the other, and the median passes it over.
+            # Pooled over the repetitions, a side's p99 is set by how many stalls fell on it (0.42 and 1.19 in two
+            # runs of the same build); it is printed too, with each side's turns over 100 ms.
+            p99 = paired("open", lambda w: w.pct(99))
             pooled = [
                 Window(0.0, latencies_ms=[ms for ws in export["open"] for ms in ws[i].latencies_ms]) for i in (0, 1)
             ]
-            p99 = pooled[0].pct(99) / pooled[1].pct(99)
+            stalled = [sum(ms > 100 for ms in w.latencies_ms) for w in pooled]
             cpu = paired("closed", lambda w: w.cpu_ms), paired("open", lambda w: w.cpu_ms)
             export_errors = sum(sum(w.errors.values()) for kind in export.values() for ws in kind for w in ws)
             tput_cost, p99_cost = 1 - tput, p99 - 1
@@ -843,14 +846,18 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {pair[0].label} / {pair[1].label}: throughput {tput:.3f} ({-tput_cost:+.1%}; median "
                 f"of the {args.export_reps} per-repetition ratios), p99 at {rate / 2:.0f} turns/s each {p99:.3f} "
-                f"({p99_cost:+.1%}; {pooled[0].pct(99):.2f} / {pooled[1].pct(99):.2f} ms over "
-                f"{len(pooled[0].latencies_ms)} and {len(pooled[1].latencies_ms)} turns)   "
+                f"({p99_cost:+.1%}; likewise)   "
                 f"(bar: neither worse by more than {EXPORT_COST_BAR:.0%})   "
                 f"{'PASS' if ok_export else 'FAIL'}"
             )
             print(
                 f"    (workerd+wrangler CPU per turn {pair[0].label} / {pair[1].label}: {cpu[0]:.3f} closed loop, "
                 f"{cpu[1]:.3f} open loop; errors {export_errors})"
+            )
+            print(
+                f"    (open loop pooled: p99 {pooled[0].pct(99):.2f} / {pooled[1].pct(99):.2f} ms = "
+                f"{pooled[0].pct(99) / pooled[1].pct(99):.3f} over {len(pooled[0].latencies_ms)} and "
+                f"{len(pooled[1].latencies_ms)} turns; turns over 100 ms {stalled[0]} and {stalled[1]})"
             )
         print(f"\n(state and wrangler logs in {work}{'' if args.keep else ', removed on exit; --keep keeps them'})")
         return 0 if ok_ratio and ok_p99 and ok_export else 1
