@@ -109,9 +109,10 @@ def persisted(state: Path) -> tuple[int, ...]:
     return rows, blobs
 
 
-def settled(state: Path, quiet: float = 3.0, timeout: float = 60.0) -> None:
+def settled(state: Path, quiet: float = 12.0, timeout: float = 90.0) -> None:
     """Wait until nothing more is being stored: the fleet export writes the earlier tests' events to R2 from its
-    queue consumer a moment after their turns (batches of at most a second locally), off the request path."""
+    queue consumer after their turns, off the request path: a session's alarm sends 10 s after its commit
+    (`EXPORT_LINGER_MS`), the consumer's batch waits at most a second locally. Quiet for longer than both."""
     deadline = time.monotonic() + timeout
     last, since = persisted(state), time.monotonic()
     while time.monotonic() - since < quiet:
