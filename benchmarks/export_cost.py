@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import statistics
 import sys
@@ -60,18 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     sides: list[rl.Worker] = []
     try:
         project, secrets = rl.generated_project(args.spec, work)
-        env = {
-            "INFERENCE_URL": stub.url,
-            "TOOL_ORIGINS": json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"}),
-            **secrets,
-        }
+        env = rl.generated_vars(stub, secrets)
         off = rl.export_off_copy(project, work)
-        copies = {"off": off, "off-2": work / "off-2", "compiled": project}
-        shutil.copytree(off, copies["off-2"], symlinks=True)
+        copies = {"off": off, "off-2": rl.copy_project(off, work / "off-2"), "compiled": project}
         for name, _, path in variants:
-            copies[name] = work / f"variant-{name}"
-            ignore = shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
-            shutil.copytree(path, copies[name], symlinks=True, ignore=ignore)
+            copies[name] = rl.copy_project(Path(path), work / f"variant-{name}")
         for name, path in copies.items():
             sides.append(rl.Worker(name, path, env, work))
             sides[-1].start()

@@ -293,13 +293,25 @@ def generated_project(spec_path: Path, work: Path) -> tuple[Path, dict[str, str]
     return project, spec_secrets(spec)
 
 
-def export_off_copy(project: Path, work: Path) -> Path:
-    """A copy of a compiled project with the fleet export off: the top level's `queues` removed (the local run
-    reads only the top level). The runtime keeps nothing without `EXPORT_QUEUE`, and no consumer is started."""
-    out = work / "export-off"
+def copy_project(project: Path, out: Path) -> Path:
+    """A copy of a project to run on its own: without its local state, installed packages or secrets (each
+    Worker writes its own `.dev.vars`)."""
     shutil.copytree(
         project, out, symlinks=True, ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
     )
+    return out
+
+
+def generated_vars(stub: Stub, secrets: dict[str, str]) -> dict[str, str]:
+    """The generated project's `.dev.vars`: the model and the tools' origin both at the stub, and its secrets."""
+    origins = json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"})
+    return {"INFERENCE_URL": stub.url, "TOOL_ORIGINS": origins, **secrets}
+
+
+def export_off_copy(project: Path, work: Path) -> Path:
+    """A copy of a compiled project with the fleet export off: the top level's `queues` removed (the local run
+    reads only the top level). The runtime keeps nothing without `EXPORT_QUEUE`, and no consumer is started."""
+    out = copy_project(project, work / "export-off")
     config = out / "wrangler.jsonc"
     lines = config.read_text().splitlines()
     head = [line for line in lines if line.startswith("//")]  # the generated file's comments are its header only
@@ -720,38 +732,24 @@ def main(argv: list[str] | None = None) -> int:
         # 2. the two Workers
         dev = {"INFERENCE_URL": stub.url}
         if args.generated:
-            project = work / "generated"
-            shutil.copytree(
-                args.generated,
-                project,
-                symlinks=True,
-                ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars"),
-            )
+            project = copy_project(args.generated, work / "generated")
             from agentspec.check import check
             from agentspec.load import load
 
             secrets = spec_secrets(check(load(str(args.spec))).spec)
         else:
             project, secrets = generated_project(args.spec, work)
-        tool_origins = json.dumps({"api.example.com": f"http://127.0.0.1:{stub.port}"})
         wrangler_env = {"X_LOCAL_OBSERVABILITY": "true"} if args.local_observability else None
-        gen = Worker("generated", project, {**dev, "TOOL_ORIGINS": tool_origins, **secrets}, work, wrangler_env)
-        base_dir = work / "baseline"
-        shutil.copytree(
-            BASELINE, base_dir, symlinks=False, ignore=shutil.ignore_patterns(".wrangler", "node_modules", ".dev.vars")
-        )
-        base = Worker("baseline", base_dir, dev, work, wrangler_env)
+        gen_vars = generated_vars(stub, secrets)
+        gen = Worker("generated", project, gen_vars, work, wrangler_env)
+        base = Worker("baseline", copy_project(BASELINE, work / "baseline"), dev, work, wrangler_env)
         workers = [gen, base]
         pair: list[Worker] = []  # the export phase's sides: on, off
         if not args.no_export_off:
-            gen_vars = {**dev, "TOOL_ORIGINS": tool_origins, **secrets}
             off = Worker("export-off", export_off_copy(project, work), gen_vars, work, wrangler_env)
             on = gen
             if args.export_aa:
-                copy = work / "export-off-2"
-                shutil.copytree(
-                    off.project, copy, symlinks=True, ignore=shutil.ignore_patterns(".wrangler", ".dev.vars")
-                )
+                copy = copy_project(off.project, work / "export-off-2")
                 on = Worker("export-off-2", copy, gen_vars, work, wrangler_env)
             pair = [on, off]
         started = workers + [w for w in pair if w not in workers]

@@ -353,10 +353,11 @@ export function packMessage(text: string): Uint8Array {
   return new Uint8Array(deflateRawSync(text, { level: 1 }));
 }
 
+const UTF8 = new TextDecoder();
+
 /** A message's NDJSON text: deflated bytes (this version), or the text itself (messages sent before). */
 export function messageText(body: ArrayBuffer | ArrayBufferView | string): string {
-  if (typeof body === "string") return body;
-  return new TextDecoder().decode(inflateRawSync(body));
+  return typeof body === "string" ? body : UTF8.decode(inflateRawSync(body));
 }
 
 /** The events of one queue message: deflated or plain NDJSON, or one event object (messages sent before). */
